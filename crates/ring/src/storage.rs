@@ -1,0 +1,48 @@
+use crate::sync::AtomicU64;
+use ringlat_format::Record;
+
+/// Where the ring's shared state lives: the packed ring word, one metadata word per slot,
+/// and one 21-byte record per slot.
+///
+/// Implementations must give every index `< capacity()` its own cells, and must make record
+/// accesses atomic (relaxed is enough): a peeker may read a slot while a producer of the next
+/// lap writes it, and the ring's stamps detect that only if neither access is undefined
+/// behaviour.
+///
+/// ```
+/// use ringlat_ring::{HeapStorage, Storage};
+/// use ringlat_format::Record;
+/// let storage = HeapStorage::new(2);
+/// storage.store_record(1, &Record::new(9, 0, 0, 0));
+/// assert_eq!(storage.load_record(1).trace_id(), 9);
+/// ```
+pub trait Storage {
+    /// Number of slots; a power of two, at least 2.
+    fn capacity(&self) -> u32;
+    /// The packed head/tail word.
+    fn ring_word(&self) -> &AtomicU64;
+    /// The metadata word of slot `index` (`index < capacity()`).
+    fn meta(&self, index: u32) -> &AtomicU64;
+    /// Stores the record of slot `index` with relaxed atomic writes.
+    fn store_record(&self, index: u32, record: &Record);
+    /// Loads the record of slot `index` with relaxed atomic reads.
+    fn load_record(&self, index: u32) -> Record;
+}
+
+impl<S: Storage + ?Sized> Storage for &S {
+    fn capacity(&self) -> u32 {
+        (**self).capacity()
+    }
+    fn ring_word(&self) -> &AtomicU64 {
+        (**self).ring_word()
+    }
+    fn meta(&self, index: u32) -> &AtomicU64 {
+        (**self).meta(index)
+    }
+    fn store_record(&self, index: u32, record: &Record) {
+        (**self).store_record(index, record)
+    }
+    fn load_record(&self, index: u32) -> Record {
+        (**self).load_record(index)
+    }
+}

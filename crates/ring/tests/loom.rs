@@ -1,0 +1,242 @@
+//! Loom models of the ring: run with
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ringlat-ring --test loom --release`.
+//!
+//! Every model starts the ring just below the 2^32 wrap, uses records whose fields all derive
+//! from one value (so a torn read is detectable), and checks conservation: every record a
+//! producer managed to push is consumed exactly once, in order per producer.
+#![cfg(loom)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{record_of, tagged, value_of};
+use loom::sync::Arc;
+use loom::thread;
+use ringlat_ring::{Consumer, HeapStorage, InFlight, Peeker, Ring, SingleProducer};
+
+/// Interleavings explored by the running model, printed so a reader can see loom did work.
+static ITERATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+fn model(test: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    builder.check(move || {
+        ITERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        test()
+    });
+    eprintln!(
+        "loom explored {} interleavings",
+        ITERATIONS.swap(0, std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+fn ring_near_wrap(capacity: u32) -> Arc<Ring<HeapStorage>> {
+    let ring = Ring::new(HeapStorage::new(capacity)).unwrap();
+    ring.set_start_position(u32::MAX - 1);
+    Arc::new(ring)
+}
+
+/// Drains whatever is left once every producer has finished (nothing can be in flight).
+fn drain_rest(ring: &Ring<HeapStorage>, consumer: &mut Consumer, got: &mut Vec<u64>) {
+    let stats = consumer.consume(ring, usize::MAX, &mut || false, |slot| {
+        got.push(value_of(&slot.record).expect("torn record"));
+    });
+    assert!(
+        !stats.blocked,
+        "a finished producer left a slot uncommitted"
+    );
+    let (head, tail) = ring.positions();
+    assert_eq!(head, tail);
+}
+
+#[test]
+fn spsc_crosses_the_wrap_in_order() {
+    model(|| {
+        let ring = ring_near_wrap(2);
+        let consumer_ring = Arc::clone(&ring);
+        let consumer = thread::spawn(move || {
+            let mut consumer = Consumer::attach(&*consumer_ring);
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                consumer.consume(&consumer_ring, 1, &mut || false, |slot| {
+                    got.push(value_of(&slot.record).expect("torn record"));
+                });
+            }
+            (consumer, got)
+        });
+        let mut producer = SingleProducer::attach(&*ring);
+        let mut pushed = Vec::new();
+        for value in 0..3 {
+            if producer.push(&ring, 0, 0, &record_of(value)).is_ok() {
+                pushed.push(value);
+            }
+        }
+        let (mut consumer, mut got) = consumer.join().unwrap();
+        drain_rest(&ring, &mut consumer, &mut got);
+        assert_eq!(got, pushed);
+        assert!(pushed.len() >= 2);
+    });
+}
+
+#[test]
+fn mpsc_two_producers_one_consumer_conserve_records() {
+    model(|| {
+        let ring = ring_near_wrap(2);
+        let producers: Vec<_> = (0..2u64)
+            .map(|producer| {
+                let ring = Arc::clone(&ring);
+                thread::spawn(move || {
+                    let mut pushed = Vec::new();
+                    for sequence in 0..2 {
+                        let value = tagged(producer, sequence);
+                        if ring.push(producer as u8, 0, &record_of(value)).is_ok() {
+                            pushed.push(value);
+                        }
+                    }
+                    pushed
+                })
+            })
+            .collect();
+        let consumer_ring = Arc::clone(&ring);
+        let consumer = thread::spawn(move || {
+            let mut consumer = Consumer::attach(&*consumer_ring);
+            let mut got = Vec::new();
+            consumer.consume(&consumer_ring, 2, &mut || false, |slot| {
+                let value = value_of(&slot.record).expect("torn record");
+                assert_eq!(
+                    u64::from(slot.meta.kind),
+                    value >> 32,
+                    "meta of another record"
+                );
+                got.push(value);
+            });
+            (consumer, got)
+        });
+        let pushed: Vec<Vec<u64>> = producers.into_iter().map(|p| p.join().unwrap()).collect();
+        let (mut consumer, mut got) = consumer.join().unwrap();
+        drain_rest(&ring, &mut consumer, &mut got);
+        for (producer, pushed) in pushed.iter().enumerate() {
+            let seen: Vec<u64> = got
+                .iter()
+                .copied()
+                .filter(|v| v >> 32 == producer as u64)
+                .collect();
+            assert_eq!(
+                &seen, pushed,
+                "producer {producer}: lost, duplicated or reordered"
+            );
+        }
+        assert_eq!(got.len(), pushed.iter().map(Vec::len).sum::<usize>());
+    });
+}
+
+#[test]
+fn peek_races_producer_and_consumer_without_tearing() {
+    model(|| {
+        let ring = ring_near_wrap(2);
+        let start = ring.positions().0;
+        let consumer_ring = Arc::clone(&ring);
+        let consumer = thread::spawn(move || {
+            let mut consumer = Consumer::attach(&*consumer_ring);
+            let mut got = Vec::new();
+            consumer.consume(&consumer_ring, 2, &mut || false, |slot| {
+                got.push(value_of(&slot.record).expect("torn record"));
+            });
+            (consumer, got)
+        });
+        let peeker_ring = Arc::clone(&ring);
+        let peeker = thread::spawn(move || {
+            let mut peeker = Peeker::at_head(&*peeker_ring);
+            let mut peeked = Vec::new();
+            peeker.peek(&peeker_ring, 3, InFlight::Wait, &mut || false, |slot| {
+                let value = value_of(&slot.record).expect("peek returned a torn record");
+                assert_eq!(
+                    slot.position,
+                    start.wrapping_add(value as u32),
+                    "record of another lap"
+                );
+                peeked.push(value);
+            });
+            peeked
+        });
+        let mut producer = SingleProducer::attach(&*ring);
+        let mut pushed = Vec::new();
+        for value in 0..3 {
+            if producer.push(&ring, 0, 0, &record_of(value)).is_ok() {
+                pushed.push(value);
+            }
+        }
+        let peeked = peeker.join().unwrap();
+        let (mut consumer, mut got) = consumer.join().unwrap();
+        drain_rest(&ring, &mut consumer, &mut got);
+        assert_eq!(got, pushed);
+        assert!(peeked.windows(2).all(|w| w[0] < w[1]));
+        assert!(peeked.iter().all(|v| pushed.contains(v)));
+    });
+}
+
+#[test]
+fn mpsc_peek_never_sees_an_in_flight_slot_as_data() {
+    model(|| {
+        let ring = ring_near_wrap(4);
+        let start = ring.positions().0;
+        let peeker_ring = Arc::clone(&ring);
+        let peeker = thread::spawn(move || {
+            let mut peeker = Peeker::at_head(&*peeker_ring);
+            let mut peeked = Vec::new();
+            peeker.peek(&peeker_ring, 4, InFlight::Skip, &mut || false, |slot| {
+                peeked.push((slot.position, value_of(&slot.record).expect("torn record")));
+            });
+            peeked
+        });
+        let other_ring = Arc::clone(&ring);
+        let other = thread::spawn(move || {
+            let value = tagged(1, 0);
+            (other_ring.push(1, 0, &record_of(value)).unwrap(), value)
+        });
+        let value = tagged(0, 0);
+        let mine = (ring.push(0, 0, &record_of(value)).unwrap(), value);
+        let theirs = other.join().unwrap();
+        for entry in peeker.join().unwrap() {
+            assert!(
+                entry == mine || entry == theirs,
+                "peek returned {entry:?}, never pushed there"
+            );
+            assert!(entry.0.wrapping_sub(start) < 2);
+        }
+    });
+}
+
+#[test]
+fn peek_detects_a_slot_recycled_while_it_reads() {
+    model(|| {
+        // Full ring; the main thread frees the oldest slot and writes the next lap into it
+        // while a peeker thread reads that very slot.
+        let ring = ring_near_wrap(2);
+        let start = ring.positions().0;
+        let mut producer = SingleProducer::attach(&*ring);
+        for value in 0..2 {
+            producer.push(&ring, 0, 0, &record_of(value)).unwrap();
+        }
+        let peeker_ring = Arc::clone(&ring);
+        let peeker = thread::spawn(move || {
+            let mut peeker = Peeker::at_head(&*peeker_ring);
+            let mut returned = 0;
+            peeker.peek(&peeker_ring, 2, InFlight::Wait, &mut || false, |slot| {
+                let value = value_of(&slot.record).expect("peek returned a torn record");
+                assert_eq!(
+                    slot.position,
+                    start.wrapping_add(value as u32),
+                    "record of another lap"
+                );
+                returned += 1;
+            });
+            returned
+        });
+        let mut consumer = Consumer::attach(&*ring);
+        consumer.consume(&ring, 1, &mut || false, |_| {});
+        producer.push(&ring, 0, 0, &record_of(2)).unwrap();
+        peeker.join().unwrap();
+    });
+}
