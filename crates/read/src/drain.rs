@@ -1,0 +1,82 @@
+use crate::locks::try_lock_consumer;
+use crate::{Decoded, ReadError, RingFile, WriterState};
+use ringlat_format::GlobalCounter;
+use ringlat_ring::{ConsumeStats, Consumer};
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+/// The one consumer of a ring file: takes records in order and gives their slots back to the
+/// writer. Holds the consumer lock (FORMAT.md) for as long as it lives.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("d.ring");
+/// let ring = ringlat::Ring::builder(&path).capacity(16).kind(0, "k").create().unwrap();
+/// for id in 0..3 { ring.record(0, id, 0, std::time::Duration::from_micros(1)); }
+/// let mut drainer = ringlat_read::Drainer::open(&path).unwrap();
+/// let mut ids = Vec::new();
+/// drainer.drain(100, |d| { ids.push(d.record.trace_id()); Ok::<(), ()>(()) }).unwrap();
+/// assert_eq!(ids, [0, 1, 2]);
+/// assert!(ringlat_read::Drainer::open(&path).is_err()); // one consumer at a time
+/// ```
+#[derive(Debug)]
+pub struct Drainer {
+    file: RingFile,
+    consumer: Consumer,
+}
+
+impl Drainer {
+    /// Opens `path` for consuming; fails if another consumer is active.
+    pub fn open(path: impl AsRef<Path>) -> Result<Drainer, ReadError> {
+        let path = path.as_ref();
+        let file = RingFile::open_mode(path, true)?;
+        if !try_lock_consumer(&file.file)
+            .map_err(ReadError::io(path, "taking the consumer lock"))?
+        {
+            return Err(ReadError::ConsumerActive {
+                path: path.to_path_buf(),
+            });
+        }
+        let consumer = Consumer::attach(file.ring());
+        Ok(Drainer { file, consumer })
+    }
+
+    /// The underlying file (header, counters, kind names).
+    pub fn file(&self) -> &RingFile {
+        &self.file
+    }
+
+    /// Consumes up to `max` records in order, handing each to `on_record` first. A record
+    /// whose handler fails stays in the ring, as does everything after it: nothing is
+    /// consumed that was not handled. Slots a dead writer left half-written are skipped and
+    /// added to the file's `abandoned` counter.
+    pub fn drain<E>(
+        &mut self,
+        max: usize,
+        mut on_record: impl FnMut(Decoded) -> Result<(), E>,
+    ) -> Result<ConsumeStats, E> {
+        let file = &self.file;
+        let mut dead = None;
+        let mut writer_dead =
+            || *dead.get_or_insert_with(|| file.writer_state() == WriterState::Dead);
+        let result = self
+            .consumer
+            .try_consume(file.ring(), max, &mut writer_dead, |slot| {
+                on_record(file.decode(slot))
+            });
+        if let Ok(stats) = &result {
+            if stats.abandoned > 0 {
+                if let Some(counter) = file
+                    .ring()
+                    .storage()
+                    .u64_at(GlobalCounter::Abandoned.offset())
+                {
+                    // Relaxed: a statistic, read by `ringcat stat`.
+                    counter.fetch_add(stats.abandoned as u64, Ordering::Relaxed);
+                }
+            }
+        }
+        result
+    }
+}

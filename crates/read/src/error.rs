@@ -1,0 +1,49 @@
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Why a ring file could not be read.
+///
+/// ```
+/// let err = ringlat_read::ReadError::ConsumerActive { path: "a.ring".into() };
+/// assert_eq!(err.to_string(), "a.ring: another process is already draining this ring");
+/// ```
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// The file is not a valid ring file of a supported version.
+    #[error("{path}: {source}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: ringlat_format::FormatError,
+    },
+    /// Another consumer holds the consumer lock.
+    #[error("{path}: another process is already draining this ring")]
+    ConsumerActive {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An operating-system call failed.
+    #[error("{path}: {what}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl ReadError {
+    pub(crate) fn io<'a>(
+        path: &'a std::path::Path,
+        what: &'static str,
+    ) -> impl FnOnce(std::io::Error) -> ReadError + 'a {
+        move |source| ReadError::Io {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Reading ringlat ring files, normally from another process than the writer.
+//!
+//! * [`RingFile::open`] maps a file read-only (a private mapping that still sees the writer's
+//!   updates), validates it, and offers [`RingFile::snapshot`] and [`Follower`] (peek: nothing
+//!   is consumed).
+//! * [`Drainer::open`] maps it writable, takes the consumer lock, and consumes records,
+//!   advancing head so that the writer gets its space back.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("r.ring");
+//! let ring = ringlat::Ring::builder(&path).capacity(64).kind(0, "market").create().unwrap();
+//! ring.record(0, 11, 0, std::time::Duration::from_micros(5));
+//! let file = ringlat_read::RingFile::open(&path).unwrap();
+//! let (records, _) = file.snapshot();
+//! assert_eq!(records[0].record.trace_id(), 11);
+//! assert_eq!(file.kind_name(0).as_deref(), Some("market"));
+//! ```
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod decoded;
+mod drain;
+mod error;
+mod follow;
+mod locks;
+mod open;
+
+pub use decoded::Decoded;
+pub use drain::Drainer;
+pub use error::ReadError;
+pub use follow::Follower;
+pub use open::{Counters, RingFile, WriterState};
+pub use ringlat_ring::{InFlight, PeekStats};
