@@ -1,1 +1,135 @@
+//! A real writer process (`ringlat-test-writer`) records from several threads while this
+//! process drains the file; then the invariants are checked from the outside, after a clean
+//! exit and after `kill -9` at arbitrary instants.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use ringlat_format::KindCounter;
+use ringlat_read::{Drainer, ReadError, WriterState};
+use ringlat_tests::OrderCheck;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+fn spawn_writer(path: &Path, threads: u64, per_thread: u64, capacity: u64, start: u32) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ringlat-test-writer"))
+        .arg(path)
+        .args([threads, per_thread, capacity].map(|n| n.to_string()))
+        .arg(start.to_string())
+        .spawn()
+        .expect("spawn writer")
+}
+
+/// Opens the drainer as soon as the writer has finished creating the file.
+fn open_when_ready(path: &Path) -> Drainer {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Drainer::open(path) {
+            Ok(drainer) => return drainer,
+            Err(ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(ReadError::Format { source: ringlat_format::FormatError::NotInitialised, .. }) => {}
+            Err(ReadError::Format { source: ringlat_format::FormatError::Truncated { .. }, .. }) => {}
+            Err(other) => panic!("cannot open ring: {other}"),
+        }
+        assert!(Instant::now() < deadline, "writer never created the file");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn drain_all(drainer: &mut Drainer, order: &mut OrderCheck) -> usize {
+    let mut total = 0;
+    loop {
+        let stats = drainer.drain(1024, |record| order.push(&record.record)).unwrap();
+        total += stats.taken;
+        if stats.taken == 0 && stats.abandoned == 0 {
+            return total;
+        }
+    }
+}
+
+#[test]
+fn drained_equals_written_across_processes() {
+    const THREADS: u64 = 4;
+    const PER_THREAD: u64 = 500_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("xproc.ring");
+    let start = u32::MAX - 20_000; // the wrap is crossed within the first few laps
+    let mut writer = spawn_writer(&path, THREADS, PER_THREAD, 1 << 14, start);
+    let mut drainer = open_when_ready(&path);
+    let mut order = OrderCheck::default();
+    let mut drained = 0u64;
+    let status = loop {
+        let stats = drainer.drain(4096, |record| order.push(&record.record)).unwrap();
+        drained += stats.taken as u64;
+        assert_eq!(stats.abandoned, 0, "a live writer never abandons a slot");
+        if stats.taken == 0 {
+            if let Some(status) = writer.try_wait().unwrap() {
+                break status;
+            }
+            std::thread::yield_now();
+        }
+    };
+    assert!(status.success(), "writer failed: {status}");
+    drained += drain_all(&mut drainer, &mut order) as u64;
+    let file = drainer.file();
+    assert_eq!(file.writer_state(), WriterState::Closed);
+    let counters = file.counters();
+    let written = counters.get(KindCounter::Written);
+    assert_eq!(drained, written, "drained != written");
+    assert_eq!(counters.calls(), THREADS * PER_THREAD, "every call lands in one counter");
+    assert_eq!(written + counters.get(KindCounter::DroppedFull), THREADS * PER_THREAD);
+    assert_eq!(counters.abandoned, 0);
+    for (thread, count) in order.per_thread.iter().enumerate() {
+        let (_, per_kind) = counters.per_kind.iter().find(|(kind, _)| *kind as usize == thread).unwrap();
+        assert_eq!(*count, per_kind[KindCounter::Written.index()], "thread {thread}");
+    }
+    let (head, tail) = file.positions();
+    assert_eq!(head, tail);
+    assert!(tail < start, "positions did not wrap: start {start}, tail {tail}");
+    println!("drained {drained} of {} calls, {} dropped while full", THREADS * PER_THREAD, counters.get(KindCounter::DroppedFull));
+}
+
+/// Nanosecond clock bits as a cheap source of arbitrary kill instants.
+fn arbitrary_millis(range: std::ops::Range<u64>) -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    range.start + nanos % (range.end - range.start)
+}
+
+#[test]
+fn kill_9_at_arbitrary_instants_leaves_a_decodable_file() {
+    const THREADS: u64 = 3;
+    for round in 0..6 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("killed.ring");
+        let start = u32::MAX - 3_000;
+        let mut writer = spawn_writer(&path, THREADS, 0, 1 << 10, start);
+        let mut drainer = open_when_ready(&path);
+        let mut order = OrderCheck::default();
+        let mut drained = 0u64;
+        let run_for = Duration::from_millis(arbitrary_millis(5..120));
+        let began = Instant::now();
+        while began.elapsed() < run_for {
+            drained += drainer.drain(512, |record| order.push(&record.record)).unwrap().taken as u64;
+        }
+        writer.kill().unwrap(); // SIGKILL
+        writer.wait().unwrap();
+        assert_eq!(drainer.file().writer_state(), WriterState::Dead, "round {round}");
+        // A peeking reader sees only whole records of the dead writer.
+        let peeked = ringlat_read::RingFile::open(&path).unwrap().snapshot().0;
+        let mut peek_order = OrderCheck::default();
+        for record in &peeked {
+            peek_order.push(&record.record).unwrap();
+        }
+        drained += drain_all(&mut drainer, &mut order) as u64;
+        let file = drainer.file();
+        let counters = file.counters();
+        let written = counters.get(KindCounter::Written);
+        let (head, tail) = file.positions();
+        assert_eq!(head, tail, "round {round}: the drain left records behind");
+        let reserved = u64::from(tail.wrapping_sub(start));
+        assert_eq!(drained + counters.abandoned, reserved, "round {round}: every reserved slot is data or abandoned");
+        assert!(counters.abandoned <= THREADS, "round {round}: more abandoned slots than threads");
+        // Killed between commit and counter increment: at most one record per thread.
+        assert!(written <= drained && drained <= written + THREADS, "round {round}: written {written}, drained {drained}");
+        println!("round {round}: killed after {run_for:?}: drained {drained}, abandoned {}", counters.abandoned);
+    }
+}

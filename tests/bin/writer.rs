@@ -1,1 +1,46 @@
-fn main() {}
+//! A real writer process for the cross-process tests.
+//!
+//! `ringlat-test-writer PATH THREADS PER_THREAD CAPACITY START_POSITION`
+//! Each thread records PER_THREAD records (0 = until killed) with trace ids, statuses and
+//! latencies derived from (thread, sequence), then the ring is closed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use ringlat_tests::{delta_of, status_of, trace_of};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 6 {
+        eprintln!("usage: ringlat-test-writer PATH THREADS PER_THREAD CAPACITY START_POSITION");
+        return ExitCode::from(1);
+    }
+    let threads: u64 = args[2].parse().unwrap();
+    let per_thread: u64 = args[3].parse().unwrap();
+    let capacity: u64 = args[4].parse().unwrap();
+    let start: u32 = args[5].parse().unwrap();
+    let mut builder = ringlat::Ring::builder(&args[1]).capacity(capacity).start_position(start);
+    for thread in 0..threads {
+        builder = builder.kind(thread as u8, &format!("thread{thread}"));
+    }
+    let ring = match builder.create() {
+        Ok(ring) => ring,
+        Err(error) => {
+            eprintln!("writer: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    std::thread::scope(|scope| {
+        for thread in 0..threads {
+            let ring = ring.clone();
+            scope.spawn(move || {
+                let mut sequence = 0;
+                while per_thread == 0 || sequence < per_thread {
+                    let trace = trace_of(thread, sequence);
+                    ring.record(thread as u8, trace, status_of(trace), delta_of(trace));
+                    sequence += 1;
+                }
+            });
+        }
+    });
+    ExitCode::SUCCESS
+}
