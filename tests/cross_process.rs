@@ -1,7 +1,7 @@
 //! A real writer process (`ringlat-test-writer`) records from several threads while this
 //! process drains the file; then the invariants are checked from the outside, after a clean
 //! exit and after `kill -9` at arbitrary instants.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::zombie_processes, missing_docs)]
 
 use ringlat_format::KindCounter;
 use ringlat_read::{Drainer, ReadError, WriterState};
@@ -26,8 +26,14 @@ fn open_when_ready(path: &Path) -> Drainer {
         match Drainer::open(path) {
             Ok(drainer) => return drainer,
             Err(ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
-            Err(ReadError::Format { source: ringlat_format::FormatError::NotInitialised, .. }) => {}
-            Err(ReadError::Format { source: ringlat_format::FormatError::Truncated { .. }, .. }) => {}
+            Err(ReadError::Format {
+                source: ringlat_format::FormatError::NotInitialised,
+                ..
+            }) => {}
+            Err(ReadError::Format {
+                source: ringlat_format::FormatError::Truncated { .. },
+                ..
+            }) => {}
             Err(other) => panic!("cannot open ring: {other}"),
         }
         assert!(Instant::now() < deadline, "writer never created the file");
@@ -38,7 +44,9 @@ fn open_when_ready(path: &Path) -> Drainer {
 fn drain_all(drainer: &mut Drainer, order: &mut OrderCheck) -> usize {
     let mut total = 0;
     loop {
-        let stats = drainer.drain(1024, |record| order.push(&record.record)).unwrap();
+        let stats = drainer
+            .drain(1024, |record| order.push(&record.record))
+            .unwrap();
         total += stats.taken;
         if stats.taken == 0 && stats.abandoned == 0 {
             return total;
@@ -58,7 +66,9 @@ fn drained_equals_written_across_processes() {
     let mut order = OrderCheck::default();
     let mut drained = 0u64;
     let status = loop {
-        let stats = drainer.drain(4096, |record| order.push(&record.record)).unwrap();
+        let stats = drainer
+            .drain(4096, |record| order.push(&record.record))
+            .unwrap();
         drained += stats.taken as u64;
         assert_eq!(stats.abandoned, 0, "a live writer never abandons a slot");
         if stats.taken == 0 {
@@ -75,22 +85,47 @@ fn drained_equals_written_across_processes() {
     let counters = file.counters();
     let written = counters.get(KindCounter::Written);
     assert_eq!(drained, written, "drained != written");
-    assert_eq!(counters.calls(), THREADS * PER_THREAD, "every call lands in one counter");
-    assert_eq!(written + counters.get(KindCounter::DroppedFull), THREADS * PER_THREAD);
+    assert_eq!(
+        counters.calls(),
+        THREADS * PER_THREAD,
+        "every call lands in one counter"
+    );
+    assert_eq!(
+        written + counters.get(KindCounter::DroppedFull),
+        THREADS * PER_THREAD
+    );
     assert_eq!(counters.abandoned, 0);
     for (thread, count) in order.per_thread.iter().enumerate() {
-        let (_, per_kind) = counters.per_kind.iter().find(|(kind, _)| *kind as usize == thread).unwrap();
-        assert_eq!(*count, per_kind[KindCounter::Written.index()], "thread {thread}");
+        let (_, per_kind) = counters
+            .per_kind
+            .iter()
+            .find(|(kind, _)| *kind as usize == thread)
+            .unwrap();
+        assert_eq!(
+            *count,
+            per_kind[KindCounter::Written.index()],
+            "thread {thread}"
+        );
     }
     let (head, tail) = file.positions();
     assert_eq!(head, tail);
-    assert!(tail < start, "positions did not wrap: start {start}, tail {tail}");
-    println!("drained {drained} of {} calls, {} dropped while full", THREADS * PER_THREAD, counters.get(KindCounter::DroppedFull));
+    assert!(
+        tail < start,
+        "positions did not wrap: start {start}, tail {tail}"
+    );
+    println!(
+        "drained {drained} of {} calls, {} dropped while full",
+        THREADS * PER_THREAD,
+        counters.get(KindCounter::DroppedFull)
+    );
 }
 
 /// Nanosecond clock bits as a cheap source of arbitrary kill instants.
 fn arbitrary_millis(range: std::ops::Range<u64>) -> u64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
     range.start + nanos % (range.end - range.start)
 }
 
@@ -108,11 +143,18 @@ fn kill_9_at_arbitrary_instants_leaves_a_decodable_file() {
         let run_for = Duration::from_millis(arbitrary_millis(5..120));
         let began = Instant::now();
         while began.elapsed() < run_for {
-            drained += drainer.drain(512, |record| order.push(&record.record)).unwrap().taken as u64;
+            drained += drainer
+                .drain(512, |record| order.push(&record.record))
+                .unwrap()
+                .taken as u64;
         }
         writer.kill().unwrap(); // SIGKILL
         writer.wait().unwrap();
-        assert_eq!(drainer.file().writer_state(), WriterState::Dead, "round {round}");
+        assert_eq!(
+            drainer.file().writer_state(),
+            WriterState::Dead,
+            "round {round}"
+        );
         // A peeking reader sees only whole records of the dead writer.
         let peeked = ringlat_read::RingFile::open(&path).unwrap().snapshot().0;
         let mut peek_order = OrderCheck::default();
@@ -126,10 +168,23 @@ fn kill_9_at_arbitrary_instants_leaves_a_decodable_file() {
         let (head, tail) = file.positions();
         assert_eq!(head, tail, "round {round}: the drain left records behind");
         let reserved = u64::from(tail.wrapping_sub(start));
-        assert_eq!(drained + counters.abandoned, reserved, "round {round}: every reserved slot is data or abandoned");
-        assert!(counters.abandoned <= THREADS, "round {round}: more abandoned slots than threads");
+        assert_eq!(
+            drained + counters.abandoned,
+            reserved,
+            "round {round}: every reserved slot is data or abandoned"
+        );
+        assert!(
+            counters.abandoned <= THREADS,
+            "round {round}: more abandoned slots than threads"
+        );
         // Killed between commit and counter increment: at most one record per thread.
-        assert!(written <= drained && drained <= written + THREADS, "round {round}: written {written}, drained {drained}");
-        println!("round {round}: killed after {run_for:?}: drained {drained}, abandoned {}", counters.abandoned);
+        assert!(
+            written <= drained && drained <= written + THREADS,
+            "round {round}: written {written}, drained {drained}"
+        );
+        println!(
+            "round {round}: killed after {run_for:?}: drained {drained}, abandoned {}",
+            counters.abandoned
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Helpers shared by the cross-process tests: records whose fields derive from the trace id,
 //! so that a reader in another process can tell a torn record from a whole one.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::zombie_processes, missing_docs)]
 
 use std::time::Duration;
 
@@ -48,10 +48,10 @@ impl OrderCheck {
             self.last.resize(thread + 1, None);
             self.per_thread.resize(thread + 1, 0);
         }
-        if let Some(previous) = self.last[thread] {
-            if sequence <= previous {
-                return Err(format!("thread {thread}: sequence {sequence} after {previous}"));
-            }
+        if let Some(previous) = self.last[thread]
+            && sequence <= previous
+        {
+            return Err(format!("thread {thread}: sequence {sequence} after {previous}"));
         }
         self.last[thread] = Some(sequence);
         self.per_thread[thread] += 1;

@@ -1,1 +1,168 @@
+//! File creation rules and the writer handles, seen from the outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::zombie_processes, missing_docs)]
 
+use ringlat::{Error, Outcome, Ring};
+use ringlat_format::KindCounter;
+use ringlat_read::{Drainer, RingFile};
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+#[test]
+fn creation_is_exclusive_private_and_never_follows_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.ring");
+    let first = Ring::builder(&path).capacity(16).create().unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(matches!(
+        Ring::builder(&path).create(),
+        Err(Error::AlreadyExists { .. })
+    ));
+    match Ring::builder(&path).replace(true).create() {
+        Err(Error::WriterActive { pid, .. }) => assert_eq!(pid, std::process::id()),
+        other => panic!("a live writer's file was replaced: {other:?}"),
+    }
+    drop(first);
+    Ring::builder(&path)
+        .replace(true)
+        .capacity(32)
+        .create()
+        .unwrap();
+    assert_eq!(RingFile::open(&path).unwrap().geometry().capacity, 32);
+
+    let target = dir.path().join("target");
+    std::fs::write(&target, b"precious").unwrap();
+    let link = dir.path().join("link.ring");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert!(matches!(
+        Ring::builder(&link).create(),
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        b"precious",
+        "the link target is untouched"
+    );
+}
+
+#[test]
+fn bad_settings_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.ring");
+    assert!(matches!(
+        Ring::builder(&path).capacity(100).create(),
+        Err(Error::Format(_))
+    ));
+    assert!(matches!(
+        Ring::builder(&path).capacity(0).create(),
+        Err(Error::Format(_))
+    ));
+    assert!(matches!(
+        Ring::builder(&path).kind(1, "a").kind(1, "b").create(),
+        Err(Error::BadKind { kind: 1, .. })
+    ));
+    assert!(matches!(
+        Ring::builder(&path).kind(1, &"x".repeat(33)).create(),
+        Err(Error::BadKind { .. })
+    ));
+    assert!(!path.exists(), "a refused builder leaves no file behind");
+}
+
+#[test]
+fn outcomes_land_in_the_header_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.ring");
+    let ring = Ring::builder(&path)
+        .capacity(4)
+        .kind(0, "market")
+        .delta_unit(ringlat::DeltaUnit::Nanos)
+        .create()
+        .unwrap();
+    let mut outcomes = Vec::new();
+    for trace in 0..6 {
+        outcomes.push(ring.record(0, trace, 0, Duration::from_nanos(trace)));
+    }
+    outcomes.push(ring.record(5, 9, 0, Duration::ZERO));
+    let mut drainer = Drainer::open(&path).unwrap();
+    drainer.drain(1, |_| Ok::<(), ()>(())).unwrap();
+    outcomes.push(ring.record(0, 10, 0, Duration::from_secs(10))); // 10 s in ns > i32::MAX
+    assert_eq!(&outcomes[..4], &[Outcome::Written; 4]);
+    assert_eq!(&outcomes[4..6], &[Outcome::Dropped; 2]);
+    assert_eq!(outcomes[6], Outcome::Rejected);
+    assert_eq!(outcomes[7], Outcome::Written);
+    let counters = RingFile::open(&path).unwrap().counters();
+    assert_eq!(counters.get(KindCounter::Written), 5);
+    assert_eq!(counters.get(KindCounter::DroppedFull), 2);
+    assert_eq!(counters.get(KindCounter::Rejected), 1);
+    assert_eq!(counters.get(KindCounter::Saturated), 1);
+    assert_eq!(counters.calls(), 8);
+    let (records, _) = RingFile::open(&path).unwrap().snapshot();
+    assert_eq!(records.last().unwrap().record.delta(), i32::MAX);
+}
+
+#[test]
+fn single_producer_laps_across_the_wrap_with_a_concurrent_drainer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wrap.ring");
+    let start = u32::MAX - 100;
+    let ring = Ring::builder(&path)
+        .capacity(64)
+        .kind(1, "limit")
+        .start_position(start)
+        .create_single_producer()
+        .unwrap();
+    let reader_path = path.clone();
+    let reader = std::thread::spawn(move || {
+        let mut drainer = Drainer::open(&reader_path).unwrap();
+        let mut expected = 0u64;
+        while expected < 64 * 40 {
+            drainer
+                .drain(16, |d| {
+                    assert_eq!(
+                        d.record.trace_id(),
+                        expected,
+                        "lost, duplicated or reordered"
+                    );
+                    expected += 1;
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+        }
+    });
+    let mut trace = 0;
+    while trace < 64 * 40 {
+        if ring.record(1, trace, 0, Duration::from_micros(trace)) == Outcome::Written {
+            trace += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    reader.join().unwrap();
+    let (head, tail) = RingFile::open(&path).unwrap().positions();
+    assert_eq!(head, tail);
+    assert_eq!(tail, start.wrapping_add(64 * 40), "40 laps, across 2^32");
+}
+
+#[test]
+fn a_full_disk_fails_at_create_not_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("small");
+    std::fs::create_dir(&mount).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mount)
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        println!("skipped: cannot mount a 1 MiB tmpfs here (needs root and mount(8))");
+        return;
+    }
+    let result = Ring::builder(mount.join("big.ring"))
+        .capacity(1 << 16)
+        .create();
+    let _ = std::process::Command::new("umount").arg(&mount).status();
+    match result {
+        Err(Error::NoSpace { needed, .. }) => assert!(needed > 1 << 20),
+        other => panic!("expected NoSpace, got {other:?}"),
+    }
+}

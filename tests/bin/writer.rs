@@ -3,7 +3,7 @@
 //! `ringlat-test-writer PATH THREADS PER_THREAD CAPACITY START_POSITION`
 //! Each thread records PER_THREAD records (0 = until killed) with trace ids, statuses and
 //! latencies derived from (thread, sequence), then the ring is closed.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ringlat_tests::{delta_of, status_of, trace_of};
 use std::process::ExitCode;
@@ -18,7 +18,9 @@ fn main() -> ExitCode {
     let per_thread: u64 = args[3].parse().unwrap();
     let capacity: u64 = args[4].parse().unwrap();
     let start: u32 = args[5].parse().unwrap();
-    let mut builder = ringlat::Ring::builder(&args[1]).capacity(capacity).start_position(start);
+    let mut builder = ringlat::Ring::builder(&args[1])
+        .capacity(capacity)
+        .start_position(start);
     for thread in 0..threads {
         builder = builder.kind(thread as u8, &format!("thread{thread}"));
     }

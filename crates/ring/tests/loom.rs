@@ -5,7 +5,7 @@
 //! from one value (so a torn read is detectable), and checks conservation: every record a
 //! producer managed to push is consumed exactly once, in order per producer.
 #![cfg(loom)]
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

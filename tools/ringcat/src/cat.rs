@@ -1,6 +1,6 @@
+use crate::Failure;
 use crate::cli::{CatArgs, RecordFormat};
 use crate::output::{json_line, text_line};
-use crate::Failure;
 use ringlat_read::{Decoded, Follower, RingFile, WriterState};
 use std::io::{BufWriter, Write};
 
@@ -22,7 +22,10 @@ pub(crate) fn run(args: &CatArgs) -> Result<(), Failure> {
         }
         out.flush()?;
         if stats.in_flight > 0 {
-            eprintln!("ringcat: {} slot(s) were being written and were skipped", stats.in_flight);
+            eprintln!(
+                "ringcat: {} slot(s) were being written and were skipped",
+                stats.in_flight
+            );
         }
         return Ok(());
     }

@@ -1,6 +1,6 @@
+use crate::Failure;
 use crate::cli::{StatArgs, StatFormat};
 use crate::time::rfc3339_nanos;
-use crate::Failure;
 use ringlat_format::KindCounter;
 use ringlat_read::RingFile;
 use serde_json::{Map, Value, json};
@@ -23,7 +23,8 @@ fn counter_object(values: &[u64; 6], calls: u64) -> Value {
     for counter in KindCounter::ALL {
         object.insert(counter.name().into(), values[counter.index()].into());
     }
-    let dropped = values[KindCounter::DroppedFull.index()] + values[KindCounter::DroppedBreaker.index()];
+    let dropped =
+        values[KindCounter::DroppedFull.index()] + values[KindCounter::DroppedBreaker.index()];
     object.insert("dropped".into(), dropped.into());
     Value::Object(object)
 }
@@ -73,19 +74,49 @@ fn text(file: &RingFile) -> String {
     let counters = file.counters();
     let mut lines = vec![
         format!("file        {}", file.path().display()),
-        format!("format      version {}, {} bytes, delta unit {}", ringlat_format::VERSION, geometry.file_size, file.delta_unit().suffix()),
-        format!("capacity    {} slots ({})", geometry.capacity, if file.multi_producer() { "multi-producer" } else { "single-producer" }),
+        format!(
+            "format      version {}, {} bytes, delta unit {}",
+            ringlat_format::VERSION,
+            geometry.file_size,
+            file.delta_unit().suffix()
+        ),
+        format!(
+            "capacity    {} slots ({})",
+            geometry.capacity,
+            if file.multi_producer() {
+                "multi-producer"
+            } else {
+                "single-producer"
+            }
+        ),
         format!("head/tail   {head} / {tail}"),
-        format!("fill        {fill} ({:.1}%)", 100.0 * f64::from(fill) / f64::from(geometry.capacity)),
+        format!(
+            "fill        {fill} ({:.1}%)",
+            100.0 * f64::from(fill) / f64::from(geometry.capacity)
+        ),
         format!("created     {}", rfc3339_nanos(file.created_unix_ns())),
-        format!("writer      pid {} ({})", file.writer_pid(), file.writer_state().as_str()),
+        format!(
+            "writer      pid {} ({})",
+            file.writer_pid(),
+            file.writer_state().as_str()
+        ),
         String::new(),
-        format!("{:<14}{:>12}{:>12}{:>12}{:>12}{:>12}{:>12}{:>12}", "kind", "calls", "written", "sampled_out", "dropped_full", "dropped_brk", "rejected", "saturated"),
+        format!(
+            "{:<14}{:>13}{:>13}{:>13}{:>13}{:>13}{:>13}{:>13}",
+            "kind",
+            "calls",
+            "written",
+            "sampled_out",
+            "dropped_full",
+            "dropped_brk",
+            "rejected",
+            "saturated"
+        ),
     ];
     let row = |label: String, values: &[u64; 6]| {
-        let mut line = format!("{label:<14}{:>12}", calls_of(values));
+        let mut line = format!("{label:<14}{:>13}", calls_of(values));
         for value in values {
-            line.push_str(&format!("{value:>12}"));
+            line.push_str(&format!("{value:>13}"));
         }
         line
     };
@@ -93,6 +124,9 @@ fn text(file: &RingFile) -> String {
         lines.push(row(file.kind_label(*kind), values));
     }
     lines.push(row("total".into(), &counters.total));
-    lines.push(format!("abandoned slots (writer died mid-write): {}", counters.abandoned));
+    lines.push(format!(
+        "abandoned slots (writer died mid-write): {}",
+        counters.abandoned
+    ));
     lines.join("\n")
 }
