@@ -1,7 +1,13 @@
 //! A real writer process (`ringlat-test-writer`) records from several threads while this
 //! process drains the file; then the invariants are checked from the outside, after a clean
 //! exit and after `kill -9` at arbitrary instants.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::zombie_processes, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::zombie_processes,
+    missing_docs
+)]
 
 use ringlat_format::KindCounter;
 use ringlat_read::{Drainer, ReadError, WriterState};

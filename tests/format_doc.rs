@@ -1,6 +1,12 @@
 //! docs/FORMAT.md is precise enough to decode a file: this test reads the offsets out of the
 //! page's tables (not from the format crate) and decodes a file the library wrote with them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::zombie_processes, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::zombie_processes,
+    missing_docs
+)]
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,6 +1,12 @@
 //! Helpers shared by the cross-process tests: records whose fields derive from the trace id,
 //! so that a reader in another process can tell a torn record from a whole one.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::zombie_processes, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::zombie_processes,
+    missing_docs
+)]
 
 use std::time::Duration;
 
@@ -51,7 +57,9 @@ impl OrderCheck {
         if let Some(previous) = self.last[thread]
             && sequence <= previous
         {
-            return Err(format!("thread {thread}: sequence {sequence} after {previous}"));
+            return Err(format!(
+                "thread {thread}: sequence {sequence} after {previous}"
+            ));
         }
         self.last[thread] = Some(sequence);
         self.per_thread[thread] += 1;

@@ -1,5 +1,11 @@
 //! The reader refuses every class of bad file with a typed error, and never panics.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::zombie_processes, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::zombie_processes,
+    missing_docs
+)]
 
 use ringlat_format::{FormatError, HEADER_SIZE};
 use ringlat_read::{ReadError, RingFile};

@@ -1,5 +1,11 @@
 //! File creation rules and the writer handles, seen from the outside.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::zombie_processes, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::zombie_processes,
+    missing_docs
+)]
 
 use ringlat::{Error, Outcome, Ring};
 use ringlat_format::KindCounter;
