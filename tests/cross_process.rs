@@ -96,9 +96,12 @@ fn drained_equals_written_across_processes() {
         THREADS * PER_THREAD,
         "every call lands in one counter"
     );
-    assert_eq!(
-        written + counters.get(KindCounter::DroppedFull),
-        THREADS * PER_THREAD
+    let dropped =
+        counters.get(KindCounter::DroppedFull) + counters.get(KindCounter::DroppedBreaker);
+    assert_eq!(written + dropped, THREADS * PER_THREAD);
+    assert!(
+        counters.get(KindCounter::DroppedBreaker) > 0,
+        "a slow drainer trips the breaker"
     );
     assert_eq!(counters.abandoned, 0);
     for (thread, count) in order.per_thread.iter().enumerate() {
@@ -183,9 +186,10 @@ fn kill_9_at_arbitrary_instants_leaves_a_decodable_file() {
             counters.abandoned <= THREADS,
             "round {round}: more abandoned slots than threads"
         );
-        // Killed between commit and counter increment: at most one record per thread.
+        // Counters reach the header each background tick (and exactly on flush/close); a
+        // kill leaves them up to one tick behind, never ahead.
         assert!(
-            written <= drained && drained <= written + THREADS,
+            written <= drained,
             "round {round}: written {written}, drained {drained}"
         );
         println!(

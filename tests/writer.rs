@@ -8,7 +8,7 @@
 )]
 
 use ringlat::{Error, Outcome, Ring};
-use ringlat_format::KindCounter;
+use ringlat_format::{GlobalCounter, KindCounter};
 use ringlat_read::{Drainer, RingFile};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -89,20 +89,38 @@ fn outcomes_land_in_the_header_counters() {
         outcomes.push(ring.record(0, trace, 0, Duration::from_nanos(trace)));
     }
     outcomes.push(ring.record(5, 9, 0, Duration::ZERO));
+    // Capacity 4: the breaker trips when free slots fall below 1 (the 4th write) and closes
+    // only once more than 2 are free again.
+    assert!(ring.breaker_open());
     let mut drainer = Drainer::open(&path).unwrap();
     drainer.drain(1, |_| Ok::<(), ()>(())).unwrap();
-    outcomes.push(ring.record(0, 10, 0, Duration::from_secs(10))); // 10 s in ns > i32::MAX
+    outcomes.push(ring.record(0, 10, 0, Duration::ZERO)); // 1 free: still open (hysteresis)
+    drainer.drain(2, |_| Ok::<(), ()>(())).unwrap();
+    let began = std::time::Instant::now();
+    while ring.breaker_open() {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "breaker never closed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    outcomes.push(ring.record(0, 11, 0, Duration::from_secs(10))); // 10 s in ns > i32::MAX
     assert_eq!(&outcomes[..4], &[Outcome::Written; 4]);
     assert_eq!(&outcomes[4..6], &[Outcome::Dropped; 2]);
     assert_eq!(outcomes[6], Outcome::Rejected);
-    assert_eq!(outcomes[7], Outcome::Written);
-    let counters = RingFile::open(&path).unwrap().counters();
+    assert_eq!(outcomes[7], Outcome::Dropped);
+    assert_eq!(outcomes[8], Outcome::Written);
+    ring.flush().unwrap();
+    let file = RingFile::open(&path).unwrap();
+    let counters = file.counters();
     assert_eq!(counters.get(KindCounter::Written), 5);
-    assert_eq!(counters.get(KindCounter::DroppedFull), 2);
+    assert_eq!(counters.get(KindCounter::DroppedBreaker), 3);
+    assert_eq!(counters.get(KindCounter::DroppedFull), 0);
     assert_eq!(counters.get(KindCounter::Rejected), 1);
     assert_eq!(counters.get(KindCounter::Saturated), 1);
-    assert_eq!(counters.calls(), 8);
-    let (records, _) = RingFile::open(&path).unwrap().snapshot();
+    assert_eq!(counters.calls(), 9);
+    assert_eq!(file.global(GlobalCounter::BreakerTrips), 1);
+    let (records, _) = file.snapshot();
     assert_eq!(records.last().unwrap().record.delta(), i32::MAX);
 }
 

@@ -33,8 +33,12 @@ pub const META_OFFSET: usize = 40;
 pub const FILE_SIZE: usize = 48;
 /// `u8` delta unit code, see [`DeltaUnit`].
 pub const DELTA_UNIT: usize = 56;
-/// `u8` overflow policy: 0 = drop when full.
+/// `u8` overflow policy: [`OVERFLOW_BREAK`] or [`OVERFLOW_OVERWRITE`].
 pub const OVERFLOW_POLICY: usize = 57;
+/// Overflow policy: a circuit breaker drops records while the ring is nearly full.
+pub const OVERFLOW_BREAK: u8 = 0;
+/// Overflow policy: when full, the newest record overwrites the oldest (flight recorder).
+pub const OVERFLOW_OVERWRITE: u8 = 1;
 /// `u32` process id of the writer that created the file.
 pub const WRITER_PID: usize = 60;
 /// `u64` UNIX-epoch nanoseconds read from the realtime clock at creation.
@@ -55,6 +59,38 @@ pub const RING_WORD: usize = 128;
 pub const GLOBAL_COUNTERS: usize = 256;
 /// Number of global counter slots (the unused ones are reserved, 0).
 pub const GLOBAL_COUNTER_COUNT: usize = 16;
+/// `u32` (atomic) circuit breaker state: 0 closed, 1 open (alone on its cache line).
+pub const BREAKER_STATE: usize = 384;
+/// `u32` the breaker trips when free slots fall below this many.
+pub const BREAKER_LOW_WATER: usize = 448;
+/// `u32` the open breaker closes when free slots rise above this many.
+pub const BREAKER_HIGH_WATER: usize = 452;
+/// `u32` sampling decision source: [`DECISION_RANDOM`] or [`DECISION_TRACE_ID`].
+pub const DECISION: usize = 456;
+/// `u32` flush mode: [`FLUSH_ASYNC`] or [`FLUSH_EVERY`].
+pub const FLUSH_MODE: usize = 460;
+/// `u64` latencies at or above this many nanoseconds are always kept; 0 = off.
+pub const KEEP_IF_SLOW_NS: usize = 464;
+/// `u64` interval of synchronous flushes in nanoseconds ([`FLUSH_EVERY`] only).
+pub const FLUSH_INTERVAL_NS: usize = 472;
+/// `u64` `record_at` rejects timestamps further than this many nanoseconds from now.
+pub const MAX_SKEW_NS: usize = 480;
+/// `f64` load degradation multiplies a kind's rate by this factor per step.
+pub const DEGRADE_FACTOR: usize = 488;
+/// `f64` load degradation never cuts a rate below this.
+pub const DEGRADE_FLOOR: usize = 496;
+/// `u64` the background thread's period in nanoseconds (heartbeat, counters, breaker).
+pub const TICK_NS: usize = 504;
+/// Decision source: a per-thread pseudo-random generator.
+pub const DECISION_RANDOM: u32 = 0;
+/// Decision source: a hash of the trace id, the same in every process.
+pub const DECISION_TRACE_ID: u32 = 1;
+/// Flush mode: `msync(MS_ASYNC)` of the dirty range every tick (a hint on Linux).
+pub const FLUSH_ASYNC: u32 = 0;
+/// Flush mode: `msync(MS_SYNC)` of the dirty range every interval; durable position recorded.
+pub const FLUSH_EVERY: u32 = 1;
+/// Bit set in [`DURABLE_POSITION`] once a synchronous flush has completed.
+pub const DURABLE_VALID: u64 = 1 << 32;
 /// Start of the class table: 256 `f64` inclusion probabilities.
 pub const CLASS_TABLE: usize = 4096;
 /// Entries in the class table.
@@ -77,16 +113,30 @@ pub const STATE_CLOSED: u32 = 1;
 pub enum GlobalCounter {
     /// Slots a consumer skipped because their producer died between reserving and committing.
     Abandoned,
+    /// Times the circuit breaker opened.
+    BreakerTrips,
+    /// Records overwritten before anyone consumed them (overwrite mode).
+    Overwritten,
+    /// `msync` calls made by the background thread (never by `record`).
+    Msyncs,
 }
 
 impl GlobalCounter {
     /// Every global counter, in index order.
-    pub const ALL: [GlobalCounter; 1] = [GlobalCounter::Abandoned];
+    pub const ALL: [GlobalCounter; 4] = [
+        GlobalCounter::Abandoned,
+        GlobalCounter::BreakerTrips,
+        GlobalCounter::Overwritten,
+        GlobalCounter::Msyncs,
+    ];
 
     /// Index in the counter block.
     pub const fn index(self) -> usize {
         match self {
             GlobalCounter::Abandoned => 0,
+            GlobalCounter::BreakerTrips => 1,
+            GlobalCounter::Overwritten => 2,
+            GlobalCounter::Msyncs => 3,
         }
     }
 
@@ -99,6 +149,9 @@ impl GlobalCounter {
     pub const fn name(self) -> &'static str {
         match self {
             GlobalCounter::Abandoned => "abandoned",
+            GlobalCounter::BreakerTrips => "breaker_trips",
+            GlobalCounter::Overwritten => "overwritten",
+            GlobalCounter::Msyncs => "msyncs",
         }
     }
 }

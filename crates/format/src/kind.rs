@@ -24,6 +24,12 @@ pub enum KindField {
     Flags,
     /// `f64` base inclusion probability configured for the kind.
     BaseProbability,
+    /// `u32` (live) the sampling class in force, i.e. the current effective rate.
+    CurrentClass,
+    /// `u64` calls per second above which the rate is degraded; 0 = never.
+    LoadThreshold,
+    /// `u64` (live) calls per second measured over the last rate window.
+    CallsPerSecond,
 }
 
 impl KindField {
@@ -36,6 +42,9 @@ impl KindField {
             KindField::Name => 0,
             KindField::Flags => 32,
             KindField::BaseProbability => 40,
+            KindField::CurrentClass => 48,
+            KindField::LoadThreshold => 56,
+            KindField::CallsPerSecond => 112,
         }
     }
 

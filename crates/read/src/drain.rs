@@ -31,6 +31,13 @@ impl Drainer {
     pub fn open(path: impl AsRef<Path>) -> Result<Drainer, ReadError> {
         let path = path.as_ref();
         let file = RingFile::open_mode(path, true)?;
+        if file.policy().overwrite {
+            // Producers of an overwrite ring move head themselves; a consumer would race them
+            // for the same slots. Such rings are read by peeking (`cat`, `snapshot`).
+            return Err(ReadError::OverwriteRing {
+                path: path.to_path_buf(),
+            });
+        }
         if !try_lock_consumer(&file.file)
             .map_err(ReadError::io(path, "taking the consumer lock"))?
         {

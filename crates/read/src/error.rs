@@ -23,6 +23,12 @@ pub enum ReadError {
         /// The file.
         path: PathBuf,
     },
+    /// The ring is in overwrite (flight recorder) mode and cannot be drained, only read.
+    #[error("{path}: an overwrite-mode ring cannot be drained; read it with cat instead")]
+    OverwriteRing {
+        /// The file.
+        path: PathBuf,
+    },
     /// An operating-system call failed.
     #[error("{path}: {what}: {source}")]
     Io {

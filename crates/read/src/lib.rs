@@ -24,6 +24,7 @@ mod error;
 mod follow;
 mod locks;
 mod open;
+mod status;
 
 pub use decoded::Decoded;
 pub use drain::Drainer;
@@ -31,3 +32,4 @@ pub use error::ReadError;
 pub use follow::Follower;
 pub use open::{Counters, RingFile, WriterState};
 pub use ringlat_ring::{InFlight, PeekStats};
+pub use status::{BreakerStatus, FlushMode, KindRates, WriterPolicy};

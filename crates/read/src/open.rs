@@ -221,7 +221,7 @@ impl RingFile {
         &self.ring
     }
 
-    fn header_u64(&self, offset: usize) -> u64 {
+    pub(crate) fn header_u64(&self, offset: usize) -> u64 {
         // Relaxed: fields fixed at creation (published by the version) or plain statistics.
         self.ring
             .storage()
@@ -229,7 +229,7 @@ impl RingFile {
             .map_or(0, |v| v.load(Ordering::Relaxed))
     }
 
-    fn header_u32(&self, offset: usize) -> u32 {
+    pub(crate) fn header_u32(&self, offset: usize) -> u32 {
         self.ring
             .storage()
             .u32_at(offset)

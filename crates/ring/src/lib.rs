@@ -50,6 +50,6 @@ pub use peek::{InFlight, PeekStats, Peeker};
 pub use producer::{Full, SingleProducer};
 #[cfg(not(loom))]
 pub use region::{RegionError, RegionStorage};
-pub use ring::{Ring, RingError, Slot};
+pub use ring::{Overwritten, Ring, RingError, Slot, SlotBusy};
 pub use storage::Storage;
 pub use sync::{AtomicU8, AtomicU64, Ordering};

@@ -63,6 +63,20 @@ impl SingleProducer {
         class: u8,
         record: &Record,
     ) -> Result<u32, Full> {
+        self.push_with_fill(ring, kind, class, record)
+            .map(|(position, _)| position)
+    }
+
+    /// [`SingleProducer::push`], returning `(position, fill after the push)`; the fill uses the
+    /// head learnt by the publishing CAS, so it is exact at that instant.
+    #[inline]
+    pub fn push_with_fill<S: Storage>(
+        &mut self,
+        ring: &Ring<S>,
+        kind: u8,
+        class: u8,
+        record: &Record,
+    ) -> Result<(u32, u32), Full> {
         if self.tail.wrapping_sub(self.cached_head) >= ring.capacity() {
             // Acquire (in `positions`): pairs with the consumer's Release head advance, so its
             // reads of the slot we will reuse happen before our writes.
@@ -94,6 +108,6 @@ impl SingleProducer {
             }
         }
         self.tail = next_tail;
-        Ok(position)
+        Ok((position, next_tail.wrapping_sub(self.cached_head)))
     }
 }

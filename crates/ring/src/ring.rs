@@ -1,7 +1,7 @@
 use crate::producer::Full;
 use crate::storage::Storage;
 use crate::sync::{Ordering, fence};
-use ringlat_format::{Record, SlotMeta, pack_positions, unpack_positions};
+use ringlat_format::{Record, SlotMeta, SlotState, pack_positions, unpack_positions};
 use thiserror::Error;
 
 /// Why a storage cannot carry a ring.
@@ -110,19 +110,27 @@ impl<S: Storage> Ring<S> {
     /// consumer) changed the word in between.
     #[inline]
     pub fn reserve(&self) -> Result<u32, Full> {
+        self.reserve_with_fill().map(|(position, _)| position)
+    }
+
+    /// [`Ring::reserve`], also returning the fill (tail - head) right after the reservation,
+    /// which the caller's circuit breaker compares with its low-water mark.
+    #[inline]
+    pub fn reserve_with_fill(&self) -> Result<(u32, u32), Full> {
         let word = self.storage.ring_word();
         // Relaxed: only a guess for the CAS below, which re-reads the word atomically.
         let mut current = word.load(Ordering::Relaxed);
         loop {
             let (head, tail) = unpack_positions(current);
-            if tail.wrapping_sub(head) >= self.capacity() {
+            let fill = tail.wrapping_sub(head);
+            if fill >= self.capacity() {
                 return Err(Full);
             }
             let next = pack_positions(head, tail.wrapping_add(1));
             // Success Acquire: pairs with the consumer's Release CAS that advanced head, so
             // its reads of the slot we are about to overwrite happen before our writes.
             match word.compare_exchange(current, next, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return Ok(tail),
+                Ok(_) => return Ok((tail, fill + 1)),
                 Err(seen) => current = seen,
             }
         }
@@ -136,6 +144,99 @@ impl<S: Storage> Ring<S> {
         let position = self.reserve()?;
         self.write_slot(position, kind, class, record);
         Ok(position)
+    }
+
+    /// [`Ring::push`], returning `(position, fill after the reservation)`.
+    #[inline]
+    pub fn push_with_fill(&self, kind: u8, class: u8, record: &Record) -> Result<(u32, u32), Full> {
+        let (position, fill) = self.reserve_with_fill()?;
+        self.write_slot(position, kind, class, record);
+        Ok((position, fill))
+    }
+
+    /// Overwrite-mode push (flight recorder): never full. When the ring is full, head and tail
+    /// advance together in the one CAS of the packed word, dropping the oldest record.
+    ///
+    /// Because the slot may still belong to a producer of an earlier lap, the slot is claimed
+    /// by a CAS on its stamp; if it is being written by another producer (one that stalled for
+    /// a whole lap) or already holds a later lap, the record is given up, never torn.
+    ///
+    /// ```
+    /// use ringlat_ring::{HeapStorage, Ring, Overwritten};
+    /// use ringlat_format::Record;
+    /// let ring = Ring::new(HeapStorage::new(2)).unwrap();
+    /// for trace in 1..=3 {
+    ///     ring.push_overwriting(0, 0, &Record::new(trace, 0, 0, 0)).unwrap();
+    /// }
+    /// assert_eq!(ring.positions(), (1, 3)); // record 1 was overwritten by record 3
+    /// ```
+    #[inline]
+    pub fn push_overwriting(
+        &self,
+        kind: u8,
+        class: u8,
+        record: &Record,
+    ) -> Result<Overwritten, SlotBusy> {
+        let (position, overwrote) = self.reserve_overwriting();
+        let index = self.index(position);
+        let meta = self.storage.meta(index);
+        // Relaxed: a guess for the CAS below.
+        let mut current = meta.load(Ordering::Relaxed);
+        loop {
+            let seen = SlotMeta::from_word(current);
+            let later_lap = seen.state() != Some(SlotState::Empty)
+                && (1..=1u32 << 31).contains(&seen.position.wrapping_sub(position));
+            if seen.state() == Some(SlotState::Writing) || later_lap {
+                return Err(SlotBusy {
+                    position,
+                    overwrote,
+                });
+            }
+            // Success Acquire: pairs with the Release commit store of the slot's previous
+            // writer, so its record stores come before ours in every byte's modification order
+            // (the last writer's bytes are the ones that stay). Then the Release fence orders
+            // our writing stamp before our record stores, as in `write_slot` (seqlock pair).
+            match meta.compare_exchange(
+                current,
+                SlotMeta::writing(position, kind, class).to_word(),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => current = now,
+            }
+        }
+        fence(Ordering::Release);
+        self.storage.store_record(index, record);
+        // Release: pairs with the Acquire stamp load of peekers (as in `write_slot`).
+        meta.store(
+            SlotMeta::committed(position, kind, class).to_word(),
+            Ordering::Release,
+        );
+        Ok(Overwritten {
+            position,
+            overwrote,
+        })
+    }
+
+    /// Reserves the next position, advancing head too when the ring is full.
+    #[inline]
+    fn reserve_overwriting(&self) -> (u32, bool) {
+        let word = self.storage.ring_word();
+        // Relaxed: only a guess for the CAS below.
+        let mut current = word.load(Ordering::Relaxed);
+        loop {
+            let (head, tail) = unpack_positions(current);
+            let full = tail.wrapping_sub(head) >= self.capacity();
+            let head = if full { head.wrapping_add(1) } else { head };
+            let next = pack_positions(head, tail.wrapping_add(1));
+            // Acquire on success: as in `reserve_with_fill` (no consumer is expected in this
+            // mode, but one that drains an overwrite ring must still not race our writes).
+            match word.compare_exchange(current, next, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return (tail, full),
+                Err(seen) => current = seen,
+            }
+        }
     }
 
     /// Writes and commits the record of a reserved `position`.
@@ -201,6 +302,26 @@ impl<S: Storage> Ring<S> {
             record,
         })
     }
+}
+
+/// A record written by [`Ring::push_overwriting`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overwritten {
+    /// Its position.
+    pub position: u32,
+    /// Whether the reservation pushed the oldest record out of the ring.
+    pub overwrote: bool,
+}
+
+/// [`Ring::push_overwriting`] gave the record up: its slot was still being written by a
+/// producer of an earlier lap, or already held a later lap. The position stays unfilled;
+/// readers count it as missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotBusy {
+    /// The position that was reserved and given up.
+    pub position: u32,
+    /// Whether the reservation pushed the oldest record out of the ring.
+    pub overwrote: bool,
 }
 
 /// What a seqlock read of one slot found.

@@ -16,11 +16,17 @@ use ringlat_ring::{Consumer, HeapStorage, InFlight, Peeker, Ring, SingleProducer
 
 /// Interleavings explored by the running model, printed so a reader can see loom did work.
 static ITERATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs a model at `LOOM_MAX_PREEMPTIONS` (default 2).
 fn model(test: impl Fn() + Sync + Send + 'static) {
+    model_capped(usize::MAX, test);
+}
+
+/// [`model`] with the preemption bound capped at `max` (the 3-thread overwrite model takes
+/// 15 s at bound 2 and minutes at 3).
+fn model_capped(max: usize, test: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
-    }
+    builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(2).min(max));
     builder.check(move || {
         ITERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         test()
@@ -238,5 +244,77 @@ fn peek_detects_a_slot_recycled_while_it_reads() {
         consumer.consume(&ring, 1, &mut || false, |_| {});
         producer.push(&ring, 0, 0, &record_of(2)).unwrap();
         peeker.join().unwrap();
+    });
+}
+
+/// Overwrite mode (flight recorder): two producers (two records and one) lap a 2-slot ring
+/// while a peeker reads.
+/// No torn record is ever returned; at the end, each position of the last lap holds its own
+/// record exactly when its producer reported success, and the overwrites are counted.
+#[test]
+fn overwrite_two_producers_never_tear_and_keep_the_newest() {
+    use ringlat_format::{SlotMeta, SlotState};
+    use ringlat_ring::Storage;
+    model_capped(2, || {
+        let ring = ring_near_wrap(2);
+        let (start, _) = ring.positions();
+        let peek_ring = Arc::clone(&ring);
+        let peeker = thread::spawn(move || {
+            let mut peeker = Peeker::at_head(&*peek_ring);
+            let mut seen = 0;
+            peeker.peek(&peek_ring, 3, InFlight::Skip, &mut || false, |slot| {
+                value_of(&slot.record).expect("torn record");
+                seen += 1;
+            });
+            seen
+        });
+        let producers: Vec<_> = (0..2u64)
+            .map(|producer| {
+                let ring = Arc::clone(&ring);
+                thread::spawn(move || {
+                    (0..2 - producer)
+                        .map(|sequence| {
+                            let value = tagged(producer, sequence);
+                            match ring.push_overwriting(0, 0, &record_of(value)) {
+                                Ok(done) => (done.position, value, true, done.overwrote),
+                                Err(busy) => (busy.position, value, false, busy.overwrote),
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = producers
+            .into_iter()
+            .flat_map(|p| p.join().unwrap())
+            .collect();
+        assert!(peeker.join().unwrap() <= 3);
+        let (head, tail) = ring.positions();
+        assert_eq!(tail, start.wrapping_add(3));
+        assert_eq!(tail.wrapping_sub(head), 2, "head moved with tail when full");
+        let overwrites = outcomes.iter().filter(|o| o.3).count();
+        assert_eq!(
+            overwrites, 1,
+            "each reservation past capacity overwrote one"
+        );
+        for offset in 0..2u32 {
+            let position = head.wrapping_add(offset);
+            let &(_, value, ok, _) = outcomes
+                .iter()
+                .find(|o| o.0 == position)
+                .expect("every position was reserved once");
+            let index = position & 1;
+            let stamp = SlotMeta::from_word(
+                ring.storage()
+                    .meta(index)
+                    .load(ringlat_ring::Ordering::Acquire),
+            );
+            let holds_it =
+                stamp.state() == Some(SlotState::Committed) && stamp.position == position;
+            assert_eq!(holds_it, ok, "slot of {position} vs its producer's outcome");
+            if ok {
+                assert_eq!(ring.storage().load_record(index), record_of(value));
+            }
+        }
     });
 }

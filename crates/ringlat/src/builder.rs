@@ -1,13 +1,20 @@
 use crate::Error;
 use crate::clock::Anchor;
 use crate::file;
-use crate::handle::{Ring, Shared, SingleProducerRing};
+use crate::handle::{Ring, SingleProducerRing};
+use crate::policy::{Decision, Flush, KindSettings, Overflow, Policy};
+use crate::sampler::{Classes, mix_seed_base};
+use crate::shared::{Shared, SharedParts};
 use ringlat_format::{
-    ANCHOR_MONO_NS, ANCHOR_UNIX_NS, CREATION_FLAGS, DeltaUnit, FLAG_MULTI_PRODUCER, Geometry,
-    HEADER_SIZE, KIND_NAME_MAX, KindField, VERSION, VERSION_FIELD, WRITER_PID,
+    ANCHOR_MONO_NS, ANCHOR_UNIX_NS, BREAKER_HIGH_WATER, BREAKER_LOW_WATER, CLASS_TABLE,
+    CREATION_FLAGS, DECISION, DECISION_RANDOM, DECISION_TRACE_ID, DEGRADE_FACTOR, DEGRADE_FLOOR,
+    DeltaUnit, FLAG_MULTI_PRODUCER, FLUSH_ASYNC, FLUSH_EVERY, FLUSH_INTERVAL_NS, FLUSH_MODE,
+    Geometry, HEADER_SIZE, KEEP_IF_SLOW_NS, KIND_NAME_MAX, KindField, MAX_SKEW_NS, OVERFLOW_BREAK,
+    OVERFLOW_OVERWRITE, OVERFLOW_POLICY, TICK_NS, VERSION, VERSION_FIELD, WRITER_PID,
 };
 use ringlat_ring::{RegionStorage, Storage};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Settings for a new ring file; [`Builder::create`] makes it.
 ///
@@ -28,6 +35,20 @@ pub struct Builder {
     unit: DeltaUnit,
     replace: bool,
     start_position: u32,
+    settings: Vec<(u8, KindSetting)>,
+    policy: Policy,
+    seed: Option<u64>,
+}
+
+/// One per-kind setting, applied in order at `create`.
+#[derive(Debug, Clone, Copy)]
+enum KindSetting {
+    Rate(f64),
+    DegradeAbove(u64),
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Builder {
@@ -39,7 +60,113 @@ impl Builder {
             unit: DeltaUnit::Micros,
             replace: false,
             start_position: 0,
+            settings: Vec::new(),
+            policy: Policy::default(),
+            seed: None,
         }
+    }
+
+    /// The trading-gateway preset: kinds 0 `market` (100%), 1 `limit` (10%, degraded above
+    /// 2000 calls/s) and 2 `cancel` (50%, degraded above 1000 calls/s); calls slower than
+    /// 1 ms are always kept. Every part can be overridden by later calls.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let ring = ringlat::Ring::builder(dir.path().join("gw.ring"))
+    ///     .gateway_preset()
+    ///     .rate(1, 0.2) // more limit orders than the preset keeps
+    ///     .create().unwrap();
+    /// # drop(ring);
+    /// ```
+    pub fn gateway_preset(self) -> Self {
+        self.kind(0, "market")
+            .kind(1, "limit")
+            .rate(1, 0.1)
+            .degrade_above(1, 2000)
+            .kind(2, "cancel")
+            .rate(2, 0.5)
+            .degrade_above(2, 1000)
+            .keep_if_slower_than(Duration::from_millis(1))
+    }
+
+    /// The base sampling rate of `kind`, in (0, 1] (default 1: keep every call).
+    pub fn rate(mut self, kind: u8, rate: f64) -> Self {
+        self.settings.push((kind, KindSetting::Rate(rate)));
+        self
+    }
+
+    /// Degrade `kind`'s rate while it is called more than `calls_per_second` times a second:
+    /// the background thread measures the load each rate window and multiplies the rate by
+    /// the degradation factor once per doubling of the load above the threshold (never below
+    /// the floor); the base rate returns when the load falls back.
+    pub fn degrade_above(mut self, kind: u8, calls_per_second: u64) -> Self {
+        self.settings
+            .push((kind, KindSetting::DegradeAbove(calls_per_second)));
+        self
+    }
+
+    /// The degradation factor (default 0.5: halve) and floor (default 0.001).
+    pub fn degradation(mut self, factor: f64, floor: f64) -> Self {
+        self.policy.degrade_factor = factor;
+        self.policy.degrade_floor = floor;
+        self
+    }
+
+    /// Calls at least this slow are always kept, whatever their kind's rate (inclusion
+    /// probability 1): tail-based sampling keeps the requests an investigation needs.
+    pub fn keep_if_slower_than(mut self, latency: Duration) -> Self {
+        self.policy.keep_if_slower = Some(latency);
+        self
+    }
+
+    /// Where the keep/drop decision comes from (default [`Decision::Random`]).
+    pub fn decision(mut self, decision: Decision) -> Self {
+        self.policy.decision = decision;
+        self
+    }
+
+    /// What happens when the ring is nearly full (default [`Overflow::Break`]).
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.policy.overflow = overflow;
+        self
+    }
+
+    /// The breaker trips when free slots fall below `low` and closes when they rise above
+    /// `high` (defaults capacity/16 and capacity/2).
+    pub fn breaker_water_marks(mut self, low: u32, high: u32) -> Self {
+        self.policy.water_marks = Some((low, high));
+        self
+    }
+
+    /// How the file is flushed (default [`Flush::Async`]).
+    pub fn flush(mut self, flush: Flush) -> Self {
+        self.policy.flush = flush;
+        self
+    }
+
+    /// The background thread's period: heartbeat, counters, breaker (default 10 ms).
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.policy.tick = tick;
+        self
+    }
+
+    /// The window over which call rates are measured for degradation (default 1 s).
+    pub fn rate_window(mut self, window: Duration) -> Self {
+        self.policy.rate_window = window;
+        self
+    }
+
+    /// How far from now a `record_at` timestamp may be (default 50 ms).
+    pub fn max_skew(mut self, skew: Duration) -> Self {
+        self.policy.max_skew = skew;
+        self
+    }
+
+    /// Mixes `seed` into the seed of the per-thread generators of threads that have not drawn
+    /// yet ([`crate::seed_thread_rng`] seeds one thread exactly).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
     }
 
     /// Number of slots, a power of two between 2 and 2^28 (default 65536).
@@ -76,12 +203,77 @@ impl Builder {
 
     /// Creates the file and returns the multi-producer handle (`Clone + Send + Sync`).
     pub fn create(self) -> Result<Ring, Error> {
-        Ok(Ring::from_shared(self.create_shared(true)?))
+        Ring::start(self.create_shared(true)?)
     }
 
     /// Creates the file and returns the single-producer handle (`Send`, not `Clone`, not `Sync`).
     pub fn create_single_producer(self) -> Result<SingleProducerRing, Error> {
-        Ok(SingleProducerRing::from_shared(self.create_shared(false)?))
+        SingleProducerRing::start(self.create_shared(false)?)
+    }
+
+    /// Per-kind sampling settings, checked.
+    fn kind_settings(
+        &self,
+        names: &[Option<&str>; 256],
+    ) -> Result<Vec<Option<KindSettings>>, Error> {
+        let mut kinds: Vec<Option<KindSettings>> = names
+            .iter()
+            .map(|name| name.map(|_| KindSettings::default()))
+            .collect();
+        for (kind, setting) in &self.settings {
+            let Some(Some(entry)) = kinds.get_mut(*kind as usize) else {
+                return Err(Error::BadKind {
+                    kind: *kind,
+                    reason: "sampling set for a kind that is not declared",
+                });
+            };
+            match *setting {
+                KindSetting::Rate(rate) if rate > 0.0 && rate <= 1.0 => entry.rate = rate,
+                KindSetting::Rate(_) => {
+                    return Err(Error::BadKind {
+                        kind: *kind,
+                        reason: "rate must be in (0, 1]",
+                    });
+                }
+                KindSetting::DegradeAbove(0) => {
+                    return Err(Error::BadKind {
+                        kind: *kind,
+                        reason: "degradation threshold must be above 0 calls/s",
+                    });
+                }
+                KindSetting::DegradeAbove(limit) => entry.degrade_above = Some(limit),
+            }
+        }
+        let policy = &self.policy;
+        if !(policy.degrade_factor > 0.0 && policy.degrade_factor < 1.0) {
+            return Err(Error::BadSampling {
+                reason: format!(
+                    "degradation factor {} is not in (0, 1)",
+                    policy.degrade_factor
+                ),
+            });
+        }
+        if !(policy.degrade_floor > 0.0 && policy.degrade_floor <= 1.0) {
+            return Err(Error::BadSampling {
+                reason: format!(
+                    "degradation floor {} is not in (0, 1]",
+                    policy.degrade_floor
+                ),
+            });
+        }
+        if policy.tick.is_zero() || policy.rate_window.is_zero() {
+            return Err(Error::BadSampling {
+                reason: "tick and rate window must be longer than zero".into(),
+            });
+        }
+        if let Flush::Every(interval) = policy.flush
+            && interval.is_zero()
+        {
+            return Err(Error::BadSampling {
+                reason: "Flush::Every needs an interval longer than zero".into(),
+            });
+        }
+        Ok(kinds)
     }
 
     fn checked_kinds(&self) -> Result<[Option<&str>; 256], Error> {
@@ -109,6 +301,19 @@ impl Builder {
     fn create_shared(self, multi_producer: bool) -> Result<Shared, Error> {
         let geometry = Geometry::for_capacity(self.capacity)?;
         let names = self.checked_kinds()?;
+        let kind_settings = self.kind_settings(&names)?;
+        let classes = Classes::build(&kind_settings, &self.policy)?;
+        let (low_water, high_water) = self.policy.water_marks_for(geometry.capacity);
+        if self.policy.overflow == Overflow::Break
+            && (low_water > high_water || high_water >= geometry.capacity)
+        {
+            return Err(Error::BadSampling {
+                reason: format!(
+                    "breaker water marks {low_water}/{high_water} need low <= high < capacity {}",
+                    geometry.capacity
+                ),
+            });
+        }
         let created = file::create(&self.path, geometry, self.replace)?;
         let mut map = created.map;
         let anchor = Anchor::now();
@@ -129,11 +334,44 @@ impl Builder {
         put(WRITER_PID, &std::process::id().to_le_bytes());
         put(ANCHOR_UNIX_NS, &anchor.unix_ns.to_le_bytes());
         put(ANCHOR_MONO_NS, &anchor.mono_ns.to_le_bytes());
-        let mut configured = [false; 256];
+        let policy = self.policy;
+        put(
+            OVERFLOW_POLICY,
+            &[match policy.overflow {
+                Overflow::Break => OVERFLOW_BREAK,
+                Overflow::Overwrite => OVERFLOW_OVERWRITE,
+            }],
+        );
+        put(BREAKER_LOW_WATER, &low_water.to_le_bytes());
+        put(BREAKER_HIGH_WATER, &high_water.to_le_bytes());
+        let decision = match policy.decision {
+            Decision::Random => DECISION_RANDOM,
+            Decision::TraceId => DECISION_TRACE_ID,
+        };
+        put(DECISION, &decision.to_le_bytes());
+        let (flush_mode, flush_interval) = match policy.flush {
+            Flush::Async => (FLUSH_ASYNC, 0),
+            Flush::Every(interval) => (FLUSH_EVERY, nanos(interval)),
+        };
+        put(FLUSH_MODE, &flush_mode.to_le_bytes());
+        put(FLUSH_INTERVAL_NS, &flush_interval.to_le_bytes());
+        put(
+            KEEP_IF_SLOW_NS,
+            &policy.keep_if_slower.map_or(0, nanos).to_le_bytes(),
+        );
+        put(MAX_SKEW_NS, &nanos(policy.max_skew).to_le_bytes());
+        put(DEGRADE_FACTOR, &policy.degrade_factor.to_le_bytes());
+        put(DEGRADE_FLOOR, &policy.degrade_floor.to_le_bytes());
+        put(TICK_NS, &nanos(policy.tick).to_le_bytes());
+        for (class, probability) in classes.probabilities.iter().enumerate() {
+            put(CLASS_TABLE + 8 * class, &probability.to_le_bytes());
+        }
+        let mut configured = Vec::new();
+        let mut load_thresholds = [0u64; 256];
         for (id, name) in names.iter().enumerate() {
-            if let Some(name) = name {
+            if let (Some(name), Some(Some(settings))) = (name, kind_settings.get(id)) {
                 let kind = id as u8;
-                configured[id] = true;
+                configured.push(kind);
                 put(KindField::Name.offset(kind), name.as_bytes());
                 put(
                     KindField::Flags.offset(kind),
@@ -141,7 +379,18 @@ impl Builder {
                 );
                 put(
                     KindField::BaseProbability.offset(kind),
-                    &1.0f64.to_le_bytes(),
+                    &settings.rate.to_le_bytes(),
+                );
+                let base_class = classes.levels[id].first().copied().unwrap_or(0);
+                put(
+                    KindField::CurrentClass.offset(kind),
+                    &u32::from(base_class).to_le_bytes(),
+                );
+                let threshold = settings.degrade_above.unwrap_or(0);
+                load_thresholds[id] = threshold;
+                put(
+                    KindField::LoadThreshold.offset(kind),
+                    &threshold.to_le_bytes(),
                 );
             }
         }
@@ -167,13 +416,21 @@ impl Builder {
             version.store(VERSION, std::sync::atomic::Ordering::Release);
         }
         debug_assert_eq!(ring.storage().capacity(), geometry.capacity);
-        Ok(Shared::new(
+        mix_seed_base(
+            self.seed
+                .unwrap_or(anchor.mono_ns ^ u64::from(std::process::id()).rotate_left(32)),
+        );
+        Ok(Shared::new(SharedParts {
             ring,
             configured,
-            self.unit,
+            classes,
+            load_thresholds,
+            policy,
+            unit: self.unit,
             anchor,
             map,
-            created.file,
-        ))
+            file: created.file,
+            path: self.path,
+        }))
     }
 }

@@ -42,6 +42,12 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The sampling or policy settings are inconsistent.
+    #[error("invalid sampling settings: {reason}")]
+    BadSampling {
+        /// What is wrong.
+        reason: String,
+    },
     /// An operating-system call failed.
     #[error("{path}: {what}: {source}")]
     Io {

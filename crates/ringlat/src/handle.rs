@@ -1,110 +1,15 @@
-use crate::clock::Anchor;
-use crate::{Builder, Outcome};
-use memmap2::MmapMut;
-use ringlat_format::{DeltaUnit, KindCounter, Record, STATE, STATE_CLOSED};
-use ringlat_ring::{RegionStorage, SingleProducer};
+use crate::background::Writer;
+use crate::shared::{Call, Counting, Shared};
+use crate::stripes::thread_stripe;
+use crate::{Builder, Error, Outcome};
+use ringlat_ring::SingleProducer;
 use std::cell::RefCell;
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// What both handles share: the ring over the mapping, and what `record` needs to know.
-pub(crate) struct Shared {
-    // Declared before `map`: the storage points into the mapping, so it must drop first.
-    ring: ringlat_ring::Ring<RegionStorage>,
-    configured: [bool; 256],
-    unit: DeltaUnit,
-    anchor: Anchor,
-    map: MmapMut,
-    _file: File, // holds the writer lock (flock) until the handle is dropped
-}
-
-impl Shared {
-    pub(crate) fn new(
-        ring: ringlat_ring::Ring<RegionStorage>,
-        configured: [bool; 256],
-        unit: DeltaUnit,
-        anchor: Anchor,
-        map: MmapMut,
-        file: File,
-    ) -> Self {
-        Shared {
-            ring,
-            configured,
-            unit,
-            anchor,
-            map,
-            _file: file,
-        }
-    }
-
-    #[inline]
-    fn count(&self, kind: u8, counter: KindCounter) {
-        if let Some(cell) = self.ring.storage().u64_at(counter.offset(kind)) {
-            // Relaxed: a statistic; readers reconcile it after the writer closes (the close
-            // stores STATE with Release).
-            cell.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Converts a latency to the file's unit, saturating; the flag says it saturated.
-    #[inline]
-    fn to_units(&self, delta: Duration) -> (i32, bool) {
-        let units = match self.unit {
-            DeltaUnit::Nanos => delta.as_nanos(),
-            DeltaUnit::Micros => delta.as_micros(),
-            DeltaUnit::Millis => delta.as_millis(),
-        };
-        match i32::try_from(units) {
-            Ok(units) => (units, false),
-            Err(_) => (i32::MAX, true),
-        }
-    }
-
-    /// Everything `record` does before and after the push; the push itself is the caller's.
-    #[inline]
-    fn record_with(
-        &self,
-        kind: u8,
-        trace_id: u64,
-        status: u8,
-        delta: Duration,
-        push: impl FnOnce(&ringlat_ring::Ring<RegionStorage>, &Record) -> bool,
-    ) -> Outcome {
-        if !self.configured[kind as usize] {
-            self.count(kind, KindCounter::Rejected);
-            return Outcome::Rejected;
-        }
-        let (units, saturated) = self.to_units(delta);
-        let record = Record::new(trace_id, self.anchor.unix_now(), status, units);
-        if push(&self.ring, &record) {
-            self.count(kind, KindCounter::Written);
-            if saturated {
-                self.count(kind, KindCounter::Saturated);
-            }
-            Outcome::Written
-        } else {
-            self.count(kind, KindCounter::DroppedFull);
-            Outcome::Dropped
-        }
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        if let Some(state) = self.ring.storage().u32_at(STATE) {
-            // Release: pairs with a reader's Acquire load of STATE; once it sees "closed",
-            // every record and counter written before is visible.
-            state.store(STATE_CLOSED, Ordering::Release);
-        }
-        // A synchronous flush on close: the file is complete on disk once the handle is gone.
-        let _ = self.map.flush();
-    }
-}
-
-/// The multi-producer handle: `Clone + Send + Sync`; clones share one ring file.
+/// The multi-producer handle: `Clone + Send + Sync`; clones share one ring file. The file is
+/// flushed and marked closed, and its background thread joined, when the last clone drops.
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -115,7 +20,7 @@ impl Drop for Shared {
 /// ```
 #[derive(Clone)]
 pub struct Ring {
-    shared: Arc<Shared>,
+    writer: Arc<Writer>,
 }
 
 impl std::fmt::Debug for Ring {
@@ -132,32 +37,124 @@ impl Ring {
         Builder::new(path)
     }
 
-    pub(crate) fn from_shared(shared: Shared) -> Self {
-        Ring {
-            shared: Arc::new(shared),
-        }
+    pub(crate) fn start(shared: Shared) -> Result<Self, Error> {
+        Ok(Ring {
+            writer: Arc::new(Writer::start(shared)?),
+        })
     }
 
-    /// Records one latency sample of operation `kind` for request `trace_id`.
+    fn shared(&self) -> &Shared {
+        self.writer.shared()
+    }
+
+    /// Records one latency sample of operation `kind` for request `trace_id`, timestamped now.
     ///
-    /// Never blocks, allocates, makes a system call or takes a lock. Every call lands in
-    /// exactly one counter of the file header.
+    /// Decides whether to keep it (the kind's rate in force, keep-if-slow), then writes it,
+    /// unless the breaker is open or the ring is full. Never blocks, allocates, makes a system
+    /// call or takes a lock. Every call lands in exactly one counter of the file header.
     #[inline]
     pub fn record(&self, kind: u8, trace_id: u64, status: u8, delta: Duration) -> Outcome {
-        self.shared
-            .record_with(kind, trace_id, status, delta, |ring, record| {
-                ring.push(kind, 0, record).is_ok()
-            })
+        self.record_inner(kind, trace_id, status, delta, None)
+    }
+
+    /// [`Ring::record`] with the caller's timestamp (UNIX-epoch nanoseconds, e.g. taken when
+    /// the request arrived). A timestamp further from now than the ring's maximum skew
+    /// (default 50 ms) is rejected and counted, never written.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    /// let ring = ringlat::Ring::builder(dir.path().join("at.ring")).kind(0, "op").create().unwrap();
+    /// let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    /// assert_eq!(ring.record_at(0, 1, 0, Duration::from_micros(5), now), ringlat::Outcome::Written);
+    /// let an_hour_ago = now - 3_600_000_000_000;
+    /// assert_eq!(ring.record_at(0, 2, 0, Duration::from_micros(5), an_hour_ago), ringlat::Outcome::Rejected);
+    /// ```
+    #[inline]
+    pub fn record_at(
+        &self,
+        kind: u8,
+        trace_id: u64,
+        status: u8,
+        delta: Duration,
+        nanotime: u64,
+    ) -> Outcome {
+        self.record_inner(kind, trace_id, status, delta, Some(nanotime))
+    }
+
+    #[inline]
+    fn record_inner(
+        &self,
+        kind: u8,
+        trace_id: u64,
+        status: u8,
+        delta: Duration,
+        nanotime: Option<u64>,
+    ) -> Outcome {
+        self.shared().record(
+            Counting::Stripe(thread_stripe()),
+            Call {
+                kind,
+                trace_id,
+                status,
+                delta,
+                nanotime,
+            },
+            |ring, class, record| {
+                ring.push_with_fill(kind, class, record)
+                    .map(|(_, fill)| fill)
+            },
+        )
+    }
+
+    /// Publishes the counters to the header and flushes synchronously (`msync(MS_SYNC)`);
+    /// afterwards the header's counters account for every call that happened before, and its
+    /// durable position covers every committed record.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # use std::time::Duration;
+    /// let ring = ringlat::Ring::builder(dir.path().join("fl.ring")).kind(0, "op").create().unwrap();
+    /// ring.record(0, 1, 0, Duration::from_micros(5));
+    /// ring.flush().unwrap();
+    /// ```
+    pub fn flush(&self) -> Result<(), Error> {
+        self.shared().flush_now()
+    }
+
+    /// Closes this handle; when it is the last one, stops the background thread, flushes,
+    /// marks the file closed and reports any error of that final flush (dropping does the same
+    /// silently).
+    pub fn close(self) -> Result<(), Error> {
+        match Arc::try_unwrap(self.writer) {
+            Ok(mut writer) => writer.shutdown(),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Number of slots.
     pub fn capacity(&self) -> u32 {
-        self.shared.ring.capacity()
+        self.shared().ring.capacity()
+    }
+
+    /// Whether the circuit breaker is open (records are being dropped).
+    pub fn breaker_open(&self) -> bool {
+        self.shared().breaker_is_open()
+    }
+
+    /// Runs one period of the background thread's work now, on the calling thread (tests
+    /// that need the breaker or the rates to move at a known instant).
+    #[doc(hidden)]
+    pub fn run_background_tick(&self) -> Result<(), Error> {
+        self.shared()
+            .tick()
+            .map_err(self.shared().io_error("flushing (msync)"))
     }
 }
 
 /// The single-producer handle: one thread records, without CAS contention with other
-/// producers. `Send` (it may move to the producing thread) but neither `Clone` nor `Sync`.
+/// producers and with thread-exclusive counters. `Send` (it may move to the producing
+/// thread) but neither `Clone` nor `Sync`.
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -182,8 +179,8 @@ impl Ring {
 /// let copy = ring.clone(); // nor cloned
 /// ```
 pub struct SingleProducerRing {
-    shared: Shared,
     producer: RefCell<SingleProducer>,
+    writer: Writer,
 }
 
 impl std::fmt::Debug for SingleProducerRing {
@@ -195,27 +192,81 @@ impl std::fmt::Debug for SingleProducerRing {
 }
 
 impl SingleProducerRing {
-    pub(crate) fn from_shared(shared: Shared) -> Self {
+    pub(crate) fn start(shared: Shared) -> Result<Self, Error> {
         let producer = RefCell::new(SingleProducer::attach(&shared.ring));
-        SingleProducerRing { shared, producer }
+        Ok(SingleProducerRing {
+            producer,
+            writer: Writer::start(shared)?,
+        })
     }
 
     /// Records one latency sample; same contract as [`Ring::record`].
     #[inline]
     pub fn record(&self, kind: u8, trace_id: u64, status: u8, delta: Duration) -> Outcome {
-        self.shared
-            .record_with(kind, trace_id, status, delta, |ring, record| {
+        self.record_inner(kind, trace_id, status, delta, None)
+    }
+
+    /// Records with the caller's timestamp; same contract as [`Ring::record_at`].
+    #[inline]
+    pub fn record_at(
+        &self,
+        kind: u8,
+        trace_id: u64,
+        status: u8,
+        delta: Duration,
+        nanotime: u64,
+    ) -> Outcome {
+        self.record_inner(kind, trace_id, status, delta, Some(nanotime))
+    }
+
+    #[inline]
+    fn record_inner(
+        &self,
+        kind: u8,
+        trace_id: u64,
+        status: u8,
+        delta: Duration,
+        nanotime: Option<u64>,
+    ) -> Outcome {
+        self.writer.shared().record(
+            Counting::Exclusive,
+            Call {
+                kind,
+                trace_id,
+                status,
+                delta,
+                nanotime,
+            },
+            |ring, class, record| {
                 // The handle is not Sync and `record` does not re-enter itself, so the borrow
                 // cannot be held already; if it somehow were, the record is dropped, not panicked.
                 match self.producer.try_borrow_mut() {
-                    Ok(mut producer) => producer.push(ring, kind, 0, record).is_ok(),
-                    Err(_) => false,
+                    Ok(mut producer) => producer
+                        .push_with_fill(ring, kind, class, record)
+                        .map(|(_, fill)| fill),
+                    Err(_) => Err(ringlat_ring::Full),
                 }
-            })
+            },
+        )
+    }
+
+    /// Publishes the counters and flushes synchronously; see [`Ring::flush`].
+    pub fn flush(&self) -> Result<(), Error> {
+        self.writer.shared().flush_now()
+    }
+
+    /// Stops the background thread, flushes and marks the file closed, reporting errors.
+    pub fn close(mut self) -> Result<(), Error> {
+        self.writer.shutdown()
     }
 
     /// Number of slots.
     pub fn capacity(&self) -> u32 {
-        self.shared.ring.capacity()
+        self.writer.shared().ring.capacity()
+    }
+
+    /// Whether the circuit breaker is open.
+    pub fn breaker_open(&self) -> bool {
+        self.writer.shared().breaker_is_open()
     }
 }

@@ -23,15 +23,22 @@
 //! ```
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod background;
 mod builder;
 mod clock;
 mod error;
 mod file;
 mod handle;
 mod outcome;
+mod policy;
+mod sampler;
+mod shared;
+mod stripes;
 
 pub use builder::Builder;
 pub use error::Error;
 pub use handle::{Ring, SingleProducerRing};
 pub use outcome::Outcome;
+pub use policy::{Decision, Flush, Overflow};
 pub use ringlat_format::DeltaUnit;
+pub use sampler::{seed_thread_rng, trace_hash};

@@ -1,0 +1,337 @@
+//! What every handle of one ring shares: the ring over the mapping, the sampling tables, the
+//! breaker, the striped counters, and the cold state the background thread works on.
+
+use crate::clock::Anchor;
+use crate::policy::{Decision, Overflow, Policy};
+use crate::sampler::{Classes, random_draw, trace_hash};
+use crate::stripes::{EXTRA_OVERWRITTEN, Stripes};
+use crate::{Error, Outcome};
+use crossbeam_utils::CachePadded;
+use memmap2::MmapMut;
+use ringlat_format::{DeltaUnit, GlobalCounter, KindCounter, Record};
+use ringlat_ring::{Full, RegionStorage};
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::Duration;
+
+/// Dense index of an unconfigured kind.
+const UNCONFIGURED: u16 = u16::MAX;
+
+/// Whose counters a call adds to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Counting {
+    /// A multi-producer thread's stripe (may be shared with other threads).
+    Stripe(usize),
+    /// The single producer's own stripe.
+    Exclusive,
+}
+
+/// The arguments of one `record`/`record_at` call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Call {
+    pub kind: u8,
+    pub trace_id: u64,
+    pub status: u8,
+    pub delta: Duration,
+    /// The caller's timestamp (`record_at`), or `None`: read the clock.
+    pub nanotime: Option<u64>,
+}
+
+/// One configured kind, for the background thread.
+#[derive(Debug, Clone)]
+pub(crate) struct ConfiguredKind {
+    pub kind: u8,
+    pub dense: usize,
+    /// Calls per second above which the rate is degraded, 0 = never.
+    pub load_threshold: u64,
+    /// Class of each degradation level.
+    pub levels: Vec<u8>,
+}
+
+pub(crate) struct Shared {
+    // Hot: read by every `record`. Declared before `map`: the storage points into the mapping,
+    // so it must drop first.
+    pub(crate) ring: ringlat_ring::Ring<RegionStorage>,
+    dense: [u16; 256],
+    class_now: [AtomicU8; 256],
+    thresholds: [u64; 256],
+    keep_if_slower: Duration,
+    decision: Decision,
+    overflow: Overflow,
+    low_water: u32,
+    breaker_open: CachePadded<AtomicBool>,
+    stripes: Stripes,
+    unit: DeltaUnit,
+    anchor: Anchor,
+    max_skew_ns: u64,
+    // Cold: background thread, flush, close.
+    pub(crate) high_water: u32,
+    pub(crate) kinds: Vec<ConfiguredKind>,
+    pub(crate) policy: Policy,
+    pub(crate) path: PathBuf,
+    pub(crate) cold: Mutex<crate::background::ColdState>,
+    pub(crate) map: MmapMut,
+    _file: File, // holds the writer lock (flock) until the last handle is gone
+}
+
+/// Everything `Shared::new` needs, gathered by the builder.
+pub(crate) struct SharedParts {
+    pub ring: ringlat_ring::Ring<RegionStorage>,
+    pub configured: Vec<u8>,
+    pub classes: Classes,
+    pub load_thresholds: [u64; 256],
+    pub policy: Policy,
+    pub unit: DeltaUnit,
+    pub anchor: Anchor,
+    pub map: MmapMut,
+    pub file: File,
+    pub path: PathBuf,
+}
+
+impl Shared {
+    pub(crate) fn new(parts: SharedParts) -> Self {
+        let mut dense = [UNCONFIGURED; 256];
+        let class_now = std::array::from_fn(|_| AtomicU8::new(0));
+        let mut kinds = Vec::new();
+        for (index, kind) in parts.configured.iter().enumerate() {
+            dense[*kind as usize] = index as u16;
+            let levels = parts.classes.levels[*kind as usize].clone();
+            if let Some(base) = levels.first() {
+                // Relaxed: not shared yet.
+                class_now[*kind as usize].store(*base, Ordering::Relaxed);
+            }
+            kinds.push(ConfiguredKind {
+                kind: *kind,
+                dense: index,
+                load_threshold: parts.load_thresholds[*kind as usize],
+                levels,
+            });
+        }
+        let capacity = parts.ring.capacity();
+        let (low_water, high_water) = parts.policy.water_marks_for(capacity);
+        let start = parts.ring.positions().1;
+        Shared {
+            ring: parts.ring,
+            dense,
+            class_now,
+            thresholds: parts.classes.thresholds,
+            keep_if_slower: parts.policy.keep_if_slower.unwrap_or(Duration::MAX),
+            decision: parts.policy.decision,
+            overflow: parts.policy.overflow,
+            low_water,
+            breaker_open: CachePadded::new(AtomicBool::new(false)),
+            stripes: Stripes::new(parts.configured.len()),
+            unit: parts.unit,
+            anchor: parts.anchor,
+            max_skew_ns: u64::try_from(parts.policy.max_skew.as_nanos()).unwrap_or(u64::MAX),
+            high_water,
+            cold: Mutex::new(crate::background::ColdState::new(
+                start,
+                parts.configured.len(),
+            )),
+            kinds,
+            policy: parts.policy,
+            path: parts.path,
+            map: parts.map,
+            _file: parts.file,
+        }
+    }
+
+    pub(crate) fn stripes(&self) -> &Stripes {
+        &self.stripes
+    }
+
+    pub(crate) fn anchor(&self) -> &Anchor {
+        &self.anchor
+    }
+
+    #[inline]
+    fn count(&self, counting: Counting, dense: usize, counter: KindCounter) {
+        match counting {
+            Counting::Stripe(stripe) => self.stripes.add_shared(stripe, dense, counter),
+            Counting::Exclusive => self.stripes.add_exclusive(dense, counter),
+        }
+    }
+
+    /// Counts a call of a kind nobody configured, straight into the header (bad input is rare
+    /// and has no stripe).
+    #[cold]
+    fn reject_unconfigured(&self, kind: u8) -> Outcome {
+        if let Some(cell) = self
+            .ring
+            .storage()
+            .u64_at(KindCounter::Rejected.offset(kind))
+        {
+            // Relaxed: a statistic; the background thread never writes unconfigured kinds.
+            cell.fetch_add(1, Ordering::Relaxed);
+        }
+        Outcome::Rejected
+    }
+
+    /// Converts a latency to the file's unit, saturating; the flag says it saturated.
+    #[inline]
+    fn to_units(&self, delta: Duration) -> (i32, bool) {
+        let units = match self.unit {
+            DeltaUnit::Nanos => delta.as_nanos(),
+            DeltaUnit::Micros => delta.as_micros(),
+            DeltaUnit::Millis => delta.as_millis(),
+        };
+        match i32::try_from(units) {
+            Ok(units) => (units, false),
+            Err(_) => (i32::MAX, true),
+        }
+    }
+
+    /// The sampling class to record under, or `None` when the call is sampled out.
+    #[inline]
+    fn sample(&self, kind: u8, trace_id: u64, delta: Duration) -> Option<u8> {
+        if delta >= self.keep_if_slower {
+            return Some(0);
+        }
+        // Relaxed: the background thread changes the class; any recent value is fine, and the
+        // class stored with the record is the one the decision used.
+        let class = self.class_now[kind as usize].load(Ordering::Relaxed);
+        let threshold = self.thresholds[class as usize];
+        if threshold == u64::MAX {
+            return Some(class);
+        }
+        let draw = match self.decision {
+            Decision::Random => random_draw(),
+            Decision::TraceId => trace_hash(trace_id),
+        };
+        (draw <= threshold).then_some(class)
+    }
+
+    /// Opens the breaker if it was closed; counts the trip.
+    #[cold]
+    fn trip(&self) {
+        // Relaxed: the flag only gates producers; the header mirror is for readers.
+        if !self.breaker_open.swap(true, Ordering::Relaxed) {
+            self.store_breaker_state(true);
+            if let Some(trips) = self
+                .ring
+                .storage()
+                .u64_at(GlobalCounter::BreakerTrips.offset())
+            {
+                // Relaxed: a statistic.
+                trips.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn breaker_is_open(&self) -> bool {
+        // Relaxed: a status read.
+        self.breaker_open.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn close_breaker(&self) {
+        // Relaxed: see `trip`.
+        self.breaker_open.store(false, Ordering::Relaxed);
+        self.store_breaker_state(false);
+    }
+
+    fn store_breaker_state(&self, open: bool) {
+        if let Some(state) = self.ring.storage().u32_at(ringlat_format::BREAKER_STATE) {
+            // Relaxed: a status for readers.
+            state.store(u32::from(open), Ordering::Relaxed);
+        }
+    }
+
+    /// Sets the class in force for `kind` (background thread).
+    pub(crate) fn set_class(&self, kind: u8, class: u8) {
+        // Relaxed: see `sample`.
+        self.class_now[kind as usize].store(class, Ordering::Relaxed);
+    }
+
+    /// Everything `record` does. `push` pushes in break mode and returns the fill after it.
+    #[inline]
+    pub(crate) fn record(
+        &self,
+        counting: Counting,
+        call: Call,
+        push: impl FnOnce(&ringlat_ring::Ring<RegionStorage>, u8, &Record) -> Result<u32, Full>,
+    ) -> Outcome {
+        let Call {
+            kind,
+            trace_id,
+            status,
+            delta,
+            nanotime,
+        } = call;
+        let dense = self.dense[kind as usize];
+        if dense == UNCONFIGURED {
+            return self.reject_unconfigured(kind);
+        }
+        let dense = usize::from(dense);
+        if let Some(nanotime) = nanotime
+            && nanotime.abs_diff(self.anchor.unix_now()) > self.max_skew_ns
+        {
+            self.count(counting, dense, KindCounter::Rejected);
+            return Outcome::Rejected;
+        }
+        let Some(class) = self.sample(kind, trace_id, delta) else {
+            self.count(counting, dense, KindCounter::SampledOut);
+            return Outcome::SampledOut;
+        };
+        let (units, saturated) = self.to_units(delta);
+        let written = match self.overflow {
+            Overflow::Break => {
+                // Relaxed: the one load an open breaker costs; see `trip`.
+                if self.breaker_open.load(Ordering::Relaxed) {
+                    self.count(counting, dense, KindCounter::DroppedBreaker);
+                    return Outcome::Dropped;
+                }
+                let nanotime = nanotime.unwrap_or_else(|| self.anchor.unix_now());
+                let record = Record::new(trace_id, nanotime, status, units);
+                match push(&self.ring, class, &record) {
+                    Ok(fill) => {
+                        if self.ring.capacity() - fill < self.low_water {
+                            self.trip();
+                        }
+                        true
+                    }
+                    Err(Full) => {
+                        self.trip();
+                        false
+                    }
+                }
+            }
+            Overflow::Overwrite => {
+                let nanotime = nanotime.unwrap_or_else(|| self.anchor.unix_now());
+                let record = Record::new(trace_id, nanotime, status, units);
+                let (written, overwrote) = match self.ring.push_overwriting(kind, class, &record) {
+                    Ok(done) => (true, done.overwrote),
+                    Err(busy) => (false, busy.overwrote),
+                };
+                if overwrote {
+                    let (stripe, exclusive) = match counting {
+                        Counting::Stripe(stripe) => (stripe, false),
+                        Counting::Exclusive => (0, true),
+                    };
+                    self.stripes.add_extra(stripe, EXTRA_OVERWRITTEN, exclusive);
+                }
+                written
+            }
+        };
+        if written {
+            self.count(counting, dense, KindCounter::Written);
+            if saturated {
+                self.count(counting, dense, KindCounter::Saturated);
+            }
+            Outcome::Written
+        } else {
+            self.count(counting, dense, KindCounter::DroppedFull);
+            Outcome::Dropped
+        }
+    }
+
+    pub(crate) fn io_error(
+        &self,
+        what: &'static str,
+    ) -> impl FnOnce(std::io::Error) -> Error + use<> {
+        let path = self.path.clone();
+        move |source| Error::Io { path, what, source }
+    }
+}
