@@ -16,11 +16,23 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-fn spawn_writer(path: &Path, threads: u64, per_thread: u64, capacity: u64, start: u32) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ringlat-test-writer"))
+fn writer_command(
+    path: &Path,
+    threads: u64,
+    per_thread: u64,
+    capacity: u64,
+    start: u32,
+) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ringlat-test-writer"));
+    command
         .arg(path)
         .args([threads, per_thread, capacity].map(|n| n.to_string()))
-        .arg(start.to_string())
+        .arg(start.to_string());
+    command
+}
+
+fn spawn_writer(path: &Path, threads: u64, per_thread: u64, capacity: u64, start: u32) -> Child {
+    writer_command(path, threads, per_thread, capacity, start)
         .spawn()
         .expect("spawn writer")
 }
@@ -197,4 +209,85 @@ fn kill_9_at_arbitrary_instants_leaves_a_decodable_file() {
             counters.abandoned
         );
     }
+}
+
+/// A sampling writer in another process, drained from this one: after it closes, every
+/// kind's counters reconcile exactly (calls == written + sampled out + dropped + rejected),
+/// the drained records per kind equal `written`, and each carries its kind's probability.
+#[test]
+fn sampled_counters_reconcile_per_kind_from_another_process() {
+    const THREADS: u64 = 3;
+    const PER_THREAD: u64 = 300_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sampled.ring");
+    let mut writer = writer_command(&path, THREADS, PER_THREAD, 1 << 12, u32::MAX - 5000)
+        .arg("sampled")
+        .spawn()
+        .expect("spawn writer");
+    let mut drainer = open_when_ready(&path);
+    let mut drained = [0u64; THREADS as usize];
+    let mut check = |record: ringlat_read::Decoded| -> Result<(), String> {
+        let (thread, _) = ringlat_tests::check_record(&record.record)?;
+        let slow = ringlat_tests::micros_of(record.record.trace_id()) >= 900_000;
+        let expected = if slow {
+            1.0
+        } else {
+            [1.0, 0.1, 0.5][thread as usize % 3]
+        };
+        if record.kind as u64 != thread || record.probability != expected {
+            return Err(format!("kind/probability wrong: {record:?}"));
+        }
+        drained[thread as usize] += 1;
+        Ok(())
+    };
+    let status = loop {
+        let stats = drainer.drain(4096, &mut check).unwrap();
+        if stats.taken == 0 {
+            if let Some(status) = writer.try_wait().unwrap() {
+                break status;
+            }
+            std::thread::yield_now();
+        }
+    };
+    assert!(status.success(), "writer failed: {status}");
+    while drainer.drain(4096, &mut check).unwrap().taken > 0 {}
+    let file = drainer.file();
+    assert_eq!(file.writer_state(), WriterState::Closed);
+    let counters = file.counters();
+    for thread in 0..THREADS {
+        let values = counters
+            .per_kind
+            .iter()
+            .find(|(kind, _)| u64::from(*kind) == thread)
+            .map(|(_, values)| *values)
+            .unwrap();
+        let get = |counter: KindCounter| values[counter.index()];
+        let calls = get(KindCounter::Written)
+            + get(KindCounter::SampledOut)
+            + get(KindCounter::DroppedFull)
+            + get(KindCounter::DroppedBreaker)
+            + get(KindCounter::Rejected);
+        assert_eq!(calls, PER_THREAD - PER_THREAD / 1000, "kind {thread}");
+        assert_eq!(
+            get(KindCounter::Written),
+            drained[thread as usize],
+            "kind {thread}"
+        );
+        if thread % 3 == 0 {
+            assert_eq!(get(KindCounter::SampledOut), 0);
+        } else {
+            assert!(get(KindCounter::SampledOut) > 0);
+        }
+        println!(
+            "kind {thread}: {values:?}, drained {}",
+            drained[thread as usize]
+        );
+    }
+    let rejected = counters
+        .per_kind
+        .iter()
+        .find(|(kind, _)| *kind == 200)
+        .map(|(_, values)| values[KindCounter::Rejected.index()]);
+    assert_eq!(rejected, Some(THREADS * (PER_THREAD / 1000)));
+    assert_eq!(counters.calls(), THREADS * PER_THREAD);
 }

@@ -1,8 +1,12 @@
 //! A real writer process for the cross-process tests.
 //!
-//! `ringlat-test-writer PATH THREADS PER_THREAD CAPACITY START_POSITION`
+//! `ringlat-test-writer PATH THREADS PER_THREAD CAPACITY START_POSITION [sampled]`
 //! Each thread records PER_THREAD records (0 = until killed) with trace ids, statuses and
 //! latencies derived from (thread, sequence), then the ring is closed.
+//!
+//! With `sampled`, thread `t` records kind `t` at rate 1, 0.1 or 0.5 (`t % 3`), calls of
+//! 900 ms or more are always kept, and every 1000th call goes to the unconfigured kind 200
+//! (rejected).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ringlat_tests::{delta_of, status_of, trace_of};
@@ -10,8 +14,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 6 {
-        eprintln!("usage: ringlat-test-writer PATH THREADS PER_THREAD CAPACITY START_POSITION");
+    if args.len() != 6 && args.len() != 7 {
+        eprintln!(
+            "usage: ringlat-test-writer PATH THREADS PER_THREAD CAPACITY START_POSITION [sampled]"
+        );
         return ExitCode::from(1);
     }
     let threads: u64 = args[2].parse().unwrap();
@@ -21,8 +27,15 @@ fn main() -> ExitCode {
     let mut builder = ringlat::Ring::builder(&args[1])
         .capacity(capacity)
         .start_position(start);
+    let sampled = args.get(6).is_some_and(|mode| mode == "sampled");
     for thread in 0..threads {
         builder = builder.kind(thread as u8, &format!("thread{thread}"));
+        if sampled {
+            builder = builder.rate(thread as u8, [1.0, 0.1, 0.5][thread as usize % 3]);
+        }
+    }
+    if sampled {
+        builder = builder.keep_if_slower_than(std::time::Duration::from_millis(900));
     }
     let ring = match builder.create() {
         Ok(ring) => ring,
@@ -38,7 +51,12 @@ fn main() -> ExitCode {
                 let mut sequence = 0;
                 while per_thread == 0 || sequence < per_thread {
                     let trace = trace_of(thread, sequence);
-                    ring.record(thread as u8, trace, status_of(trace), delta_of(trace));
+                    let kind = if sampled && sequence % 1000 == 999 {
+                        200
+                    } else {
+                        thread as u8
+                    };
+                    ring.record(kind, trace, status_of(trace), delta_of(trace));
                     sequence += 1;
                 }
             });
