@@ -10,9 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "gateway.ring".into());
     let ring = ringlat::Ring::builder(&path)
         .capacity(1 << 16)
-        .kind(0, "market")
-        .kind(1, "limit")
-        .kind(2, "cancel")
+        .gateway_preset() // market 100%, limit 10%, cancel 50%, > 1 ms always kept
         .delta_unit(ringlat::DeltaUnit::Micros)
         .replace(true)
         .create()?;

@@ -33,6 +33,8 @@ pub enum StatFormat {
     Text,
     /// One JSON object.
     Json,
+    /// Prometheus text exposition (for a node-exporter textfile collector or a sidecar).
+    Prom,
 }
 
 #[derive(Debug, Args)]
@@ -54,4 +56,7 @@ pub struct StatArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = StatFormat::Text)]
     pub format: StatFormat,
+    /// Redraw every DUR (e.g. 1s, 500ms) until interrupted.
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_duration)]
+    pub watch: Option<std::time::Duration>,
 }

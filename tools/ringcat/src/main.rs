@@ -4,6 +4,7 @@
 
 mod cat;
 mod cli;
+mod duration;
 mod output;
 mod stat;
 mod time;

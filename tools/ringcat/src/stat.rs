@@ -1,54 +1,96 @@
+//! `ringcat stat`: the live header view, as text, JSON or Prometheus text exposition.
+
 use crate::Failure;
 use crate::cli::{StatArgs, StatFormat};
-use crate::time::rfc3339_nanos;
-use ringlat_format::KindCounter;
-use ringlat_read::RingFile;
+use crate::time::{now_unix_ns, rfc3339_nanos};
+use ringlat_format::{GlobalCounter, KindCounter};
+use ringlat_read::{FlushMode, RingFile};
 use serde_json::{Map, Value, json};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 pub(crate) fn run(args: &StatArgs) -> Result<(), Failure> {
     let file = RingFile::open(&args.file)?;
-    let text = match args.format {
-        StatFormat::Text => text(&file),
-        StatFormat::Json => json(&file).to_string(),
-    };
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}")?;
-    Ok(())
+    let clear = out.is_terminal() && args.watch.is_some();
+    loop {
+        let text = match args.format {
+            StatFormat::Text => text(&file),
+            StatFormat::Json => json(&file).to_string(),
+            StatFormat::Prom => prom(&file),
+        };
+        if clear {
+            write!(out, "\x1b[H\x1b[2J")?;
+        }
+        writeln!(out, "{text}")?;
+        out.flush()?;
+        match args.watch {
+            Some(period) => std::thread::sleep(period),
+            None => return Ok(()),
+        }
+    }
 }
 
-fn counter_object(values: &[u64; 6], calls: u64) -> Value {
+/// Calls of a kind: every outcome but `saturated` (which comes on top of `written`).
+fn calls_of(values: &[u64; 6]) -> u64 {
+    KindCounter::ALL
+        .iter()
+        .filter(|c| **c != KindCounter::Saturated)
+        .map(|c| values[c.index()])
+        .sum()
+}
+
+fn dropped_of(values: &[u64; 6]) -> u64 {
+    values[KindCounter::DroppedFull.index()] + values[KindCounter::DroppedBreaker.index()]
+}
+
+fn counter_object(values: &[u64; 6]) -> Map<String, Value> {
     let mut object = Map::new();
-    object.insert("calls".into(), calls.into());
+    object.insert("calls".into(), calls_of(values).into());
     for counter in KindCounter::ALL {
         object.insert(counter.name().into(), values[counter.index()].into());
     }
-    let dropped =
-        values[KindCounter::DroppedFull.index()] + values[KindCounter::DroppedBreaker.index()];
-    object.insert("dropped".into(), dropped.into());
-    Value::Object(object)
+    object.insert("dropped".into(), dropped_of(values).into());
+    object
 }
 
-fn calls_of(values: &[u64; 6]) -> u64 {
-    values.iter().take(5).sum()
+fn kind_values(file: &RingFile, kind: u8) -> [u64; 6] {
+    file.counters()
+        .per_kind
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, values)| *values)
+        .unwrap_or_default()
+}
+
+fn heartbeat_age_ms(file: &RingFile) -> Option<f64> {
+    file.heartbeat_unix_ns()
+        .map(|beat| now_unix_ns().saturating_sub(beat) as f64 / 1e6)
 }
 
 fn json(file: &RingFile) -> Value {
     let geometry = file.geometry();
     let (head, tail) = file.positions();
     let counters = file.counters();
-    let mut totals = counter_object(&counters.total, counters.calls());
-    if let Value::Object(map) = &mut totals {
-        map.insert("abandoned".into(), counters.abandoned.into());
+    let mut totals = counter_object(&counters.total);
+    for counter in GlobalCounter::ALL {
+        totals.insert(counter.name().into(), file.global(counter).into());
     }
     let kinds: Vec<Value> = file
         .configured_kinds()
         .into_iter()
         .map(|kind| {
-            let values = counters.per_kind.iter().find(|(k, _)| *k == kind).map(|(_, v)| *v).unwrap_or_default();
-            json!({"id": kind, "name": file.kind_label(kind), "counters": counter_object(&values, calls_of(&values))})
+            let rates = file.kind_rates(kind);
+            json!({
+                "id": kind,
+                "name": file.kind_label(kind),
+                "rate": {"base": rates.base, "current": rates.current,
+                         "calls_per_second": rates.calls_per_second,
+                         "degrade_above": rates.degrade_above},
+                "counters": counter_object(&kind_values(file, kind)),
+            })
         })
         .collect();
+    let policy = file.policy();
     json!({
         "path": file.path().display().to_string(),
         "version": ringlat_format::VERSION,
@@ -62,6 +104,23 @@ fn json(file: &RingFile) -> Value {
         "created": rfc3339_nanos(file.created_unix_ns()),
         "writer_pid": file.writer_pid(),
         "writer": file.writer_state().as_str(),
+        "heartbeat": file.heartbeat_unix_ns().map(rfc3339_nanos),
+        "heartbeat_age_ms": heartbeat_age_ms(file),
+        "durable_position": file.durable_position(),
+        "overflow": if policy.overwrite { "overwrite" } else { "break" },
+        "breaker": file.breaker().map(|b| json!({
+            "open": b.open, "low_water": b.low_water, "high_water": b.high_water, "trips": b.trips,
+        })),
+        "sampling": {
+            "decision": if policy.trace_id_decision { "trace_id" } else { "random" },
+            "keep_if_slow_ns": policy.keep_if_slow_ns,
+            "degrade_factor": policy.degrade_factor,
+            "degrade_floor": policy.degrade_floor,
+        },
+        "flush": match policy.flush {
+            FlushMode::Async => json!({"mode": "async"}),
+            FlushMode::Every(ns) => json!({"mode": "every", "interval_ns": ns}),
+        },
         "counters": totals,
         "kinds": kinds,
     })
@@ -72,6 +131,34 @@ fn text(file: &RingFile) -> String {
     let (head, tail) = file.positions();
     let fill = tail.wrapping_sub(head);
     let counters = file.counters();
+    let policy = file.policy();
+    let heartbeat = match heartbeat_age_ms(file) {
+        Some(age) => format!("last heartbeat {age:.0} ms ago"),
+        None => "no heartbeat yet".into(),
+    };
+    let breaker = match file.breaker() {
+        Some(b) => format!(
+            "{} (trips below {} free, closes above {} free; {} trips)",
+            if b.open { "OPEN, dropping" } else { "closed" },
+            b.low_water,
+            b.high_water,
+            b.trips
+        ),
+        None => "none: overwrite mode (the newest records overwrite the oldest)".into(),
+    };
+    let flush = match policy.flush {
+        FlushMode::Async => {
+            "async (msync MS_ASYNC: survives a writer crash, not an OS crash)".into()
+        }
+        FlushMode::Every(ns) => format!("every {} ms (msync MS_SYNC)", ns / 1_000_000),
+    };
+    let durable = match file.durable_position() {
+        Some(position) => format!(
+            "{position} ({} records not yet known durable)",
+            tail.wrapping_sub(position)
+        ),
+        None => "none (no synchronous flush has completed)".into(),
+    };
     let mut lines = vec![
         format!("file        {}", file.path().display()),
         format!(
@@ -96,37 +183,233 @@ fn text(file: &RingFile) -> String {
         ),
         format!("created     {}", rfc3339_nanos(file.created_unix_ns())),
         format!(
-            "writer      pid {} ({})",
+            "writer      pid {} ({}), {heartbeat}",
             file.writer_pid(),
             file.writer_state().as_str()
         ),
+        format!("breaker     {breaker}"),
+        format!(
+            "sampling    decision {}, keep if slower than {}, degrade x{} down to {}",
+            if policy.trace_id_decision {
+                "by trace id"
+            } else {
+                "random"
+            },
+            policy
+                .keep_if_slow_ns
+                .map_or("(off)".to_string(), |ns| format!("{} us", ns / 1000)),
+            policy.degrade_factor,
+            policy.degrade_floor
+        ),
+        format!("flush       {flush}"),
+        format!("durable     {durable}"),
         String::new(),
         format!(
-            "{:<14}{:>13}{:>13}{:>13}{:>13}{:>13}{:>13}{:>13}",
+            "{:<12}{:>8}{:>8}{:>10}{:>12}{:>12}{:>12}{:>10}{:>10}{:>10}{:>10}",
             "kind",
+            "rate",
+            "base",
+            "calls/s",
             "calls",
             "written",
             "sampled_out",
-            "dropped_full",
-            "dropped_brk",
+            "drop_full",
+            "drop_brk",
             "rejected",
             "saturated"
         ),
     ];
-    let row = |label: String, values: &[u64; 6]| {
-        let mut line = format!("{label:<14}{:>13}", calls_of(values));
-        for value in values {
-            line.push_str(&format!("{value:>13}"));
-        }
-        line
+    let row = |label: String, rate: String, base: String, per_second: String, v: &[u64; 6]| {
+        format!(
+            "{label:<12}{rate:>8}{base:>8}{per_second:>10}{:>12}{:>12}{:>12}{:>10}{:>10}{:>10}{:>10}",
+            calls_of(v),
+            v[KindCounter::Written.index()],
+            v[KindCounter::SampledOut.index()],
+            v[KindCounter::DroppedFull.index()],
+            v[KindCounter::DroppedBreaker.index()],
+            v[KindCounter::Rejected.index()],
+            v[KindCounter::Saturated.index()],
+        )
     };
-    for (kind, values) in &counters.per_kind {
-        lines.push(row(file.kind_label(*kind), values));
+    let mut shown = Vec::new();
+    for kind in file.configured_kinds() {
+        let rates = file.kind_rates(kind);
+        lines.push(row(
+            file.kind_label(kind),
+            percent(rates.current),
+            percent(rates.base),
+            rates.calls_per_second.to_string(),
+            &kind_values(file, kind),
+        ));
+        shown.push(kind);
     }
-    lines.push(row("total".into(), &counters.total));
-    lines.push(format!(
-        "abandoned slots (writer died mid-write): {}",
-        counters.abandoned
+    for (kind, values) in &counters.per_kind {
+        if !shown.contains(kind) {
+            let label = format!("{kind} (undeclared)");
+            lines.push(row(label, "-".into(), "-".into(), "-".into(), values));
+        }
+    }
+    lines.push(row(
+        "total".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        &counters.total,
     ));
+    lines.push(String::new());
+    lines.push(
+        GlobalCounter::ALL
+            .iter()
+            .map(|c| format!("{} {}", c.name(), file.global(*c)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     lines.join("\n")
+}
+
+fn percent(rate: f64) -> String {
+    let percent = rate * 100.0;
+    if percent >= 1.0 {
+        format!("{percent:.0}%")
+    } else {
+        format!("{percent:.2}%")
+    }
+}
+
+/// Prometheus text exposition (version 0.0.4).
+fn prom(file: &RingFile) -> String {
+    let path = escape_label(&file.path().display().to_string());
+    let (head, tail) = file.positions();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, value) in samples {
+            let extra = if labels.is_empty() {
+                String::new()
+            } else {
+                format!(",{labels}")
+            };
+            out.push_str(&format!("{name}{{file=\"{path}\"{extra}}} {value}\n"));
+        }
+    };
+    let kinds: Vec<(String, [u64; 6])> = file
+        .configured_kinds()
+        .into_iter()
+        .map(|kind| {
+            (
+                escape_label(&file.kind_label(kind)),
+                kind_values(file, kind),
+            )
+        })
+        .collect();
+    metric(
+        "ringlat_calls_total",
+        "counter",
+        "record() calls per kind.",
+        kinds
+            .iter()
+            .map(|(k, v)| (format!("kind=\"{k}\""), calls_of(v).to_string()))
+            .collect(),
+    );
+    metric(
+        "ringlat_outcomes_total",
+        "counter",
+        "record() calls per kind and outcome (saturated is a subset of written).",
+        kinds
+            .iter()
+            .flat_map(|(k, v)| {
+                KindCounter::ALL.iter().map(move |c| {
+                    (
+                        format!("kind=\"{k}\",outcome=\"{}\"", c.name()),
+                        v[c.index()].to_string(),
+                    )
+                })
+            })
+            .collect(),
+    );
+    metric(
+        "ringlat_sampling_rate",
+        "gauge",
+        "Sampling rate in force per kind.",
+        file.configured_kinds()
+            .into_iter()
+            .map(|kind| {
+                let label = escape_label(&file.kind_label(kind));
+                (
+                    format!("kind=\"{label}\""),
+                    file.kind_rates(kind).current.to_string(),
+                )
+            })
+            .collect(),
+    );
+    metric(
+        "ringlat_calls_per_second",
+        "gauge",
+        "Calls per second over the writer's last rate window.",
+        file.configured_kinds()
+            .into_iter()
+            .map(|kind| {
+                let label = escape_label(&file.kind_label(kind));
+                let rate = file.kind_rates(kind).calls_per_second;
+                (format!("kind=\"{label}\""), rate.to_string())
+            })
+            .collect(),
+    );
+    for counter in GlobalCounter::ALL {
+        metric(
+            &format!("ringlat_{}_total", counter.name()),
+            "counter",
+            "Global counter of the ring file.",
+            vec![(String::new(), file.global(counter).to_string())],
+        );
+    }
+    let gauge = |value: u64| vec![(String::new(), value.to_string())];
+    metric(
+        "ringlat_capacity_slots",
+        "gauge",
+        "Ring capacity.",
+        gauge(file.geometry().capacity.into()),
+    );
+    metric(
+        "ringlat_fill_slots",
+        "gauge",
+        "Records in the ring (tail - head).",
+        gauge(tail.wrapping_sub(head).into()),
+    );
+    metric(
+        "ringlat_breaker_open",
+        "gauge",
+        "1 while the circuit breaker drops records.",
+        gauge(file.breaker().is_some_and(|b| b.open).into()),
+    );
+    metric(
+        "ringlat_writer_alive",
+        "gauge",
+        "1 while the writer process holds the file.",
+        gauge((file.writer_state() == ringlat_read::WriterState::Alive).into()),
+    );
+    if let Some(age) = heartbeat_age_ms(file) {
+        metric(
+            "ringlat_heartbeat_age_seconds",
+            "gauge",
+            "Seconds since the writer's last heartbeat.",
+            vec![(String::new(), format!("{:.3}", age / 1000.0))],
+        );
+    }
+    if let Some(durable) = file.durable_position() {
+        metric(
+            "ringlat_durable_position",
+            "gauge",
+            "Position before which records are on stable storage.",
+            gauge(durable.into()),
+        );
+    }
+    out.trim_end().to_string()
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -1,6 +1,13 @@
 //! RFC 3339 rendering of UNIX-epoch nanoseconds, in UTC.
 
 /// `2026-11-21T14:42:01.123456789Z`.
+/// UNIX-epoch nanoseconds now.
+pub(crate) fn now_unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 pub(crate) fn rfc3339_nanos(unix_ns: u64) -> String {
     let secs = unix_ns / 1_000_000_000;
     let nanos = unix_ns % 1_000_000_000;
