@@ -44,21 +44,24 @@ fn a_decoder_written_from_format_md_reads_the_library_file() {
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("doc.ring");
+    // Kind 2 is sampled at 50% by trace id: these traces are the ones the documented hash keeps.
+    let kept: Vec<u64> = (1000..)
+        .filter(|t| ringlat::trace_hash(*t) < 1 << 63)
+        .take(3)
+        .collect();
     {
         let ring = ringlat::Ring::builder(&path)
             .capacity(8)
             .kind(2, "limit")
+            .rate(2, 0.5)
+            .decision(ringlat::Decision::TraceId)
             .delta_unit(ringlat::DeltaUnit::Nanos)
             .start_position(u32::MAX - 1)
             .create()
             .unwrap();
-        for trace in 0..3u64 {
-            ring.record(
-                2,
-                1000 + trace,
-                trace as u8,
-                Duration::from_nanos(500 + trace),
-            );
+        for (i, trace) in kept.iter().enumerate() {
+            let outcome = ring.record(2, *trace, i as u8, Duration::from_nanos(500 + i as u64));
+            assert_eq!(outcome, ringlat::Outcome::Written);
         }
         ring.record(7, 1, 0, Duration::ZERO); // unconfigured kind: rejected
     }
@@ -91,6 +94,23 @@ fn a_decoder_written_from_format_md_reads_the_library_file() {
     assert_eq!(le(&bytes, entry + at("kind_flags").0, 4) & 1, 1);
     assert_eq!(le(&bytes, entry + at("written").0, 8), 3);
     assert_eq!(le(&bytes, kind_table + 128 * 7 + at("rejected").0, 8), 1);
+    assert_eq!(
+        f64::from_bits(le(&bytes, entry + at("base_probability").0, 8)),
+        0.5
+    );
+    assert_eq!(get("decision"), 1);
+    assert_eq!(get("overflow_policy"), 0);
+    assert_eq!(
+        (get("breaker_low_water"), get("breaker_high_water")),
+        (1, 4)
+    );
+    assert!(get("heartbeat_unix_ns") >= get("anchor_unix_ns"));
+    assert_eq!(
+        get("durable_position"),
+        (1 << 32) | 1,
+        "closing flushed everything"
+    );
+    assert!(get("msyncs") > 0);
     let class_table = at("class_table").0;
 
     let records = get("records_offset") as usize;
@@ -104,9 +124,12 @@ fn a_decoder_written_from_format_md_reads_the_library_file() {
         assert_eq!((word >> 32) & 3, 2, "committed");
         assert_eq!((word >> 40) & 0xFF, 2, "kind");
         let class = ((word >> 48) & 0xFF) as usize;
-        assert_eq!(f64::from_bits(le(&bytes, class_table + 8 * class, 8)), 1.0);
+        assert_eq!(f64::from_bits(le(&bytes, class_table + 8 * class, 8)), 0.5);
         let record = records + 21 * slot;
-        assert_eq!(le(&bytes, record + at("trace_id").0, 8), 1000 + trace);
+        assert_eq!(
+            le(&bytes, record + at("trace_id").0, 8),
+            kept[trace as usize]
+        );
         assert!(le(&bytes, record + at("nanotime").0, 8) >= anchor);
         assert_eq!(le(&bytes, record + at("status").0, 1), trace);
         assert_eq!(
