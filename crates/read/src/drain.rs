@@ -54,6 +54,30 @@ impl Drainer {
         &self.file
     }
 
+    /// Reads up to `max` records and hands them to `on_batch` together; they are consumed
+    /// only if it succeeds (e.g. once the batch is written to an archive), so nothing is
+    /// consumed that was not handled.
+    pub fn drain_batch<E>(
+        &mut self,
+        max: usize,
+        on_batch: impl FnOnce(&[Decoded]) -> Result<(), E>,
+    ) -> Result<ConsumeStats, E> {
+        let file = &self.file;
+        let mut dead = None;
+        let mut writer_dead =
+            || *dead.get_or_insert_with(|| file.writer_state() == WriterState::Dead);
+        let result = self
+            .consumer
+            .try_consume_batch(file.ring(), max, &mut writer_dead, |slots| {
+                let decoded: Vec<Decoded> = slots.iter().map(|slot| file.decode(*slot)).collect();
+                on_batch(&decoded)
+            });
+        if let Ok(stats) = &result {
+            self.count_abandoned(stats);
+        }
+        result
+    }
+
     /// Consumes up to `max` records in order, handing each to `on_record` first. A record
     /// whose handler fails stays in the ring, as does everything after it: nothing is
     /// consumed that was not handled. Slots a dead writer left half-written are skipped and
@@ -73,17 +97,21 @@ impl Drainer {
                 on_record(file.decode(slot))
             });
         if let Ok(stats) = &result {
-            if stats.abandoned > 0 {
-                if let Some(counter) = file
-                    .ring()
-                    .storage()
-                    .u64_at(GlobalCounter::Abandoned.offset())
-                {
-                    // Relaxed: a statistic, read by `ringcat stat`.
-                    counter.fetch_add(stats.abandoned as u64, Ordering::Relaxed);
-                }
-            }
+            self.count_abandoned(stats);
         }
         result
+    }
+
+    fn count_abandoned(&self, stats: &ConsumeStats) {
+        if stats.abandoned > 0
+            && let Some(counter) = self
+                .file
+                .ring()
+                .storage()
+                .u64_at(GlobalCounter::Abandoned.offset())
+        {
+            // Relaxed: a statistic, read by `ringcat stat`.
+            counter.fetch_add(stats.abandoned as u64, Ordering::Relaxed);
+        }
     }
 }

@@ -23,6 +23,14 @@ pub enum ReadError {
         /// The file.
         path: PathBuf,
     },
+    /// An archive file is invalid.
+    #[error("{path}: {what}")]
+    Archive {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
     /// The ring is in overwrite (flight recorder) mode and cannot be drained, only read.
     #[error("{path}: an overwrite-mode ring cannot be drained; read it with cat instead")]
     OverwriteRing {

@@ -18,12 +18,15 @@
 //! ```
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod archive;
 mod decoded;
 mod drain;
 mod error;
 mod follow;
 mod locks;
 mod open;
+pub mod percentile;
+mod sample;
 mod status;
 
 pub use decoded::Decoded;
@@ -32,4 +35,5 @@ pub use error::ReadError;
 pub use follow::Follower;
 pub use open::{Counters, RingFile, WriterState};
 pub use ringlat_ring::{InFlight, PeekStats};
+pub use sample::{Sample, Source};
 pub use status::{BreakerStatus, FlushMode, KindRates, WriterPolicy};

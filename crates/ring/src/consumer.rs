@@ -76,20 +76,70 @@ impl Consumer {
         }
     }
 
-    /// Like [`Consumer::consume`], but the callback may fail: the slot it failed on and every
-    /// later one stay in the ring (nothing is consumed that was not handled), the slots before
-    /// it are consumed, and the error is returned.
+    /// Consumes up to `max` records in order, handing each to `on_slot`. A record whose
+    /// handler fails stays in the ring, as does everything after it. Slots a dead writer
+    /// left uncommitted (`writer_dead()` says so) are skipped and counted as abandoned.
     pub fn try_consume<S: Storage, E>(
         &mut self,
         ring: &Ring<S>,
         max: usize,
         writer_dead: &mut dyn FnMut() -> bool,
-        mut on_slot: impl FnMut(Slot) -> Result<(), E>,
+        on_slot: impl FnMut(Slot) -> Result<(), E>,
     ) -> Result<ConsumeStats, E> {
+        let (position, stats, failure) = self.scan(ring, max, writer_dead, on_slot);
+        self.advance_head(ring, position);
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(stats),
+        }
+    }
+
+    /// Reads up to `max` records and hands them to `on_batch` all at once; only if it
+    /// succeeds are they consumed (one CAS). Nothing is consumed that the handler did not
+    /// accept, so a handler that writes the batch out loses nothing if it fails.
+    ///
+    /// ```
+    /// use ringlat_ring::{Consumer, HeapStorage, Ring};
+    /// use ringlat_format::Record;
+    /// let ring = Ring::new(HeapStorage::new(4)).unwrap();
+    /// ring.push(0, 0, &Record::new(1, 0, 0, 0)).unwrap();
+    /// let mut consumer = Consumer::attach(&ring);
+    /// let refused = consumer.try_consume_batch(&ring, 8, &mut || false, |_| Err("disk full"));
+    /// assert_eq!(refused, Err("disk full"));
+    /// assert_eq!(ring.positions(), (0, 1)); // still there
+    /// let taken = consumer.try_consume_batch(&ring, 8, &mut || false, |_| Ok::<_, ()>(()));
+    /// assert_eq!(taken.unwrap().taken, 1);
+    /// assert_eq!(ring.positions(), (1, 1));
+    /// ```
+    pub fn try_consume_batch<S: Storage, E>(
+        &mut self,
+        ring: &Ring<S>,
+        max: usize,
+        writer_dead: &mut dyn FnMut() -> bool,
+        on_batch: impl FnOnce(&[Slot]) -> Result<(), E>,
+    ) -> Result<ConsumeStats, E> {
+        let mut batch = Vec::new();
+        let (position, stats, _) = self.scan(ring, max, writer_dead, |slot| {
+            batch.push(slot);
+            Ok::<(), core::convert::Infallible>(())
+        });
+        on_batch(&batch)?;
+        self.advance_head(ring, position);
+        Ok(stats)
+    }
+
+    /// Walks from head over committed slots (and abandoned ones), handing each to `on_slot`;
+    /// returns where it stopped, the stats, and the handler's failure if any.
+    fn scan<S: Storage, E>(
+        &self,
+        ring: &Ring<S>,
+        max: usize,
+        writer_dead: &mut dyn FnMut() -> bool,
+        mut on_slot: impl FnMut(Slot) -> Result<(), E>,
+    ) -> (u32, ConsumeStats, Option<E>) {
         let (_, tail) = ring.positions();
         let mut stats = ConsumeStats::default();
         let mut position = self.head;
-        let mut failure = None;
         while position != tail && stats.taken + stats.abandoned < max {
             let slot = match ring.read_committed(position) {
                 Some(slot) => Some(slot),
@@ -102,8 +152,7 @@ impl Consumer {
             match slot {
                 Some(slot) => {
                     if let Err(error) = on_slot(slot) {
-                        failure = Some(error);
-                        break;
+                        return (position, stats, Some(error));
                     }
                     stats.taken += 1;
                 }
@@ -111,11 +160,7 @@ impl Consumer {
             }
             position = position.wrapping_add(1);
         }
-        self.advance_head(ring, position);
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(stats),
-        }
+        (position, stats, None)
     }
 
     fn advance_head<S: Storage>(&mut self, ring: &Ring<S>, new_head: u32) {

@@ -1,0 +1,392 @@
+//! The weighted percentile engine: exact nearest-rank percentiles over any number of records,
+//! in two streaming passes whose memory depends on the spread of the values, not on how many
+//! records there are.
+//!
+//! Definition: records sorted by value, each weighing `w = 1/p` (its inverse inclusion
+//! probability; 1 in raw mode), the q-th percentile is the smallest value whose cumulative
+//! weight reaches `q% of the total weight`. Weights are fixed-point integers (`1/p` in units
+//! of 2^-32), so sums are exact and the result does not depend on the order of the records.
+//!
+//! Pass 1 builds, per group, a histogram over logarithmic bins (exact below 2048, then 1024
+//! bins per power of two) and finds the bin where each percentile falls. Pass 2 keeps the exact
+//! values of those bins only, and walks them to the answer.
+
+use std::collections::BTreeMap;
+
+/// One unit of weight: a record kept with probability 1 weighs this much.
+pub const WEIGHT_ONE: u128 = 1 << 32;
+
+/// The fixed-point weight of a record kept with probability `p` (raw: every record weighs 1).
+///
+/// ```
+/// use ringlat_read::percentile::{weight_of, WEIGHT_ONE};
+/// assert_eq!(weight_of(1.0, false), WEIGHT_ONE);
+/// assert_eq!(weight_of(0.5, false), 2 * WEIGHT_ONE);
+/// assert_eq!(weight_of(0.1, true), WEIGHT_ONE);
+/// ```
+pub fn weight_of(probability: f64, raw: bool) -> u128 {
+    if raw || !(probability > 0.0 && probability < 1.0) {
+        WEIGHT_ONE
+    } else {
+        (WEIGHT_ONE as f64 / probability).round() as u128
+    }
+}
+
+/// A percentile as written on the command line, kept as an exact fraction.
+///
+/// ```
+/// let q = ringlat_read::percentile::Quantile::parse("99.9").unwrap();
+/// assert_eq!(q.label(), "99.9");
+/// assert!(ringlat_read::percentile::Quantile::parse("101").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quantile {
+    label: String,
+    /// q / 100 = numerator / denominator.
+    numerator: u128,
+    denominator: u128,
+}
+
+impl Quantile {
+    /// Parses `50`, `99.9`, `99.99`, `100`; at most 9 decimals.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits_ok = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+        if whole.is_empty() || !digits_ok(whole) || !digits_ok(fraction) || fraction.len() > 9 {
+            return Err(format!("'{text}' is not a percentile (0..=100)"));
+        }
+        let scale = 10u128.pow(fraction.len() as u32);
+        let whole: u128 = whole
+            .parse()
+            .map_err(|_| format!("'{text}' is not a percentile (0..=100)"))?;
+        let fraction: u128 = if fraction.is_empty() {
+            0
+        } else {
+            fraction
+                .parse()
+                .map_err(|_| format!("'{text}' is not a percentile"))?
+        };
+        let numerator = whole * scale + fraction;
+        if numerator > 100 * scale {
+            return Err(format!("'{text}' is above 100"));
+        }
+        Ok(Quantile {
+            label: text.to_string(),
+            numerator,
+            denominator: 100 * scale,
+        })
+    }
+
+    /// As written.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The fraction as a float (for `1/(1-q)` axes).
+    pub fn fraction(&self) -> f64 {
+        self.numerator as f64 / self.denominator as f64
+    }
+
+    /// The cumulative weight this percentile must reach, out of `total` (at least 1).
+    fn target(&self, total: u128) -> u128 {
+        (total * self.numerator).div_ceil(self.denominator).max(1)
+    }
+}
+
+/// The bin of a value: exact below 2048, then 1024 bins per power of two; order-preserving,
+/// negative values mirrored below zero.
+///
+/// ```
+/// use ringlat_read::percentile::bin_of;
+/// assert!(bin_of(-5) < bin_of(-4) && bin_of(-1) < bin_of(0) && bin_of(0) < bin_of(1));
+/// assert_eq!(bin_of(100), 100);
+/// assert!(bin_of(1_000_000) < bin_of(1_002_000));
+/// ```
+pub fn bin_of(value: i64) -> i64 {
+    fn magnitude(v: u64) -> i64 {
+        if v < 2048 {
+            return v as i64;
+        }
+        let exponent = 63 - v.leading_zeros() as i64; // >= 11
+        let mantissa = ((v >> (exponent - 10)) & 1023) as i64;
+        2048 + (exponent - 11) * 1024 + mantissa
+    }
+    if value >= 0 {
+        magnitude(value as u64)
+    } else {
+        -magnitude(value.unsigned_abs()) - 1
+    }
+}
+
+/// What a row summarises besides its percentiles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    /// Records in the group.
+    pub records: u64,
+    /// Total weight (fixed point).
+    pub weight: u128,
+    /// Smallest value.
+    pub min: i64,
+    /// Largest value.
+    pub max: i64,
+    /// Σ value × weight, for the weighted mean.
+    weighted_sum: f64,
+}
+
+impl Summary {
+    /// Events the records represent: Σ 1/p.
+    pub fn events(&self) -> f64 {
+        self.weight as f64 / WEIGHT_ONE as f64
+    }
+
+    /// The weighted mean.
+    pub fn mean(&self) -> f64 {
+        if self.weight == 0 {
+            0.0
+        } else {
+            self.weighted_sum / self.weight as f64
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FirstPass {
+    bins: BTreeMap<i64, u128>,
+    summary: Summary,
+}
+
+/// Pass 1: feed every record with [`Histograms::add`], then [`Histograms::plan`].
+///
+/// ```
+/// use ringlat_read::percentile::{Histograms, Quantile, WEIGHT_ONE};
+/// let quantiles = vec![Quantile::parse("50").unwrap(), Quantile::parse("100").unwrap()];
+/// let mut pass1 = Histograms::new(quantiles);
+/// for v in 1..=10 { pass1.add(0u8, v, WEIGHT_ONE); }
+/// let mut pass2 = pass1.plan();
+/// for v in 1..=10 { pass2.add(&0u8, v, WEIGHT_ONE); }
+/// let rows = pass2.finish();
+/// assert_eq!(rows[0].1, vec![5, 10]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Histograms<K> {
+    quantiles: Vec<Quantile>,
+    groups: BTreeMap<K, FirstPass>,
+}
+
+impl<K: Ord + Clone> Histograms<K> {
+    /// For these percentiles.
+    pub fn new(quantiles: Vec<Quantile>) -> Self {
+        Histograms {
+            quantiles,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one record of group `key`.
+    #[inline]
+    pub fn add(&mut self, key: K, value: i64, weight: u128) {
+        let group = self.groups.entry(key).or_insert_with(|| FirstPass {
+            bins: BTreeMap::new(),
+            summary: Summary {
+                records: 0,
+                weight: 0,
+                min: i64::MAX,
+                max: i64::MIN,
+                weighted_sum: 0.0,
+            },
+        });
+        *group.bins.entry(bin_of(value)).or_insert(0) += weight;
+        let summary = &mut group.summary;
+        summary.records += 1;
+        summary.weight += weight;
+        summary.min = summary.min.min(value);
+        summary.max = summary.max.max(value);
+        summary.weighted_sum += value as f64 * weight as f64;
+    }
+
+    /// Groups seen so far.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// True when no record was added.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Finds the bin of every percentile; pass 2 collects those bins' exact values.
+    pub fn plan(self) -> Selection<K> {
+        let groups = self
+            .groups
+            .into_iter()
+            .map(|(key, pass)| {
+                let mut targets = Vec::with_capacity(self.quantiles.len());
+                for quantile in &self.quantiles {
+                    let target = quantile.target(pass.summary.weight);
+                    let mut before = 0u128;
+                    let mut found = None;
+                    for (bin, weight) in &pass.bins {
+                        if before + weight >= target {
+                            found = Some(*bin);
+                            break;
+                        }
+                        before += weight;
+                    }
+                    let bin = found.unwrap_or_else(|| bin_of(pass.summary.max));
+                    targets.push(Target {
+                        bin,
+                        before,
+                        target,
+                    });
+                }
+                let exact = targets.iter().map(|t| (t.bin, BTreeMap::new())).collect();
+                (
+                    key,
+                    Planned {
+                        summary: pass.summary,
+                        targets,
+                        exact,
+                    },
+                )
+            })
+            .collect();
+        Selection { groups }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    bin: i64,
+    before: u128,
+    target: u128,
+}
+
+#[derive(Debug, Clone)]
+struct Planned {
+    summary: Summary,
+    targets: Vec<Target>,
+    exact: BTreeMap<i64, BTreeMap<i64, u128>>,
+}
+
+/// Pass 2: feed the same records again with [`Selection::add`], then [`Selection::finish`].
+#[derive(Debug, Clone)]
+pub struct Selection<K> {
+    groups: BTreeMap<K, Planned>,
+}
+
+impl<K: Ord + Clone> Selection<K> {
+    /// Adds one record (only values in a target bin are kept).
+    #[inline]
+    pub fn add(&mut self, key: &K, value: i64, weight: u128) {
+        if let Some(group) = self.groups.get_mut(key)
+            && let Some(values) = group.exact.get_mut(&bin_of(value))
+        {
+            *values.entry(value).or_insert(0) += weight;
+        }
+    }
+
+    /// Each group's summary and percentile values, in key order.
+    pub fn finish(self) -> Vec<(K, Vec<i64>, Summary)> {
+        self.groups
+            .into_iter()
+            .map(|(key, group)| {
+                let values = group
+                    .targets
+                    .iter()
+                    .map(|target| {
+                        let mut cumulative = target.before;
+                        if let Some(values) = group.exact.get(&target.bin) {
+                            for (value, weight) in values {
+                                cumulative += weight;
+                                if cumulative >= target.target {
+                                    return *value;
+                                }
+                            }
+                        }
+                        group.summary.max
+                    })
+                    .collect();
+                (key, values, group.summary)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator for the brute-force comparison.
+    fn lcg(state: &mut u64) -> u64 {
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        *state >> 11
+    }
+
+    fn brute_force(records: &[(i64, u128)], quantile: &Quantile) -> i64 {
+        let mut sorted = records.to_vec();
+        sorted.sort();
+        let total: u128 = sorted.iter().map(|r| r.1).sum();
+        let target = quantile.target(total);
+        let mut cumulative = 0;
+        for (value, weight) in sorted {
+            cumulative += weight;
+            if cumulative >= target {
+                return value;
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn matches_brute_force_on_random_weighted_data() {
+        let quantiles: Vec<Quantile> = ["0", "1", "25", "50", "90", "99", "99.9", "99.99", "100"]
+            .iter()
+            .map(|q| Quantile::parse(q).unwrap())
+            .collect();
+        let mut state = 42u64;
+        for round in 0..40 {
+            let n = 1 + (lcg(&mut state) % 5000) as usize;
+            let spread = [10, 3000, 1 << 20, 1 << 40][round % 4];
+            let records: Vec<(i64, u128)> = (0..n)
+                .map(|_| {
+                    let value = (lcg(&mut state) % spread) as i64 - (spread / 10) as i64;
+                    let p = [1.0, 0.5, 0.1, 0.01, 0.3][(lcg(&mut state) % 5) as usize];
+                    (value, weight_of(p, false))
+                })
+                .collect();
+            let mut pass1 = Histograms::new(quantiles.clone());
+            for (value, weight) in &records {
+                pass1.add((), *value, *weight);
+            }
+            let mut pass2 = pass1.plan();
+            for (value, weight) in &records {
+                pass2.add(&(), *value, *weight);
+            }
+            let rows = pass2.finish();
+            let (_, values, summary) = &rows[0];
+            for (quantile, value) in quantiles.iter().zip(values) {
+                assert_eq!(
+                    *value,
+                    brute_force(&records, quantile),
+                    "round {round}, p{}",
+                    quantile.label()
+                );
+            }
+            assert_eq!(summary.records, n as u64);
+            assert_eq!(summary.min, records.iter().map(|r| r.0).min().unwrap());
+            assert_eq!(summary.max, records.iter().map(|r| r.0).max().unwrap());
+        }
+    }
+
+    #[test]
+    fn quantile_parsing() {
+        assert_eq!(Quantile::parse("99.99").unwrap().target(1_000_000), 999_900);
+        assert_eq!(Quantile::parse("0").unwrap().target(10), 1);
+        assert!(Quantile::parse("-1").is_err());
+        assert!(Quantile::parse("abc").is_err());
+        assert!(Quantile::parse("50.").is_ok());
+    }
+}
