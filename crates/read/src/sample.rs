@@ -59,7 +59,7 @@ pub enum Source {
         frozen: std::sync::OnceLock<Vec<Sample>>,
     },
     /// An archive written by `ringcat drain -o`.
-    Archive(ArchiveReader),
+    Archive(Box<ArchiveReader>),
 }
 
 impl Source {
@@ -72,7 +72,7 @@ impl Source {
             .read(&mut magic)
             .map_err(ReadError::io(path, "reading"))?;
         if read == 8 && magic == ARCHIVE_MAGIC {
-            return Ok(Source::Archive(ArchiveReader::open(path)?));
+            return Ok(Source::Archive(Box::new(ArchiveReader::open(path)?)));
         }
         Ok(Source::Ring {
             file: Box::new(RingFile::open(path)?),
