@@ -132,6 +132,8 @@ pub struct Summary {
     pub max: i64,
     /// Σ value × weight, for the weighted mean.
     weighted_sum: f64,
+    /// Σ value² × weight, for the standard deviation.
+    weighted_sum_sq: f64,
 }
 
 impl Summary {
@@ -147,6 +149,17 @@ impl Summary {
         } else {
             self.weighted_sum / self.weight as f64
         }
+    }
+
+    /// The weighted standard deviation.
+    pub fn std_dev(&self) -> f64 {
+        if self.weight == 0 {
+            return 0.0;
+        }
+        let mean = self.mean();
+        (self.weighted_sum_sq / self.weight as f64 - mean * mean)
+            .max(0.0)
+            .sqrt()
     }
 }
 
@@ -194,6 +207,7 @@ impl<K: Ord + Clone> Histograms<K> {
                 min: i64::MAX,
                 max: i64::MIN,
                 weighted_sum: 0.0,
+                weighted_sum_sq: 0.0,
             },
         });
         *group.bins.entry(bin_of(value)).or_insert(0) += weight;
@@ -203,6 +217,7 @@ impl<K: Ord + Clone> Histograms<K> {
         summary.min = summary.min.min(value);
         summary.max = summary.max.max(value);
         summary.weighted_sum += value as f64 * weight as f64;
+        summary.weighted_sum_sq += (value as f64) * (value as f64) * weight as f64;
     }
 
     /// Groups seen so far.

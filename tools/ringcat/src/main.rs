@@ -1,23 +1,35 @@
-//! `ringcat`: read ringlat ring files from outside the writer.
+//! `ringcat`: read ringlat ring files and archives from outside the writer.
 //!
-//! Exit codes: 0 ok, 1 usage, 2 unreadable or invalid file, 4 output error.
+//! Exit codes: 0 ok, 1 usage, 2 unreadable or invalid file, 3 SLO broken, 4 output error.
 
 mod cat;
 mod cli;
+mod demo;
+mod drain;
 mod duration;
 mod output;
+mod pct;
+mod plot;
+mod progress;
+mod select;
+mod slice;
 mod stat;
+mod style;
+mod table;
 mod time;
 
 use clap::Parser;
 use std::process::ExitCode;
 
-/// A failure that ends the command, with the exit code it maps to.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// The file cannot be read or is not a valid ring file (exit 2).
+    /// A file is unreadable or invalid (exit 2).
     File(String),
-    /// Writing the output failed (exit 4); a closed pipe is not a failure.
+    /// Arguments that parse but make no sense (exit 1).
+    Usage(String),
+    /// An SLO given with --fail-if is broken (exit 3); the report is already printed.
+    SloBroken,
+    /// Writing the output failed (exit 4).
     Output(std::io::Error),
 }
 
@@ -48,6 +60,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Cat(args) => cat::run(&args),
         cli::Command::Stat(args) => stat::run(&args),
+        cli::Command::Drain(args) => drain::run(&args),
+        cli::Command::Pct(args) => pct::run(&args),
+        cli::Command::Slice(args) => slice::run(&args),
+        cli::Command::Plot(args) => plot::run(&args),
+        cli::Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -62,5 +79,10 @@ fn main() -> ExitCode {
             eprintln!("ringcat: {message}");
             ExitCode::from(2)
         }
+        Err(Failure::Usage(message)) => {
+            eprintln!("ringcat: {message}");
+            ExitCode::from(1)
+        }
+        Err(Failure::SloBroken) => ExitCode::from(3),
     }
 }

@@ -139,7 +139,11 @@ fn text(file: &RingFile) -> String {
     let breaker = match file.breaker() {
         Some(b) => format!(
             "{} (trips below {} free, closes above {} free; {} trips)",
-            if b.open { "OPEN, dropping" } else { "closed" },
+            if b.open {
+                crate::style::Style::stdout().red("OPEN, dropping")
+            } else {
+                "closed".to_string()
+            },
             b.low_water,
             b.high_water,
             b.trips

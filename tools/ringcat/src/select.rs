@@ -1,0 +1,238 @@
+//! Opening many files (glob patterns), naming their kinds consistently, and filtering records.
+
+use crate::Failure;
+use crate::cli::FilterArgs;
+use crate::duration::parse_latency_ns;
+use crate::progress::Progress;
+use crate::time::{now_unix_ns, parse_time};
+use ringlat_read::{Sample, Source};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// The files of one command, with one label table across them (kind names are matched by
+/// name, so rings and archives from several hosts group together).
+pub(crate) struct Sources {
+    pub sources: Vec<Source>,
+    /// Distinct kind labels across files.
+    pub labels: Vec<String>,
+    /// Per source, per kind id: index into `labels`.
+    label_of: Vec<[u16; 256]>,
+    /// Per source: ns per unit of its records' deltas as stored (1 for archives).
+    pub unit_ns: Vec<i64>,
+}
+
+/// Expands glob patterns (a pattern that matches nothing is an error naming it).
+fn expand(patterns: &[String]) -> Result<Vec<String>, Failure> {
+    let mut files = Vec::new();
+    for pattern in patterns {
+        let is_pattern = pattern.contains(['*', '?', '[']);
+        if !is_pattern {
+            files.push(pattern.clone());
+            continue;
+        }
+        let matches: Vec<String> = glob::glob(pattern)
+            .map_err(|e| Failure::Usage(format!("bad pattern '{pattern}': {e}")))?
+            .filter_map(Result::ok)
+            .map(|p| p.display().to_string())
+            .collect();
+        if matches.is_empty() {
+            return Err(Failure::File(format!("{pattern}: no file matches")));
+        }
+        files.extend(matches);
+    }
+    Ok(files)
+}
+
+impl Sources {
+    pub(crate) fn open(patterns: &[String]) -> Result<Self, Failure> {
+        let mut sources = Vec::new();
+        for path in expand(patterns)? {
+            sources.push(Source::open(&path)?);
+        }
+        let mut labels: Vec<String> = Vec::new();
+        let mut label_of = Vec::new();
+        let mut unit_ns = Vec::new();
+        for source in &sources {
+            let mut table = [0u16; 256];
+            for (kind, slot) in table.iter_mut().enumerate() {
+                let label = source.kind_label(kind as u8);
+                *slot = match labels.iter().position(|l| *l == label) {
+                    Some(index) => index as u16,
+                    None => {
+                        labels.push(label);
+                        (labels.len() - 1) as u16
+                    }
+                };
+            }
+            label_of.push(table);
+            unit_ns.push(source.ring().map_or(1, |r| r.delta_unit().nanos() as i64));
+        }
+        Ok(Sources {
+            sources,
+            labels,
+            label_of,
+            unit_ns,
+        })
+    }
+
+    /// The label index of `kind` in source `source`.
+    pub(crate) fn label_index(&self, source: usize, kind: u8) -> u16 {
+        self.label_of[source][kind as usize]
+    }
+
+    pub(crate) fn label(&self, index: u16) -> &str {
+        self.labels.get(index as usize).map_or("?", String::as_str)
+    }
+
+    /// Total records the sources hold (for progress).
+    pub(crate) fn len_hint(&self) -> u64 {
+        self.sources.iter().map(Source::len_hint).sum()
+    }
+
+    /// Visits every record that passes `filter`, source by source (not time-ordered; see
+    /// [`Sources::collect_by_time`]). `--last` needs [`Sources::selected`].
+    pub(crate) fn for_each(
+        &self,
+        filter: &Filter,
+        progress: &mut Progress,
+        mut visit: impl FnMut(usize, &Sample),
+    ) -> Result<(), Failure> {
+        for (index, source) in self.sources.iter().enumerate() {
+            let kinds = filter.kinds_for(self, index);
+            source.for_each(|sample| {
+                progress.tick();
+                if filter.keeps(&sample, &kinds) {
+                    visit(index, &sample);
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Every selected record, oldest first (honours `--last`).
+    pub(crate) fn collect_by_time(
+        &self,
+        filter: &Filter,
+        progress: &mut Progress,
+    ) -> Result<Vec<(usize, Sample)>, Failure> {
+        let mut all = Vec::new();
+        match filter.last {
+            None => self.for_each(filter, progress, |source, s| all.push((source, *s)))?,
+            Some(n) => {
+                // A bounded heap of the newest n: memory does not grow with the files.
+                let mut newest: BinaryHeap<Reverse<(u64, usize, usize)>> = BinaryHeap::new();
+                let mut kept: Vec<(usize, Sample)> = Vec::new();
+                let mut counter = 0usize;
+                self.for_each(filter, progress, |source, s| {
+                    newest.push(Reverse((s.nanotime, counter, kept.len())));
+                    kept.push((source, *s));
+                    counter += 1;
+                    if newest.len() > n {
+                        newest.pop();
+                    }
+                    if kept.len() > 4 * n.max(1024) {
+                        compact(&mut newest, &mut kept);
+                    }
+                })?;
+                compact(&mut newest, &mut kept);
+                all = kept;
+            }
+        }
+        all.sort_by_key(|(_, s)| s.nanotime);
+        Ok(all)
+    }
+
+    /// The selected records with `--last` applied, in no particular order unless `--last`
+    /// (then by time); streams when there is no `--last`.
+    pub(crate) fn selected(
+        &self,
+        filter: &Filter,
+        progress: &mut Progress,
+        mut visit: impl FnMut(usize, &Sample),
+    ) -> Result<(), Failure> {
+        if filter.last.is_some() {
+            for (source, sample) in self.collect_by_time(filter, progress)? {
+                visit(source, &sample);
+            }
+            Ok(())
+        } else {
+            self.for_each(filter, progress, visit)
+        }
+    }
+}
+
+/// Keeps only the records the heap still holds, re-indexing it.
+fn compact(newest: &mut BinaryHeap<Reverse<(u64, usize, usize)>>, kept: &mut Vec<(usize, Sample)>) {
+    let entries: Vec<_> = std::mem::take(newest).into_vec();
+    let mut compacted = Vec::with_capacity(entries.len());
+    for Reverse((time, order, index)) in entries {
+        newest.push(Reverse((time, order, compacted.len())));
+        compacted.push(kept[index]);
+    }
+    *kept = compacted;
+}
+
+/// The filters, parsed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Filter {
+    kinds: Vec<String>,
+    statuses: Vec<u8>,
+    trace: Option<u64>,
+    since: Option<u64>,
+    until: Option<u64>,
+    pub last: Option<usize>,
+    min_ns: Option<i64>,
+    max_ns: Option<i64>,
+}
+
+impl Filter {
+    pub(crate) fn parse(args: &FilterArgs) -> Result<Self, Failure> {
+        let now = now_unix_ns();
+        let time = |text: &Option<String>| -> Result<Option<u64>, Failure> {
+            text.as_deref()
+                .map(|t| parse_time(t, now).map_err(Failure::Usage))
+                .transpose()
+        };
+        let latency = |text: &Option<String>| -> Result<Option<i64>, Failure> {
+            text.as_deref()
+                .map(|t| parse_latency_ns(t, 1e3).map_err(Failure::Usage))
+                .transpose()
+        };
+        Ok(Filter {
+            kinds: args.kind.clone(),
+            statuses: args.status.clone(),
+            trace: args.trace,
+            since: time(&args.since)?,
+            until: time(&args.until)?,
+            last: args.last,
+            min_ns: latency(&args.min)?,
+            max_ns: latency(&args.max)?,
+        })
+    }
+
+    /// Which kind ids of source `index` pass `--kind` (by name or id).
+    pub(crate) fn kinds_for(&self, sources: &Sources, index: usize) -> [bool; 256] {
+        let mut allowed = [self.kinds.is_empty(); 256];
+        if !self.kinds.is_empty() {
+            for (kind, slot) in allowed.iter_mut().enumerate() {
+                let label = sources.label(sources.label_index(index, kind as u8));
+                *slot = self
+                    .kinds
+                    .iter()
+                    .any(|k| k == label || k.parse::<usize>().ok() == Some(kind));
+            }
+        }
+        allowed
+    }
+
+    #[inline]
+    pub(crate) fn keeps(&self, sample: &Sample, kinds: &[bool; 256]) -> bool {
+        kinds[sample.kind as usize]
+            && (self.statuses.is_empty() || self.statuses.contains(&sample.status))
+            && self.trace.is_none_or(|t| t == sample.trace_id)
+            && self.since.is_none_or(|t| sample.nanotime >= t)
+            && self.until.is_none_or(|t| sample.nanotime < t)
+            && self.min_ns.is_none_or(|m| sample.delta_ns >= m)
+            && self.max_ns.is_none_or(|m| sample.delta_ns <= m)
+    }
+}
