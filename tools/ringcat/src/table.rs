@@ -47,7 +47,7 @@ mod tests {
         ];
         assert_eq!(
             super::render(&rows, str::to_string),
-            "kind     p99\nmarket   1.5\n"
+            "kind    p99\nmarket  1.5\n"
         );
     }
 }
