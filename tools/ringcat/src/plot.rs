@@ -18,7 +18,7 @@ const LEFT: f64 = 80.0;
 const RIGHT: f64 = 160.0;
 const TOP: f64 = 40.0;
 const GAP: f64 = 90.0;
-const MAX_POINTS: u64 = 6000;
+const MAX_POINTS: u64 = 2500;
 const COLORS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
@@ -58,8 +58,16 @@ impl Scale {
     }
 }
 
+/// A decade's label: 1ns, 10ns, 100ns, 1us, ... 100s.
 fn label_ns(ns: f64) -> String {
-    crate::output::human_latency(ns as i64)
+    let exponent = ns.log10().round() as i32;
+    let (unit, base) = match exponent {
+        i32::MIN..=2 => ("ns", 0),
+        3..=5 => ("us", 3),
+        6..=8 => ("ms", 6),
+        _ => ("s", 9),
+    };
+    format!("{}{unit}", 10u64.pow((exponent - base).max(0) as u32))
 }
 
 pub(crate) fn write_svg(
@@ -124,7 +132,7 @@ pub(crate) fn write_svg(
     sources.selected(filter, progress, |source, s| {
         let kind = sources.label_index(source, s.kind);
         let tail = kind_p99.get(&kind).is_some_and(|p| s.delta_ns > *p);
-        if index % stride == 0 || (tail && points.len() < 4 * MAX_POINTS as usize) {
+        if index % stride == 0 || (tail && points.len() < 2 * MAX_POINTS as usize) {
             points.push((s.nanotime, s.delta_ns, kind));
         }
         index += 1;
@@ -168,14 +176,17 @@ pub(crate) fn write_svg(
             stamp.get(11..19).unwrap_or(&stamp)
         );
     }
-    for (t, ns, kind) in &points {
-        let _ = writeln!(
-            svg,
-            r##"<circle cx="{:.1}" cy="{:.1}" r="1.6" fill="{}" fill-opacity="0.45"/>"##,
-            scale.x(*t),
-            scale.y(*ns, top1),
-            color(*kind)
-        );
+    for kind in &kinds {
+        let _ = writeln!(svg, r##"<g fill="{}" fill-opacity="0.45">"##, color(*kind));
+        for (t, ns, _) in points.iter().filter(|p| p.2 == *kind) {
+            let _ = writeln!(
+                svg,
+                r##"<circle cx="{:.0}" cy="{:.0}" r="1.6"/>"##,
+                scale.x(*t),
+                scale.y(*ns, top1)
+            );
+        }
+        let _ = writeln!(svg, "</g>");
     }
     for kind in &kinds {
         let line: Vec<String> = windows
