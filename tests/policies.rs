@@ -423,3 +423,24 @@ proptest! {
         prop_assert_eq!(file.breaker().unwrap().open, open);
     }
 }
+
+#[test]
+fn flush_every_runs_on_the_background_thread_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("every.ring");
+    let ring = Ring::builder(&path)
+        .kind(0, "op")
+        .flush(Flush::Every(Duration::from_millis(5)))
+        .tick(Duration::from_millis(1))
+        .create()
+        .unwrap();
+    let file = RingFile::open(&path).unwrap();
+    for round in 1..=3u32 {
+        for trace in 0..100u64 {
+            ring.record(0, trace, 0, Duration::from_micros(2));
+        }
+        wait_until("durable position", || {
+            file.durable_position() == Some(100 * round)
+        });
+    }
+}

@@ -167,6 +167,31 @@ fn key_headers(grouping: Grouping) -> Vec<String> {
     cells
 }
 
+/// records, events (with `event_decimals`), min, the percentiles, max, mean; in `unit`.
+fn value_cells(row: &Row, unit: Unit, event_decimals: usize) -> Vec<String> {
+    let mut cells = vec![
+        row.summary.records.to_string(),
+        format!("{:.*}", event_decimals, row.summary.events()),
+        latency(row.summary.min, unit),
+    ];
+    cells.extend(row.values.iter().map(|v| latency(*v, unit)));
+    cells.push(latency(row.summary.max, unit));
+    cells.push(format!(
+        "{:.*}",
+        unit.decimals(),
+        row.summary.mean() / unit.nanos()
+    ));
+    cells
+}
+
+/// The column names of [`value_cells`].
+fn value_headers(quantiles: &[Quantile]) -> Vec<String> {
+    let mut cells: Vec<String> = ["records", "events", "min"].map(String::from).to_vec();
+    cells.extend(quantiles.iter().map(|q| format!("p{}", q.label())));
+    cells.extend(["max", "mean"].map(String::from));
+    cells
+}
+
 pub(crate) fn table(
     sources: &Sources,
     rows: &[Row],
@@ -178,25 +203,14 @@ pub(crate) fn table(
     if header.is_empty() {
         header.push(String::new());
     }
-    header.extend(["records", "events", "min"].map(String::from));
-    header.extend(quantiles.iter().map(|q| format!("p{}", q.label())));
-    header.extend(["max", "mean"].map(String::from));
+    header.extend(value_headers(quantiles));
     let mut lines = vec![header];
     for row in rows {
         let mut cells = key_cells(sources, &row.key, grouping);
         if cells.is_empty() {
             cells.push("all".to_string());
         }
-        cells.push(row.summary.records.to_string());
-        cells.push(format!("{:.0}", row.summary.events()));
-        cells.push(latency(row.summary.min, unit));
-        cells.extend(row.values.iter().map(|v| latency(*v, unit)));
-        cells.push(latency(row.summary.max, unit));
-        cells.push(format!(
-            "{:.*}",
-            unit.decimals(),
-            row.summary.mean() / unit.nanos()
-        ));
+        cells.extend(value_cells(row, unit, 0));
         lines.push(cells);
     }
     let style = Style::stdout();
@@ -255,9 +269,7 @@ fn csv(
     unit: Unit,
 ) -> String {
     let mut header = key_headers(grouping);
-    header.extend(["records", "events", "min"].map(String::from));
-    header.extend(quantiles.iter().map(|q| format!("p{}", q.label())));
-    header.extend(["max", "mean"].map(String::from));
+    header.extend(value_headers(quantiles));
     let mut text = header.join(",") + "\n";
     for row in rows {
         let mut cells: Vec<String> = key_cells(sources, &row.key, grouping)
@@ -268,16 +280,7 @@ fn csv(
             // Machine-readable: the window start in ns rather than RFC 3339.
             cells[0] = row.key.window.unwrap_or(0).to_string();
         }
-        cells.push(row.summary.records.to_string());
-        cells.push(format!("{:.3}", row.summary.events()));
-        cells.push(latency(row.summary.min, unit));
-        cells.extend(row.values.iter().map(|v| latency(*v, unit)));
-        cells.push(latency(row.summary.max, unit));
-        cells.push(format!(
-            "{:.*}",
-            unit.decimals(),
-            row.summary.mean() / unit.nanos()
-        ));
+        cells.extend(value_cells(row, unit, 3));
         text.push_str(&cells.join(","));
         text.push('\n');
     }
