@@ -106,6 +106,31 @@ impl KindCounter {
         KIND_TABLE + KIND_ENTRY_SIZE * kind as usize + 64 + 8 * self.index()
     }
 
+    /// The counters that partition `record` calls: each call lands in exactly one of these
+    /// (`Saturated` is not one: it counts written records whose delta was clamped).
+    pub const OUTCOMES: [KindCounter; 5] = [
+        KindCounter::Written,
+        KindCounter::SampledOut,
+        KindCounter::DroppedFull,
+        KindCounter::DroppedBreaker,
+        KindCounter::Rejected,
+    ];
+
+    /// Calls of a kind from its counter values (indexed by [`KindCounter::index`]): the sum of
+    /// the [`KindCounter::OUTCOMES`].
+    ///
+    /// ```
+    /// use ringlat_format::KindCounter;
+    /// // written 3, sampled out 4, dropped 1 + 1, rejected 2, saturated 3 (part of written)
+    /// assert_eq!(KindCounter::calls_of(&[3, 4, 1, 1, 2, 3]), 11);
+    /// ```
+    pub fn calls_of(values: &[u64; 6]) -> u64 {
+        KindCounter::OUTCOMES
+            .iter()
+            .map(|c| values[c.index()])
+            .sum()
+    }
+
     /// The name tools print (and the json key).
     pub const fn name(self) -> &'static str {
         match self {

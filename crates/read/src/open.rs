@@ -62,16 +62,7 @@ impl Counters {
 
     /// Every `record` call: written + sampled out + dropped + rejected.
     pub fn calls(&self) -> u64 {
-        [
-            KindCounter::Written,
-            KindCounter::SampledOut,
-            KindCounter::DroppedFull,
-            KindCounter::DroppedBreaker,
-            KindCounter::Rejected,
-        ]
-        .iter()
-        .map(|c| self.get(*c))
-        .sum()
+        KindCounter::calls_of(&self.total)
     }
 }
 

@@ -123,12 +123,10 @@ impl Stripes {
             .sum()
     }
 
-    /// Calls of dense kind `kind` so far (every outcome but saturation, which comes on top of
-    /// `written`).
+    /// Calls of dense kind `kind` so far: the sum of the outcome counters.
     pub(crate) fn calls(&self, kind: usize) -> u64 {
-        KindCounter::ALL
+        KindCounter::OUTCOMES
             .iter()
-            .filter(|c| **c != KindCounter::Saturated)
             .map(|c| self.sum(kind, *c))
             .sum()
     }

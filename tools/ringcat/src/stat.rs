@@ -30,22 +30,13 @@ pub(crate) fn run(args: &StatArgs) -> Result<(), Failure> {
     }
 }
 
-/// Calls of a kind: every outcome but `saturated` (which comes on top of `written`).
-fn calls_of(values: &[u64; 6]) -> u64 {
-    KindCounter::ALL
-        .iter()
-        .filter(|c| **c != KindCounter::Saturated)
-        .map(|c| values[c.index()])
-        .sum()
-}
-
 fn dropped_of(values: &[u64; 6]) -> u64 {
     values[KindCounter::DroppedFull.index()] + values[KindCounter::DroppedBreaker.index()]
 }
 
 fn counter_object(values: &[u64; 6]) -> Map<String, Value> {
     let mut object = Map::new();
-    object.insert("calls".into(), calls_of(values).into());
+    object.insert("calls".into(), KindCounter::calls_of(values).into());
     for counter in KindCounter::ALL {
         object.insert(counter.name().into(), values[counter.index()].into());
     }
@@ -226,7 +217,7 @@ fn text(file: &RingFile) -> String {
     let row = |label: String, rate: String, base: String, per_second: String, v: &[u64; 6]| {
         format!(
             "{label:<12}{rate:>8}{base:>8}{per_second:>10}{:>12}{:>12}{:>12}{:>10}{:>10}{:>10}{:>10}",
-            calls_of(v),
+            KindCounter::calls_of(v),
             v[KindCounter::Written.index()],
             v[KindCounter::SampledOut.index()],
             v[KindCounter::DroppedFull.index()],
@@ -312,7 +303,12 @@ fn prom(file: &RingFile) -> String {
         "record() calls per kind.",
         kinds
             .iter()
-            .map(|(k, v)| (format!("kind=\"{k}\""), calls_of(v).to_string()))
+            .map(|(k, v)| {
+                (
+                    format!("kind=\"{k}\""),
+                    KindCounter::calls_of(v).to_string(),
+                )
+            })
             .collect(),
     );
     metric(
