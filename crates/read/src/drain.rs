@@ -1,5 +1,5 @@
 use crate::locks::try_lock_consumer;
-use crate::{Decoded, ReadError, RingFile, WriterState};
+use crate::{Decoded, ReadError, RingFile};
 use ringlat_format::GlobalCounter;
 use ringlat_ring::{ConsumeStats, Consumer};
 
@@ -63,9 +63,7 @@ impl Drainer {
         on_batch: impl FnOnce(&[Decoded]) -> Result<(), E>,
     ) -> Result<ConsumeStats, E> {
         let file = &self.file;
-        let mut dead = None;
-        let mut writer_dead =
-            || *dead.get_or_insert_with(|| file.writer_state() == WriterState::Dead);
+        let mut writer_dead = file.writer_dead_probe();
         let result = self
             .consumer
             .try_consume_batch(file.ring(), max, &mut writer_dead, |slots| {
@@ -88,9 +86,7 @@ impl Drainer {
         mut on_record: impl FnMut(Decoded) -> Result<(), E>,
     ) -> Result<ConsumeStats, E> {
         let file = &self.file;
-        let mut dead = None;
-        let mut writer_dead =
-            || *dead.get_or_insert_with(|| file.writer_state() == WriterState::Dead);
+        let mut writer_dead = file.writer_dead_probe();
         let result = self
             .consumer
             .try_consume(file.ring(), max, &mut writer_dead, |slot| {

@@ -1,4 +1,4 @@
-use crate::{Decoded, RingFile, WriterState};
+use crate::{Decoded, RingFile};
 use ringlat_ring::{InFlight, PeekStats, Peeker};
 use std::time::Duration;
 
@@ -51,9 +51,7 @@ impl Follower {
     /// Returns what arrived since the last poll (up to `max`), without waiting.
     pub fn poll(&mut self, file: &RingFile, max: u64) -> Vec<Decoded> {
         let mut out = Vec::new();
-        let mut dead = None;
-        let mut writer_dead =
-            || *dead.get_or_insert_with(|| file.writer_state() == WriterState::Dead);
+        let mut writer_dead = file.writer_dead_probe();
         let stats = self
             .peeker
             .peek(file.ring(), max, InFlight::Wait, &mut writer_dead, |slot| {

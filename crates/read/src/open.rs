@@ -279,6 +279,13 @@ impl RingFile {
         }
     }
 
+    /// A "has the writer died?" check for the ring's readers: asked only when a slot is found
+    /// uncommitted, and answered once per call site (the lock probe is a system call).
+    pub(crate) fn writer_dead_probe(&self) -> impl FnMut() -> bool + '_ {
+        let mut dead = None;
+        move || *dead.get_or_insert_with(|| self.writer_state() == WriterState::Dead)
+    }
+
     /// The header counters now.
     pub fn counters(&self) -> Counters {
         let mut counters = Counters {
