@@ -155,6 +155,14 @@ impl Shared {
         }
     }
 
+    #[inline]
+    fn count_overwritten(&self, counting: Counting) {
+        match counting {
+            Counting::Stripe(stripe) => self.stripes.add_extra(stripe, EXTRA_OVERWRITTEN, false),
+            Counting::Exclusive => self.stripes.add_extra(0, EXTRA_OVERWRITTEN, true),
+        }
+    }
+
     /// Counts a call of a kind nobody configured, straight into the header (bad input is rare
     /// and has no stripe).
     #[cold]
@@ -275,42 +283,34 @@ impl Shared {
             self.count(counting, dense, KindCounter::SampledOut);
             return Outcome::SampledOut;
         };
+        // Relaxed: the one load an open breaker costs; see `trip`. (Only break mode trips it.)
+        if self.overflow == Overflow::Break && self.breaker_open.load(Ordering::Relaxed) {
+            self.count(counting, dense, KindCounter::DroppedBreaker);
+            return Outcome::Dropped;
+        }
         let (units, saturated) = self.to_units(delta);
+        let nanotime = nanotime.unwrap_or_else(|| self.anchor.unix_now());
+        let record = Record::new(trace_id, nanotime, status, units);
         let written = match self.overflow {
-            Overflow::Break => {
-                // Relaxed: the one load an open breaker costs; see `trip`.
-                if self.breaker_open.load(Ordering::Relaxed) {
-                    self.count(counting, dense, KindCounter::DroppedBreaker);
-                    return Outcome::Dropped;
-                }
-                let nanotime = nanotime.unwrap_or_else(|| self.anchor.unix_now());
-                let record = Record::new(trace_id, nanotime, status, units);
-                match push(&self.ring, class, &record) {
-                    Ok(fill) => {
-                        if self.ring.capacity() - fill < self.low_water {
-                            self.trip();
-                        }
-                        true
-                    }
-                    Err(Full) => {
+            Overflow::Break => match push(&self.ring, class, &record) {
+                Ok(fill) => {
+                    if self.ring.capacity() - fill < self.low_water {
                         self.trip();
-                        false
                     }
+                    true
                 }
-            }
+                Err(Full) => {
+                    self.trip();
+                    false
+                }
+            },
             Overflow::Overwrite => {
-                let nanotime = nanotime.unwrap_or_else(|| self.anchor.unix_now());
-                let record = Record::new(trace_id, nanotime, status, units);
                 let (written, overwrote) = match self.ring.push_overwriting(kind, class, &record) {
                     Ok(done) => (true, done.overwrote),
                     Err(busy) => (false, busy.overwrote),
                 };
                 if overwrote {
-                    let (stripe, exclusive) = match counting {
-                        Counting::Stripe(stripe) => (stripe, false),
-                        Counting::Exclusive => (0, true),
-                    };
-                    self.stripes.add_extra(stripe, EXTRA_OVERWRITTEN, exclusive);
+                    self.count_overwritten(counting);
                 }
                 written
             }
