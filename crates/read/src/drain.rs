@@ -31,7 +31,7 @@ impl Drainer {
     pub fn open(path: impl AsRef<Path>) -> Result<Drainer, ReadError> {
         let path = path.as_ref();
         let file = RingFile::open_mode(path, true)?;
-        if file.policy().overwrite {
+        if file.overwrite {
             // Producers of an overwrite ring move head themselves; a consumer would race them
             // for the same slots. Such rings are read by peeking (`cat`, `snapshot`).
             return Err(ReadError::OverwriteRing {

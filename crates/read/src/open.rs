@@ -4,7 +4,8 @@ use memmap2::{MmapMut, MmapOptions};
 use ringlat_format::{
     ANCHOR_UNIX_NS, CLASS_TABLE, CREATION_FLAGS, DeltaUnit, FLAG_MULTI_PRODUCER, FormatError,
     Geometry, GlobalCounter, HEADER_SIZE, HeaderView, KIND_NAME_MAX, KindCounter, KindField,
-    START_POSITION, STATE, STATE_CLOSED, VERSION, VERSION_FIELD, WRITER_PID,
+    OVERFLOW_OVERWRITE, OVERFLOW_POLICY, START_POSITION, STATE, STATE_CLOSED, VERSION,
+    VERSION_FIELD, WRITER_PID,
 };
 use ringlat_ring::{InFlight, PeekStats, Peeker, RegionStorage, Ring, Slot};
 use std::fs::{File, OpenOptions};
@@ -95,6 +96,8 @@ pub struct RingFile {
     path: PathBuf,
     geometry: Geometry,
     unit: DeltaUnit,
+    /// Overflow policy (fixed at creation): the newest records overwrite the oldest.
+    pub(crate) overwrite: bool,
     kind_names: Vec<Option<String>>,
     _map: Mapping,
     pub(crate) file: File,
@@ -135,6 +138,7 @@ impl RingFile {
         let view = HeaderView::new(&header);
         let geometry = view.validate(len).map_err(format_error)?;
         let unit = view.delta_unit().map_err(format_error)?;
+        let overwrite = view.u8_at(OVERFLOW_POLICY) == OVERFLOW_OVERWRITE;
         let kind_names = (0..=255u8)
             .map(|kind| kind_name_from(&view, kind))
             .collect();
@@ -186,6 +190,7 @@ impl RingFile {
             path: path.to_path_buf(),
             geometry,
             unit,
+            overwrite,
             kind_names,
             _map: map,
             file,

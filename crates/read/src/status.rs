@@ -4,9 +4,8 @@
 use crate::RingFile;
 use ringlat_format::{
     BREAKER_HIGH_WATER, BREAKER_LOW_WATER, BREAKER_STATE, DECISION, DECISION_TRACE_ID,
-    DEGRADE_FACTOR, DEGRADE_FLOOR, DELTA_UNIT, DURABLE_POSITION, DURABLE_VALID, FLUSH_EVERY,
-    FLUSH_INTERVAL_NS, FLUSH_MODE, GlobalCounter, HEARTBEAT_UNIX_NS, KEEP_IF_SLOW_NS, KindField,
-    MAX_SKEW_NS, OVERFLOW_OVERWRITE, OVERFLOW_POLICY, TICK_NS,
+    DEGRADE_FACTOR, DEGRADE_FLOOR, DURABLE_POSITION, DURABLE_VALID, FLUSH_EVERY, FLUSH_INTERVAL_NS,
+    FLUSH_MODE, GlobalCounter, HEARTBEAT_UNIX_NS, KEEP_IF_SLOW_NS, KindField, MAX_SKEW_NS, TICK_NS,
 };
 
 /// The circuit breaker as the header shows it.
@@ -92,9 +91,7 @@ impl RingFile {
     pub fn policy(&self) -> WriterPolicy {
         let f64_at = |offset| f64::from_bits(self.header_u64(offset));
         WriterPolicy {
-            // The policy byte shares an aligned u32 with the delta unit (offsets 56..60).
-            overwrite: (self.header_u32(DELTA_UNIT) >> (8 * (OVERFLOW_POLICY - DELTA_UNIT))) & 0xFF
-                == u32::from(OVERFLOW_OVERWRITE),
+            overwrite: self.overwrite,
             trace_id_decision: self.header_u32(DECISION) == DECISION_TRACE_ID,
             keep_if_slow_ns: Some(self.header_u64(KEEP_IF_SLOW_NS)).filter(|ns| *ns != 0),
             degrade_factor: f64_at(DEGRADE_FACTOR),
@@ -111,7 +108,7 @@ impl RingFile {
 
     /// The circuit breaker, or `None` for an overwrite-mode ring (which has none).
     pub fn breaker(&self) -> Option<BreakerStatus> {
-        if self.policy().overwrite {
+        if self.overwrite {
             return None;
         }
         Some(BreakerStatus {
