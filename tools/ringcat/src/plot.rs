@@ -114,18 +114,16 @@ pub(crate) fn write_svg(
         std::slice::from_ref(&p99),
         progress,
     )?;
+    // The spectrum's percentiles and, last, each kind's P99 (which decides the tail points
+    // drawn), in one computation.
     let quantiles = spectrum();
-    let spectra = compute(sources, filter, by_kind, &quantiles, progress)?;
-    let kind_p99: BTreeMap<u16, i64> = compute(
-        sources,
-        filter,
-        by_kind,
-        std::slice::from_ref(&p99),
-        progress,
-    )?
-    .iter()
-    .filter_map(|row| row.key.kind.map(|k| (k, row.values[0])))
-    .collect();
+    let mut with_p99 = quantiles.clone();
+    with_p99.push(p99.clone());
+    let spectra = compute(sources, filter, by_kind, &with_p99, progress)?;
+    let kind_p99: BTreeMap<u16, i64> = spectra
+        .iter()
+        .filter_map(|row| Some((row.key.kind?, *row.values.last()?)))
+        .collect();
     let stride = count.div_ceil(MAX_POINTS).max(1);
     let mut points: Vec<(u64, i64, u16)> = Vec::new();
     let mut index = 0u64;
