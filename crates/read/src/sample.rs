@@ -55,8 +55,9 @@ pub enum Source {
     Ring {
         /// The open ring.
         file: Box<RingFile>,
-        /// The snapshot every pass reads, so that passes agree on a live ring.
-        frozen: std::sync::OnceLock<Vec<Sample>>,
+        /// The snapshot every pass reads, so that passes agree on a live ring, and how many
+        /// in-flight slots it passed over.
+        frozen: std::sync::OnceLock<(Vec<Sample>, u64)>,
     },
     /// An archive written by `ringcat drain -o`.
     Archive(Box<ArchiveReader>),
@@ -100,10 +101,22 @@ impl Source {
     pub fn len_hint(&self) -> u64 {
         match self {
             Source::Ring { file, frozen } => frozen.get().map_or_else(
-                || u64::from(file.positions().1.wrapping_sub(file.positions().0)),
-                |v| v.len() as u64,
+                || {
+                    let (head, tail) = file.positions();
+                    u64::from(tail.wrapping_sub(head))
+                },
+                |(samples, _)| samples.len() as u64,
             ),
             Source::Archive(archive) => archive.len(),
+        }
+    }
+
+    /// Slots the ring's snapshot passed over because they were being written (0 for an
+    /// archive, or before the first pass).
+    pub fn in_flight_skipped(&self) -> u64 {
+        match self {
+            Source::Ring { frozen, .. } => frozen.get().map_or(0, |(_, in_flight)| *in_flight),
+            Source::Archive(_) => 0,
         }
     }
 
@@ -112,13 +125,14 @@ impl Source {
     pub fn for_each(&self, mut visit: impl FnMut(Sample)) -> Result<(), ReadError> {
         match self {
             Source::Ring { file, frozen } => {
-                let samples = frozen.get_or_init(|| {
+                let (samples, _) = frozen.get_or_init(|| {
                     let unit_ns = file.delta_unit().nanos() as i64;
-                    file.snapshot()
-                        .0
+                    let (records, stats) = file.snapshot();
+                    let samples = records
                         .iter()
                         .map(|d| Sample::from_decoded(d, unit_ns))
-                        .collect()
+                        .collect();
+                    (samples, stats.in_flight)
                 });
                 samples.iter().for_each(|s| visit(*s));
                 Ok(())

@@ -32,12 +32,7 @@ pub(crate) fn run(args: &CatArgs) -> Result<(), Failure> {
         writeln!(out, "{}", line(*source, sample))?;
     }
     out.flush()?;
-    let in_flight: u64 = sources
-        .sources
-        .iter()
-        .filter_map(|s| s.ring())
-        .map(|r| r.snapshot().1.in_flight)
-        .sum();
+    let in_flight: u64 = sources.sources.iter().map(|s| s.in_flight_skipped()).sum();
     if in_flight > 0 {
         eprintln!("ringcat: {in_flight} slot(s) were being written and were skipped");
     }
