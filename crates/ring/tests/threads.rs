@@ -141,7 +141,14 @@ fn peeker_never_returns_a_torn_or_recycled_record() {
     let mut returned = 0u64;
     let mut missed = 0u64;
     let mut last = None;
-    for _ in 0..(if cfg!(miri) { 300 } else { 200_000 }) {
+    // At least this many peeks; more while nothing came back yet (the writer thread may not
+    // have been scheduled at all on a busy 2-core machine), up to a generous deadline.
+    let rounds = if cfg!(miri) { 300 } else { 200_000 };
+    let began = std::time::Instant::now();
+    let mut round = 0;
+    while round < rounds || (returned == 0 && began.elapsed() < std::time::Duration::from_secs(30))
+    {
+        round += 1;
         let stats = peeker.peek(&ring, 4, InFlight::Wait, &mut || false, |slot| {
             let value = value_of(&slot.record).expect("peek returned a torn record");
             assert_eq!(
