@@ -87,7 +87,7 @@ fn load_degrades_the_rate_and_it_is_restored_when_the_load_falls() {
         .rate(1, 0.5)
         .degrade_above(1, 1000)
         .degradation(0.5, 0.02)
-        .rate_window(Duration::from_millis(50))
+        .rate_window(Duration::from_millis(200)) // a descheduled test thread must not look idle
         .tick(Duration::from_millis(5))
         .create()
         .unwrap();
