@@ -176,10 +176,11 @@ impl Header {
                     entries: u64_at(bytes, at + 48),
                     skipped_invalid: u64_at(bytes, at + 56),
                 };
-                let valid = source.flags & !(SOURCE_IN_USE | SOURCE_HAS_POSITION) == 0
-                    && (source.in_use() || source.flags == 0)
-                    && source.first_entry <= source.covered
-                    && (!source.in_use() || source.identity.capacity.is_power_of_two());
+                let valid = source.flags == 0
+                    || (source.in_use()
+                        && source.flags & !(SOURCE_IN_USE | SOURCE_HAS_POSITION) == 0
+                        && source.first_entry <= source.covered
+                        && source.identity.capacity.is_power_of_two());
                 if !valid {
                     return Err(format!("bad header: source {index} is inconsistent"));
                 }
