@@ -288,7 +288,7 @@ impl Harness {
         let mut session = 0;
         while done < kills {
             self.cleanup(&[&ring, &archive]);
-            let mut writer = self.spawn_writer(&ring, 200, 0);
+            let mut writer = self.spawn_writer(&ring, 2_000, 0);
             if !self.wait_ready(&ring) {
                 let _ = writer.kill();
                 let _ = writer.wait();
