@@ -389,8 +389,9 @@ impl Harness {
             let _ = std::fs::remove_file(chunk);
         }
         let began = Instant::now();
+        let mut failure = None;
         loop {
-            let mut drain = self.spawn_drain(&ring, &archive, true, self.totals.enospc % 2 == 0);
+            let mut drain = self.spawn_drain(&ring, &archive, true, self.totals.enospc & 1 == 0);
             let status = wait_for(&mut drain, Duration::from_secs(120));
             let log = stderr_of(&self.dir.join("drain.stderr"));
             match status {
@@ -399,14 +400,26 @@ impl Harness {
                     self.totals.enospc += 1;
                     match chunks.pop() {
                         Some(chunk) => std::fs::remove_file(chunk).unwrap(),
-                        None => return self.fail("full disk: out of chunks to free".into()),
+                        None => {
+                            failure = Some("full disk: out of chunks to free".to_string());
+                            break;
+                        }
                     }
                 }
-                other => return self.fail(format!("full disk: drain {other:?}: {log}")),
+                other => {
+                    failure = Some(format!("full disk: drain {other:?}: {log}"));
+                    break;
+                }
             }
             if began.elapsed() > Duration::from_secs(180) {
-                return self.fail("full disk: no progress".into());
+                failure = Some("full disk: no progress".into());
+                break;
             }
+        }
+        if let Some(failure) = failure {
+            let _ = writer.kill();
+            let _ = writer.wait();
+            return self.fail(failure);
         }
         match wait_for(&mut writer, Duration::from_secs(60)) {
             Some(status) if status.success() => {}
