@@ -194,3 +194,32 @@ fn create_named(path: &Path, directory: &Path, header: &[u8]) -> Result<Option<F
         Err(error) => Err(error),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn the_named_fallback_never_replaces_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.archive");
+        let file = create_named(&path, dir.path(), b"header").unwrap();
+        assert!(file.is_some());
+        assert_eq!(std::fs::read(&path).unwrap(), b"header");
+        drop(file);
+        assert!(create_named(&path, dir.path(), b"other").unwrap().is_none());
+        assert_eq!(std::fs::read(&path).unwrap(), b"header", "not replaced");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn the_unnamed_file_is_linked_only_where_nothing_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.archive");
+        std::fs::write(&path, b"someone else's").unwrap();
+        assert!(matches!(create_new(&path, b"header"), Ok(Created::Exists)));
+        assert_eq!(std::fs::read(&path).unwrap(), b"someone else's");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -9,6 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One archived record, with its latency already in nanoseconds.
+///
+/// ```
+/// let r = ringlat_read::archive::ArchivedRecord {
+///     trace_id: 1, nanotime: 2, delta_ns: 3, status: 0, kind: 0, probability: 0.5,
+/// };
+/// assert_eq!(1.0 / r.probability, 2.0); // its weight
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ArchivedRecord {
     /// Request id.
@@ -26,6 +33,21 @@ pub struct ArchivedRecord {
 }
 
 /// A ring the archive holds records of, as its source table records it.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let (ring_path, archive_path) = (dir.path().join("s.ring"), dir.path().join("s.archive"));
+/// use ringlat_read::archive::{ArchiveReader, ArchiveWriter, RingInfo};
+/// let ring = ringlat::Ring::builder(&ring_path).kind(0, "op").start_position(7).create().unwrap();
+/// ring.record(0, 1, 0, std::time::Duration::from_micros(1));
+/// let mut drainer = ringlat_read::Drainer::open(&ring_path).unwrap();
+/// let info = RingInfo::of(drainer.file());
+/// let mut archive = ArchiveWriter::open(&archive_path, 0).unwrap();
+/// drainer.drain_batch(10, |batch| archive.append(&info, batch).map(drop)).unwrap();
+/// let sources = ArchiveReader::open(&archive_path).unwrap().sources();
+/// assert_eq!(sources[0].next_position, Some(8));
+/// assert_eq!(sources[0].identity.start_position, 7);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceRecord {
     /// Which ring.

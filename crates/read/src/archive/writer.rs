@@ -34,6 +34,18 @@ pub struct AppendStats {
 /// One writer appends to an archive at a time (it holds an exclusive `flock`). Opening
 /// refuses a symbolic link, a non-regular file, a file that is not a valid archive, and a
 /// version-1 archive (which has no drain position record; it can still be read).
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("w.archive");
+/// use ringlat_read::archive::ArchiveWriter;
+/// let writer = ArchiveWriter::open(&path, 1_795_276_800_000_000_000).unwrap();
+/// assert!(writer.is_empty());
+/// assert!(ArchiveWriter::open(&path, 0).is_err()); // one appender at a time
+/// drop(writer);
+/// let writer = ArchiveWriter::open(&path, 0).unwrap().sync_each_batch(true);
+/// assert_eq!(writer.len(), 0);
+/// ```
 #[derive(Debug)]
 pub struct ArchiveWriter {
     path: PathBuf,
