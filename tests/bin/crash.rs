@@ -45,6 +45,8 @@ struct Totals {
     lost: u64,
     abandoned: u64,
     enospc: u64,
+    /// ENOSPC while appending entries (a batch cut short).
+    enospc_mid_batch: u64,
     failures: Vec<String>,
 }
 
@@ -398,6 +400,9 @@ impl Harness {
                 Some(status) if status.success() => break,
                 Some(status) if status.code() == Some(2) && log.contains("No space") => {
                     self.totals.enospc += 1;
+                    if log.contains("appending to the archive") {
+                        self.totals.enospc_mid_batch += 1;
+                    }
                     match chunks.pop() {
                         Some(chunk) => std::fs::remove_file(chunk).unwrap(),
                         None => {
@@ -431,8 +436,8 @@ impl Harness {
         }
         self.check_round("full disk", &ring, &archive, true);
         println!(
-            "full-disk: {} ENOSPC events (1 at creation), archive == written",
-            self.totals.enospc
+            "full-disk: {} ENOSPC events (1 at creation, {} mid-batch), archive == written",
+            self.totals.enospc, self.totals.enospc_mid_batch
         );
         self.cleanup(&[&ring]);
     }
