@@ -71,7 +71,7 @@ impl Drainer {
                 on_batch(&decoded)
             });
         if let Ok(stats) = &result {
-            self.count_abandoned(stats);
+            self.count_abandoned(stats.abandoned);
         }
         result
     }
@@ -87,19 +87,24 @@ impl Drainer {
     ) -> Result<ConsumeStats, E> {
         let file = &self.file;
         let mut writer_dead = file.writer_dead_probe();
+        let before = self.consumer.position();
+        let mut handled = 0usize;
         let result = self
             .consumer
             .try_consume(file.ring(), max, &mut writer_dead, |slot| {
-                on_record(file.decode(slot))
+                on_record(file.decode(slot))?;
+                handled += 1;
+                Ok(())
             });
-        if let Ok(stats) = &result {
-            self.count_abandoned(stats);
-        }
+        // On a handler failure head has still moved past the abandoned slots before the
+        // failing record: they are counted from the distance moved, not from the lost stats.
+        let moved = self.consumer.position().wrapping_sub(before) as usize;
+        self.count_abandoned(moved.saturating_sub(handled));
         result
     }
 
-    fn count_abandoned(&self, stats: &ConsumeStats) {
-        if stats.abandoned > 0
+    fn count_abandoned(&self, abandoned: usize) {
+        if abandoned > 0
             && let Some(counter) = self
                 .file
                 .ring()
@@ -107,7 +112,7 @@ impl Drainer {
                 .u64_at(GlobalCounter::Abandoned.offset())
         {
             // Relaxed: a statistic, read by `ringcat stat`.
-            counter.fetch_add(stats.abandoned as u64, Ordering::Relaxed);
+            counter.fetch_add(abandoned as u64, Ordering::Relaxed);
         }
     }
 }

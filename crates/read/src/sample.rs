@@ -120,6 +120,15 @@ impl Source {
         }
     }
 
+    /// Entries of an archive that the last pass skipped as damaged (an unused sampling class,
+    /// a kind without a name); 0 for a ring.
+    pub fn bad_entries_skipped(&self) -> u64 {
+        match self {
+            Source::Ring { .. } => 0,
+            Source::Archive(archive) => archive.bad_entries(),
+        }
+    }
+
     /// Visits every sample. A ring is read once (a snapshot, in-flight slots skipped) and
     /// every later pass sees the same samples; an archive is streamed from disk each pass.
     pub fn for_each(&self, mut visit: impl FnMut(Sample)) -> Result<(), ReadError> {

@@ -166,7 +166,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
     let finished = AtomicBool::new(false);
     let drained = std::thread::scope(|scope| {
         let drain = scope.spawn(|| {
-            drain_into_archive(&mut drainer, &mut archive, false, true, &|| {
+            drain_into_archive(&mut drainer, &mut archive, true, &|| {
                 finished.load(Ordering::Acquire)
             })
         });
@@ -181,7 +181,8 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
     };
     ring.close().map_err(|e| Failure::File(e.to_string()))?;
     // Whatever was committed between the drainer's last pass and the close.
-    let rest = drain_into_archive(&mut drainer, &mut archive, true, false, &|| true)?;
+    let rest = drain_into_archive(&mut drainer, &mut archive, false, &|| true)?;
+    archive.sync()?;
     drop(drainer);
     summary(&ring_path, totals.records + rest.records, &archive_path)?;
     report(&archive_path, &svg_path, &style)?;

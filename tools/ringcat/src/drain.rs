@@ -1,10 +1,12 @@
 //! `ringcat drain`: consume a ring (so the writer's breaker can close) into an archive or as
-//! NDJSON on stdout. A batch is consumed only after it has been written out.
+//! NDJSON on stdout. A batch is consumed only after it has been written out; into an archive
+//! it is exactly once (the archive leaves out ring positions it already holds, so a drain
+//! restarted after a crash or a full disk consumes them without archiving them twice).
 
 use crate::Failure;
 use crate::cli::DrainArgs;
 use crate::time::now_unix_ns;
-use ringlat_read::archive::ArchiveWriter;
+use ringlat_read::archive::{ArchiveWriter, RingInfo};
 use ringlat_read::{Decoded, Drainer, ReadError, Sample, WriterState};
 use serde_json::json;
 use std::io::Write;
@@ -15,7 +17,12 @@ const BATCH: usize = 8192;
 /// What a drain did.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct DrainTotals {
+    /// Records written out (archived or printed).
     pub records: u64,
+    /// Records consumed without being archived because the archive already held them.
+    pub already_archived: u64,
+    /// Slots left out because they cannot be trusted (undeclared kind, unused class).
+    pub invalid: u64,
     pub abandoned: u64,
 }
 
@@ -23,32 +30,48 @@ pub(crate) fn run(args: &DrainArgs) -> Result<(), Failure> {
     let mut drainer = Drainer::open(&args.file)?;
     match &args.output {
         Some(archive) => {
-            let mut writer = ArchiveWriter::open(archive, now_unix_ns())?;
-            let totals =
-                drain_into_archive(&mut drainer, &mut writer, args.sync, args.follow, &|| false)?;
+            let mut writer =
+                ArchiveWriter::open(archive, now_unix_ns())?.sync_each_batch(args.sync);
+            let totals = drain_into_archive(&mut drainer, &mut writer, args.follow, &|| false)?;
             eprintln!(
                 "ringcat: drained {} records into {}{}",
                 totals.records,
                 archive.display(),
-                abandoned_note(totals.abandoned)
+                notes(&totals)
             );
         }
         None => {
             let totals = drain_to_stdout(&mut drainer, args.follow)?;
-            if totals.abandoned > 0 {
-                eprintln!("ringcat:{}", abandoned_note(totals.abandoned));
+            let notes = notes(&totals);
+            if !notes.is_empty() {
+                eprintln!("ringcat:{notes}");
             }
         }
     }
     Ok(())
 }
 
-fn abandoned_note(abandoned: u64) -> String {
-    if abandoned == 0 {
-        String::new()
-    } else {
-        format!(" ({abandoned} slots abandoned by a dead writer were skipped)")
+fn notes(totals: &DrainTotals) -> String {
+    let mut notes = String::new();
+    if totals.already_archived > 0 {
+        notes += &format!(
+            " ({} records already in the archive were consumed without being appended again)",
+            totals.already_archived
+        );
     }
+    if totals.invalid > 0 {
+        notes += &format!(
+            " ({} invalid slots (undeclared kind or unused sampling class) were skipped)",
+            totals.invalid
+        );
+    }
+    if totals.abandoned > 0 {
+        notes += &format!(
+            " ({} slots abandoned by a dead writer were skipped)",
+            totals.abandoned
+        );
+    }
+    notes
 }
 
 /// Drains until the ring is empty (or, following, until the writer is gone and the ring is
@@ -56,28 +79,32 @@ fn abandoned_note(abandoned: u64) -> String {
 pub(crate) fn drain_into_archive(
     drainer: &mut Drainer,
     writer: &mut ArchiveWriter,
-    sync: bool,
     follow: bool,
     stop: &dyn Fn() -> bool,
 ) -> Result<DrainTotals, Failure> {
-    let unit_ns = drainer.file().delta_unit().nanos() as i64;
-    let names: Vec<Option<String>> = (0..=255u8).map(|k| drainer.file().kind_name(k)).collect();
-    drain_loop(drainer, follow, stop, |batch| {
-        writer.append(batch, unit_ns, |kind| names[kind as usize].clone())?;
-        if sync {
-            writer.sync()?;
-        }
+    let ring = RingInfo::of(drainer.file());
+    drain_loop(drainer, follow, stop, |batch, totals| {
+        let stats = writer.append(&ring, batch)?;
+        totals.records += stats.appended;
+        totals.already_archived += stats.already_archived;
+        totals.invalid += stats.invalid;
         Ok(())
     })
 }
 
 fn drain_to_stdout(drainer: &mut Drainer, follow: bool) -> Result<DrainTotals, Failure> {
-    let unit_ns = drainer.file().delta_unit().nanos() as i64;
+    let ring = RingInfo::of(drainer.file());
+    let unit_ns = ring.unit_ns;
     let names: Vec<String> = (0..=255u8).map(|k| drainer.file().kind_label(k)).collect();
     let stdout = std::io::stdout();
-    drain_loop(drainer, follow, &|| false, |batch| {
+    drain_loop(drainer, follow, &|| false, |batch, totals| {
         let mut text = String::with_capacity(batch.len() * 160);
+        let mut printed = 0;
         for decoded in batch {
+            if ring.defect(decoded).is_some() {
+                continue;
+            }
+            printed += 1;
             let sample = Sample::from_decoded(decoded, unit_ns);
             text.push_str(
                 &json!({
@@ -97,7 +124,10 @@ fn drain_to_stdout(drainer: &mut Drainer, follow: bool) -> Result<DrainTotals, F
         let mut out = stdout.lock();
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
-            .map_err(DrainError::Output)
+            .map_err(DrainError::Output)?;
+        totals.records += printed;
+        totals.invalid += batch.len() as u64 - printed;
+        Ok(())
     })
 }
 
@@ -126,13 +156,12 @@ fn drain_loop(
     drainer: &mut Drainer,
     follow: bool,
     stop: &dyn Fn() -> bool,
-    mut write_out: impl FnMut(&[Decoded]) -> Result<(), DrainError>,
+    mut write_out: impl FnMut(&[Decoded], &mut DrainTotals) -> Result<(), DrainError>,
 ) -> Result<DrainTotals, Failure> {
     let mut totals = DrainTotals::default();
     let mut idle = 0u32;
     loop {
-        let stats = drainer.drain_batch(BATCH, &mut write_out)?;
-        totals.records += stats.taken as u64;
+        let stats = drainer.drain_batch(BATCH, |batch| write_out(batch, &mut totals))?;
         totals.abandoned += stats.abandoned as u64;
         if stats.taken + stats.abandoned > 0 {
             idle = 0;
@@ -141,8 +170,7 @@ fn drain_loop(
         let writer_gone = drainer.file().writer_state() != WriterState::Alive;
         if !follow || writer_gone || stop() {
             // One more pass picks up what a dying or stopping writer committed last.
-            let stats = drainer.drain_batch(usize::MAX, &mut write_out)?;
-            totals.records += stats.taken as u64;
+            let stats = drainer.drain_batch(usize::MAX, |batch| write_out(batch, &mut totals))?;
             totals.abandoned += stats.abandoned as u64;
             return Ok(totals);
         }
