@@ -85,7 +85,7 @@ impl Mapping {
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("r.ring");
-/// let _ring = ringlat::Ring::builder(&path).capacity(16).create().unwrap();
+/// let _ring = ringlat::Ring::builder(&path).capacity(16).kind(0, "op").create().unwrap();
 /// let file = ringlat_read::RingFile::open(&path).unwrap();
 /// assert_eq!(file.geometry().capacity, 16);
 /// assert_eq!(file.writer_state(), ringlat_read::WriterState::Alive);
