@@ -73,7 +73,14 @@ fn entries(dir: &Path) -> Vec<String> {
 fn kind_names_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.ring");
-    for bad in ["\x1b[31mred", "a\nb", "tab\there", "c1\u{9b}31m", "del\u{7f}", "a,b"] {
+    for bad in [
+        "\x1b[31mred",
+        "a\nb",
+        "tab\there",
+        "c1\u{9b}31m",
+        "del\u{7f}",
+        "a,b",
+    ] {
         assert!(
             matches!(
                 Ring::builder(&path).kind(3, bad).create(),
@@ -83,18 +90,21 @@ fn kind_names_are_checked() {
         );
     }
     assert!(matches!(
-        Ring::builder(&path).kind(0, "same").kind(1, "same").create(),
+        Ring::builder(&path)
+            .kind(0, "same")
+            .kind(1, "same")
+            .create(),
         Err(Error::BadKind { kind: 1, .. })
     ));
-    assert!(matches!(
-        Ring::builder(&path).create(),
-        Err(Error::NoKinds)
-    ));
+    assert!(matches!(Ring::builder(&path).create(), Err(Error::NoKinds)));
     assert!(matches!(
         Ring::builder(&path).create_single_producer(),
         Err(Error::NoKinds)
     ));
-    assert!(entries(dir.path()).is_empty(), "a refused builder leaves nothing");
+    assert!(
+        entries(dir.path()).is_empty(),
+        "a refused builder leaves nothing"
+    );
     Ring::builder(&path)
         .kind(0, "order:new")
         .kind(1, "réponse ok")
@@ -217,4 +227,3 @@ fn single_producer_laps_across_the_wrap_with_a_concurrent_drainer() {
     assert_eq!(head, tail);
     assert_eq!(tail, start.wrapping_add(64 * 40), "40 laps, across 2^32");
 }
-
