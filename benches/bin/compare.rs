@@ -689,8 +689,11 @@ fn main() {
         ArrayQueue, Mutex<VecDeque>: pop) run it on its own thread during the timed batch; \
         after each batch the harness waits, untimed, until it has taken everything, so the \
         ring never fills; 'off path' counts calls that did not take the row's path";
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     println!("ringlat comparison harness, {date}");
-    println!("machine: {}", machine());
+    println!("machine: {} (load average {load} at the end)", machine());
     println!(
         "{} rounds x {} calls per row, interleaved; rings in {} (capacity {CAPACITY}); {:.1} s",
         args.rounds,
@@ -770,7 +773,7 @@ fn main() {
         }));
     }
     let json = serde_json::json!({
-        "date": date, "machine": machine(), "rounds": args.rounds, "batch": args.batch,
+        "date": date, "machine": machine(), "load_average": load, "rounds": args.rounds, "batch": args.batch,
         "quick": args.quick, "capacity": CAPACITY, "dir": base, "consumer": consumer,
         "seconds": elapsed.as_secs_f64(), "rows": rows_json, "targets": targets_json,
     });
