@@ -57,10 +57,13 @@ const CALLS: u64 = 20_000;
 
 /// Calls `record` once and `record_at` once to warm the thread up, then counts the
 /// allocations of CALLS more calls of each; returns them with the outcomes seen.
+/// Allocations counted, and the outcomes seen while counting.
+type Counted = (u64, Vec<Outcome>);
+
 fn count<R: Fn(u64) -> Outcome, A: Fn(u64, u64) -> Outcome>(
     record: R,
     record_at: A,
-) -> (u64, Vec<Outcome>) {
+) -> Counted {
     record(0);
     record_at(0, unix_now());
     let mut seen = [false; 4];
@@ -88,7 +91,7 @@ fn on_new_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T
     std::thread::spawn(f).join().unwrap()
 }
 
-fn multi(ring: Ring, kind: u8) -> (u64, Vec<Outcome>) {
+fn multi(ring: Ring, kind: u8) -> Counted {
     on_new_thread(move || {
         let d = Duration::from_micros(3);
         trip_if_small(
@@ -103,7 +106,7 @@ fn multi(ring: Ring, kind: u8) -> (u64, Vec<Outcome>) {
     })
 }
 
-fn single(ring: SingleProducerRing, kind: u8) -> (u64, Vec<Outcome>) {
+fn single(ring: SingleProducerRing, kind: u8) -> Counted {
     on_new_thread(move || {
         let d = Duration::from_micros(3);
         trip_if_small(
@@ -145,7 +148,7 @@ fn the_counter_sees_allocations() {
 fn record_allocates_nothing_after_the_first_call_in_every_mode() {
     let dir = tempfile::tempdir().unwrap();
     let big = 1 << 17; // 2 * CALLS + 2 fit: break mode writes every call
-    let cases: Vec<(&str, (u64, Vec<Outcome>), Vec<Outcome>)> = vec![
+    let cases: Vec<(&str, Counted, Vec<Outcome>)> = vec![
         (
             "break, multi producer",
             multi(builder(&dir, "b.ring").capacity(big).create().unwrap(), 0),
