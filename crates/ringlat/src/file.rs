@@ -208,6 +208,10 @@ impl Pending {
     /// again just before: never while a live writer holds it); without, fails with
     /// [`Error::AlreadyExists`] if the name exists (also as a dangling symlink).
     pub(crate) fn publish(mut self, path: &Path, replace: bool) -> Result<(), Error> {
+        // Serialises the check and the rename with every other ringlat writer publishing in
+        // this directory: without it, two replacers could both find the old ring's writer
+        // gone, and the second would rename over the first one's live ring.
+        let _directory = lock_directory(path)?;
         if replace {
             refuse_live_writer(path)?;
             std::fs::rename(&self.temp, path)
@@ -226,6 +230,36 @@ impl Pending {
         self.published = true;
         Ok(())
     }
+}
+
+/// How long [`lock_directory`] waits for another writer's publication (a rename: microseconds).
+const DIRECTORY_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes `flock(LOCK_EX)` on `path`'s directory, released when the returned file drops.
+/// Waits at most [`DIRECTORY_LOCK_WAIT`], never forever, for whoever holds it.
+fn lock_directory(path: &Path) -> Result<File, Error> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let what = "locking the directory to publish the ring";
+    let handle = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(io_error(path, what))?;
+    let began = std::time::Instant::now();
+    while !try_flock(&handle, libc::LOCK_EX).map_err(io_error(path, what))? {
+        if began.elapsed() > DIRECTORY_LOCK_WAIT {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                what,
+                source: io::Error::from_raw_os_error(libc::EWOULDBLOCK),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    Ok(handle)
 }
 
 /// A freshly created, locked, preallocated and mapped ring file under its temporary name

@@ -60,10 +60,7 @@ const CALLS: u64 = 20_000;
 /// Allocations counted, and the outcomes seen while counting.
 type Counted = (u64, Vec<Outcome>);
 
-fn count<R: Fn(u64) -> Outcome, A: Fn(u64, u64) -> Outcome>(
-    record: R,
-    record_at: A,
-) -> Counted {
+fn count<R: Fn(u64) -> Outcome, A: Fn(u64, u64) -> Outcome>(record: R, record_at: A) -> Counted {
     record(0);
     record_at(0, unix_now());
     let mut seen = [false; 4];

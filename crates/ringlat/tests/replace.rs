@@ -211,3 +211,35 @@ fn a_live_writer_is_never_replaced() {
         "the writer goes on"
     );
 }
+
+#[test]
+fn concurrent_replacers_never_replace_each_others_live_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.ring");
+    for round in 0..300 {
+        let barrier = std::sync::Barrier::new(8);
+        let rings: Vec<Result<Ring, Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        Ring::builder(&path)
+                            .capacity(64)
+                            .kind(0, "op")
+                            .replace(true)
+                            .create()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let live = rings.iter().filter(|r| r.is_ok()).count();
+        for ring in &rings {
+            if let Err(e) = ring {
+                assert!(matches!(e, Error::WriterActive { .. }), "{e}");
+            }
+        }
+        assert_eq!(live, 1, "round {round}: {live} live writers, one path");
+        assert_eq!(entries(dir.path()), ["c.ring"]);
+    }
+}
