@@ -227,3 +227,31 @@ fn single_producer_laps_across_the_wrap_with_a_concurrent_drainer() {
     assert_eq!(head, tail);
     assert_eq!(tail, start.wrapping_add(64 * 40), "40 laps, across 2^32");
 }
+
+#[test]
+fn the_header_says_which_clock_stamps_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clock.ring");
+    let ring = Ring::builder(&path).kind(0, "op").create().unwrap();
+    let flags = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let invariant = cfg!(target_arch = "x86_64")
+        && flags.split_whitespace().any(|f| f == "constant_tsc")
+        && flags.split_whitespace().any(|f| f == "nonstop_tsc")
+        && std::env::var_os("RINGLAT_CLOCK").is_none_or(|v| v != "vdso");
+    assert_eq!(RingFile::open(&path).unwrap().tsc_clock(), invariant);
+    // Whatever the clock, a record's time is close to the realtime clock.
+    ring.record(0, 1, 0, Duration::from_micros(1));
+    ring.flush().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let (records, _) = RingFile::open(&path).unwrap().snapshot();
+    let stamped = records[0].record.nanotime();
+    assert!(now.abs_diff(stamped) < 1_000_000_000, "{stamped} vs {now}");
+}

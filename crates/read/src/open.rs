@@ -257,6 +257,12 @@ impl RingFile {
         self.header_u32(CREATION_FLAGS) & FLAG_MULTI_PRODUCER != 0
     }
 
+    /// True when the writer stamps records from the TSC calibrated against CLOCK_MONOTONIC
+    /// (false: CLOCK_MONOTONIC read through the vDSO).
+    pub fn tsc_clock(&self) -> bool {
+        self.header_u32(CREATION_FLAGS) & ringlat_format::FLAG_TSC_CLOCK != 0
+    }
+
     /// UNIX-epoch nanoseconds at creation.
     pub fn created_unix_ns(&self) -> u64 {
         self.header_u64(ANCHOR_UNIX_NS)

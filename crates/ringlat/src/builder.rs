@@ -337,15 +337,15 @@ impl Builder {
         let mut put = |offset: usize, bytes: &[u8]| {
             header[offset..offset + bytes.len()].copy_from_slice(bytes);
         };
-        put(
-            CREATION_FLAGS,
-            &(if multi_producer {
-                FLAG_MULTI_PRODUCER
-            } else {
-                0
-            })
-            .to_le_bytes(),
-        );
+        let mut flags = if multi_producer {
+            FLAG_MULTI_PRODUCER
+        } else {
+            0
+        };
+        if crate::clock::source() == crate::clock::ClockSource::Tsc {
+            flags |= ringlat_format::FLAG_TSC_CLOCK;
+        }
+        put(CREATION_FLAGS, &flags.to_le_bytes());
         put(WRITER_PID, &std::process::id().to_le_bytes());
         put(ANCHOR_UNIX_NS, &anchor.unix_ns.to_le_bytes());
         put(ANCHOR_MONO_NS, &anchor.mono_ns.to_le_bytes());
