@@ -2,8 +2,9 @@
 # Instructions per call of `record`, counted by callgrind (valgrind) over N calls (default one
 # million) on each path: deterministic, so a regression shows even on a noisy machine.
 # Only the measured loop is collected (--toggle-collect on `record_loop`), not ring creation.
-# Under valgrind the vDSO is hidden: clock_gettime becomes a system call whose kernel side is
-# not counted, so the written rows exclude the clock read's own instructions.
+# With the TSC clock (the default where the TSC is invariant) the clock read is counted in full;
+# with RINGLAT_CLOCK=vdso, valgrind hides the vDSO, clock_gettime becomes a system call whose
+# kernel side is not counted, and the written rows then exclude the clock's instructions.
 # Needs valgrind (Debian: apt-get install valgrind). Usage: scripts/instructions.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
