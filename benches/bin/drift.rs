@@ -43,7 +43,11 @@ fn main() {
     }
     let temp = tempfile::tempdir_in(dir).unwrap();
     let path = temp.path().join("drift.ring");
-    let ring = Ring::builder(&path).capacity(64).kind(0, "op").create().unwrap();
+    let ring = Ring::builder(&path)
+        .capacity(64)
+        .kind(0, "op")
+        .create()
+        .unwrap();
     let header = std::fs::File::open(&path).unwrap();
     let anchor_unix = header_u64(&header, ringlat_format::ANCHOR_UNIX_NS);
     let anchor_mono = header_u64(&header, ringlat_format::ANCHOR_MONO_NS);
