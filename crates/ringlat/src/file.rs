@@ -236,18 +236,23 @@ impl Pending {
 const DIRECTORY_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Takes `flock(LOCK_EX)` on `path`'s directory, released when the returned file drops.
-/// Waits at most [`DIRECTORY_LOCK_WAIT`], never forever, for whoever holds it.
-fn lock_directory(path: &Path) -> Result<File, Error> {
+/// Waits at most [`DIRECTORY_LOCK_WAIT`], never forever, for whoever holds it. A directory
+/// we may write but not read (mode 0300) cannot be locked: then no lock (`None`).
+fn lock_directory(path: &Path) -> Result<Option<File>, Error> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
     let what = "locking the directory to publish the ring";
-    let handle = OpenOptions::new()
+    let handle = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(dir)
-        .map_err(io_error(path, what))?;
+    {
+        Ok(handle) => handle,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(None),
+        Err(e) => return Err(io_error(path, what)(e)),
+    };
     let began = std::time::Instant::now();
     while !try_flock(&handle, libc::LOCK_EX).map_err(io_error(path, what))? {
         if began.elapsed() > DIRECTORY_LOCK_WAIT {
@@ -259,7 +264,7 @@ fn lock_directory(path: &Path) -> Result<File, Error> {
         }
         std::thread::sleep(std::time::Duration::from_micros(200));
     }
-    Ok(handle)
+    Ok(Some(handle))
 }
 
 /// A freshly created, locked, preallocated and mapped ring file under its temporary name
