@@ -11,27 +11,35 @@ use ringlat::{Error, Outcome, Ring};
 use ringlat_format::{GlobalCounter, KindCounter};
 use ringlat_read::{Drainer, RingFile};
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::Duration;
 
 #[test]
 fn creation_is_exclusive_private_and_never_follows_links() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.ring");
-    let first = Ring::builder(&path).capacity(16).create().unwrap();
+    let first = Ring::builder(&path)
+        .capacity(16)
+        .kind(0, "op")
+        .create()
+        .unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     assert!(matches!(
-        Ring::builder(&path).create(),
+        Ring::builder(&path).kind(0, "op").create(),
         Err(Error::AlreadyExists { .. })
     ));
-    match Ring::builder(&path).replace(true).create() {
+    match Ring::builder(&path).kind(0, "op").replace(true).create() {
         Err(Error::WriterActive { pid, .. }) => assert_eq!(pid, std::process::id()),
         other => panic!("a live writer's file was replaced: {other:?}"),
     }
+    assert_eq!(RingFile::open(&path).unwrap().geometry().capacity, 16);
+    assert_eq!(entries(dir.path()), ["a.ring"], "no temporary file is left");
     drop(first);
     Ring::builder(&path)
         .replace(true)
         .capacity(32)
+        .kind(0, "op")
         .create()
         .unwrap();
     assert_eq!(RingFile::open(&path).unwrap().geometry().capacity, 32);
@@ -41,7 +49,7 @@ fn creation_is_exclusive_private_and_never_follows_links() {
     let link = dir.path().join("link.ring");
     std::os::unix::fs::symlink(&target, &link).unwrap();
     assert!(matches!(
-        Ring::builder(&link).create(),
+        Ring::builder(&link).kind(0, "op").create(),
         Err(Error::AlreadyExists { .. })
     ));
     assert_eq!(
@@ -49,6 +57,59 @@ fn creation_is_exclusive_private_and_never_follows_links() {
         b"precious",
         "the link target is untouched"
     );
+}
+
+/// The names in `dir`, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn kind_names_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.ring");
+    for bad in [
+        "\x1b[31mred",
+        "a\nb",
+        "tab\there",
+        "c1\u{9b}31m",
+        "del\u{7f}",
+        "a,b",
+    ] {
+        assert!(
+            matches!(
+                Ring::builder(&path).kind(3, bad).create(),
+                Err(Error::BadKind { kind: 3, .. })
+            ),
+            "{bad:?} was accepted"
+        );
+    }
+    assert!(matches!(
+        Ring::builder(&path)
+            .kind(0, "same")
+            .kind(1, "same")
+            .create(),
+        Err(Error::BadKind { kind: 1, .. })
+    ));
+    assert!(matches!(Ring::builder(&path).create(), Err(Error::NoKinds)));
+    assert!(matches!(
+        Ring::builder(&path).create_single_producer(),
+        Err(Error::NoKinds)
+    ));
+    assert!(
+        entries(dir.path()).is_empty(),
+        "a refused builder leaves nothing"
+    );
+    Ring::builder(&path)
+        .kind(0, "order:new")
+        .kind(1, "réponse ok")
+        .create()
+        .unwrap();
 }
 
 #[test]
@@ -168,25 +229,29 @@ fn single_producer_laps_across_the_wrap_with_a_concurrent_drainer() {
 }
 
 #[test]
-fn a_full_disk_fails_at_create_not_later() {
+fn the_header_says_which_clock_stamps_the_records() {
     let dir = tempfile::tempdir().unwrap();
-    let mount = dir.path().join("small");
-    std::fs::create_dir(&mount).unwrap();
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&mount)
-        .stderr(std::process::Stdio::null())
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        println!("skipped: cannot mount a 1 MiB tmpfs here (needs root and mount(8))");
-        return;
-    }
-    let result = Ring::builder(mount.join("big.ring"))
-        .capacity(1 << 16)
-        .create();
-    let _ = std::process::Command::new("umount").arg(&mount).status();
-    match result {
-        Err(Error::NoSpace { needed, .. }) => assert!(needed > 1 << 20),
-        other => panic!("expected NoSpace, got {other:?}"),
-    }
+    let path = dir.path().join("clock.ring");
+    let ring = Ring::builder(&path).kind(0, "op").create().unwrap();
+    let flags = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let invariant = cfg!(target_arch = "x86_64")
+        && flags.split_whitespace().any(|f| f == "constant_tsc")
+        && flags.split_whitespace().any(|f| f == "nonstop_tsc")
+        && std::env::var_os("RINGLAT_CLOCK").is_none_or(|v| v != "vdso");
+    assert_eq!(RingFile::open(&path).unwrap().tsc_clock(), invariant);
+    // Whatever the clock, a record's time is close to the realtime clock.
+    ring.record(0, 1, 0, Duration::from_micros(1));
+    ring.flush().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let (records, _) = RingFile::open(&path).unwrap().snapshot();
+    let stamped = records[0].record.nanotime();
+    assert!(now.abs_diff(stamped) < 1_000_000_000, "{stamped} vs {now}");
 }

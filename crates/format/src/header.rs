@@ -98,6 +98,9 @@ pub const CLASS_TABLE_ENTRIES: usize = 256;
 
 /// Creation flag bit: the file was created for several producers.
 pub const FLAG_MULTI_PRODUCER: u32 = 1;
+/// Creation flag bit (informational): the writer reads its monotonic nanoseconds from the
+/// invariant TSC calibrated against CLOCK_MONOTONIC, not from CLOCK_MONOTONIC itself.
+pub const FLAG_TSC_CLOCK: u32 = 2;
 /// Writer state: a writer has the file open (or died without closing it).
 pub const STATE_OPEN: u32 = 0;
 /// Writer state: the writer closed the file cleanly; nothing is in flight.

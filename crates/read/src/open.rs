@@ -85,7 +85,7 @@ impl Mapping {
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("r.ring");
-/// let _ring = ringlat::Ring::builder(&path).capacity(16).create().unwrap();
+/// let _ring = ringlat::Ring::builder(&path).capacity(16).kind(0, "op").create().unwrap();
 /// let file = ringlat_read::RingFile::open(&path).unwrap();
 /// assert_eq!(file.geometry().capacity, 16);
 /// assert_eq!(file.writer_state(), ringlat_read::WriterState::Alive);
@@ -255,6 +255,12 @@ impl RingFile {
     /// True when the file was created for several producers.
     pub fn multi_producer(&self) -> bool {
         self.header_u32(CREATION_FLAGS) & FLAG_MULTI_PRODUCER != 0
+    }
+
+    /// True when the writer stamps records from the TSC calibrated against CLOCK_MONOTONIC
+    /// (false: CLOCK_MONOTONIC read through the vDSO).
+    pub fn tsc_clock(&self) -> bool {
+        self.header_u32(CREATION_FLAGS) & ringlat_format::FLAG_TSC_CLOCK != 0
     }
 
     /// UNIX-epoch nanoseconds at creation.

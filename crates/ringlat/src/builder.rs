@@ -175,8 +175,9 @@ impl Builder {
         self
     }
 
-    /// Declares operation kind `id` with a printable name (at most 32 bytes of UTF-8).
-    /// Records of undeclared kinds are rejected and counted.
+    /// Declares operation kind `id` with a printable name: 1 to 32 bytes of UTF-8, no control
+    /// characters, no comma (ringcat lists kinds with commas), unique within the ring. A ring
+    /// needs at least one kind. Records of undeclared kinds are rejected and counted.
     pub fn kind(mut self, id: u8, name: &str) -> Self {
         self.kinds.push((id, name.to_owned()));
         self
@@ -283,10 +284,18 @@ impl Builder {
                 Some("name is empty")
             } else if name.len() > KIND_NAME_MAX {
                 Some("name is longer than 32 bytes")
-            } else if name.contains('\0') {
-                Some("name contains a NUL byte")
+            } else if name.chars().any(char::is_control) {
+                // Readers print names to terminals: an escape sequence in a file someone else
+                // owns must not reach them.
+                Some("name contains a control character")
+            } else if name.contains(',') {
+                // `ringcat --kind a,b` and `--fail-if 'kind=a,status=2:..'` list kinds with
+                // commas: a name containing one could not be selected.
+                Some("name contains a comma")
             } else if names[*id as usize].is_some() {
-                Some("declared twice")
+                Some("id declared twice")
+            } else if names.iter().flatten().any(|other| *other == name.as_str()) {
+                Some("name already used by another kind")
             } else {
                 None
             };
@@ -294,6 +303,9 @@ impl Builder {
                 return Err(Error::BadKind { kind: *id, reason });
             }
             names[*id as usize] = Some(name.as_str());
+        }
+        if self.kinds.is_empty() {
+            return Err(Error::NoKinds);
         }
         Ok(names)
     }
@@ -314,23 +326,26 @@ impl Builder {
                 ),
             });
         }
-        let created = file::create(&self.path, geometry, self.replace)?;
-        let mut map = created.map;
+        let file::CreatedFile {
+            file: created_file,
+            mut map,
+            pending,
+        } = file::create(&self.path, geometry, self.replace)?;
         let anchor = Anchor::now();
         let header = &mut map[..HEADER_SIZE as usize];
         geometry.write_fixed_fields(header, self.unit, self.start_position);
         let mut put = |offset: usize, bytes: &[u8]| {
             header[offset..offset + bytes.len()].copy_from_slice(bytes);
         };
-        put(
-            CREATION_FLAGS,
-            &(if multi_producer {
-                FLAG_MULTI_PRODUCER
-            } else {
-                0
-            })
-            .to_le_bytes(),
-        );
+        let mut flags = if multi_producer {
+            FLAG_MULTI_PRODUCER
+        } else {
+            0
+        };
+        if crate::clock::source() == crate::clock::ClockSource::Tsc {
+            flags |= ringlat_format::FLAG_TSC_CLOCK;
+        }
+        put(CREATION_FLAGS, &flags.to_le_bytes());
         put(WRITER_PID, &std::process::id().to_le_bytes());
         put(ANCHOR_UNIX_NS, &anchor.unix_ns.to_le_bytes());
         put(ANCHOR_MONO_NS, &anchor.mono_ns.to_le_bytes());
@@ -415,6 +430,9 @@ impl Builder {
             // the version (ringlat-read's open) sees 1.
             version.store(VERSION, std::sync::atomic::Ordering::Release);
         }
+        // The ring is complete: only now does it take the path (over an old ring with
+        // `replace`), so a failure anywhere above leaves whatever was there untouched.
+        pending.publish(&self.path, self.replace)?;
         debug_assert_eq!(ring.storage().capacity(), geometry.capacity);
         mix_seed_base(
             self.seed
@@ -429,7 +447,7 @@ impl Builder {
             unit: self.unit,
             anchor,
             map,
-            file: created.file,
+            file: created_file,
             path: self.path,
         }))
     }

@@ -34,7 +34,8 @@ pub enum Error {
     /// The builder's settings do not describe a valid file.
     #[error("invalid ring settings: {0}")]
     Format(#[from] ringlat_format::FormatError),
-    /// A kind name is empty, longer than 32 bytes, or given twice.
+    /// A kind id is declared twice, or its name is empty, longer than 32 bytes, contains a
+    /// control character or a comma, or is the name of another kind.
     #[error("kind {kind}: {reason}")]
     BadKind {
         /// The kind id.
@@ -42,6 +43,9 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// No kind was declared: every record would be rejected.
+    #[error("no kinds declared: declare at least one with .kind(id, name)")]
+    NoKinds,
     /// The sampling or policy settings are inconsistent.
     #[error("invalid sampling settings: {reason}")]
     BadSampling {

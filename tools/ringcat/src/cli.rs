@@ -301,7 +301,8 @@ pub struct DemoArgs {
     /// How long the gateway runs.
     #[arg(long, default_value_t = 6)]
     pub seconds: u64,
-    /// Where the ring, archive and plot go (default: a fresh directory, printed).
+    /// Where the ring, archive and plot go (default: the live ring in a fresh directory
+    /// under /dev/shm, the archive and plot in one under the temp directory, printed).
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Seed of the simulated traffic and the sampling decisions.

@@ -32,22 +32,53 @@ const STALL_MS: u64 = 120;
 const BURST_EVERY_MS: u64 = 3_000;
 const BURST_ORDERS: u64 = 150_000;
 
-fn demo_dir(args: &DemoArgs) -> Result<PathBuf, Failure> {
-    let dir = match &args.dir {
-        Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!(
-            "ringlat-demo-{}-{}",
-            std::process::id(),
-            now_unix_ns() / 1_000_000
-        )),
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| {
+/// Where the demo's files go: the live ring on tmpfs (/dev/shm), where the hot path never
+/// waits on a filesystem journal (README, "Where to put the live ring"), and the archive and
+/// plot on disk. `--dir` puts everything in one directory.
+struct DemoDirs {
+    ring: PathBuf,
+    data: PathBuf,
+}
+
+fn create_dir(dir: &Path) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| {
         Failure::File(format!(
             "{}: creating the demo directory: {e}",
             dir.display()
         ))
-    })?;
-    Ok(dir)
+    })
+}
+
+fn demo_dirs(args: &DemoArgs) -> Result<DemoDirs, Failure> {
+    let dirs = match &args.dir {
+        Some(dir) => DemoDirs {
+            ring: dir.clone(),
+            data: dir.clone(),
+        },
+        None => {
+            let name = format!(
+                "ringlat-demo-{}-{}",
+                std::process::id(),
+                now_unix_ns() / 1_000_000
+            );
+            let data = std::env::temp_dir().join(&name);
+            let shm = Path::new("/dev/shm");
+            let ring = if shm.is_dir() {
+                shm.join(&name)
+            } else {
+                println!(
+                    "note: /dev/shm is missing, so the live ring goes to {} (a disk \
+                     filesystem may stall the hot path after each flush)",
+                    data.display()
+                );
+                data.clone()
+            };
+            DemoDirs { ring, data }
+        }
+    };
+    create_dir(&dirs.ring)?;
+    create_dir(&dirs.data)?;
+    Ok(dirs)
 }
 
 /// The simulated latency of one order.
@@ -125,10 +156,10 @@ fn simulate(ring: &ringlat::Ring, seconds: u64, seed: u64) {
 }
 
 pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
-    let dir = demo_dir(args)?;
-    let ring_path = dir.join("gateway.ring");
-    let archive_path = dir.join("gateway.archive");
-    let svg_path = dir.join("gateway.svg");
+    let dirs = demo_dirs(args)?;
+    let ring_path = dirs.ring.join("gateway.ring");
+    let archive_path = dirs.data.join("gateway.archive");
+    let svg_path = dirs.data.join("gateway.svg");
     for stale in [&archive_path, &svg_path] {
         if stale.exists() {
             std::fs::remove_file(stale)
@@ -139,11 +170,14 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
     println!(
         "{}",
         style.bold(&format!(
-            "ringcat demo: a simulated trading gateway for {} s (seed {}) in {}",
-            args.seconds,
-            args.seed,
-            dir.display()
+            "ringcat demo: a simulated trading gateway for {} s (seed {})",
+            args.seconds, args.seed,
         ))
+    );
+    println!(
+        "  live ring {}, archive and plot in {}",
+        ring_path.display(),
+        dirs.data.display()
     );
     println!(
         "  market {}/s at 100%, limit {}/s at 10% (degraded above 2000/s), cancel {}/s at 50% (above 1000/s);",

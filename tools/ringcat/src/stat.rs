@@ -92,6 +92,7 @@ fn json(file: &RingFile) -> Value {
         "fill": tail.wrapping_sub(head),
         "unit": file.delta_unit().suffix(),
         "multi_producer": file.multi_producer(),
+        "clock": if file.tsc_clock() { "tsc" } else { "vdso" },
         "created": rfc3339_nanos(file.created_unix_ns()),
         "writer_pid": file.writer_pid(),
         "writer": file.writer_state().as_str(),
@@ -169,6 +170,14 @@ fn text(file: &RingFile) -> String {
                 "multi-producer"
             } else {
                 "single-producer"
+            }
+        ),
+        format!(
+            "clock       {}",
+            if file.tsc_clock() {
+                "TSC, calibrated against CLOCK_MONOTONIC"
+            } else {
+                "CLOCK_MONOTONIC (vDSO)"
             }
         ),
         format!("head/tail   {head} / {tail}"),

@@ -1,0 +1,790 @@
+//! The comparison harness of issue 13: `record` on each of its paths, interleaved with the
+//! structures a user would otherwise pick, in one process, run after run; medians, ratios,
+//! JSON.
+//!
+//! `cargo run --release -p ringlat-benches --bin compare [-- --quick] [--rounds N]
+//!  [--batch N] [--dir DIR] [--json FILE]`
+//!
+//! Every row pushes the same workload: a 21-byte record (trace id, nanotime, status, delta)
+//! per call. Rows with a consumer (ringlat written, rtrb, ArrayQueue, `Mutex<VecDeque>`) run
+//! it on its own thread while the producers are timed; after each batch the harness waits,
+//! untimed, until the consumer has taken everything, so the ring never fills and the breaker
+//! never opens during a written measurement (each row reports the calls that were not
+//! written). Timings on a shared machine are noisy: read the ratios of rows measured in the
+//! same round, and their medians.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use crossbeam_queue::ArrayQueue;
+use memmap2::MmapMut;
+use ringlat::{Decision, Outcome, Ring, SingleProducerRing};
+use ringlat_benches::{live_ring_dir, machine, median, tsc};
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Slots of every ring and queue: 2^20, as in the issue's measurements.
+const CAPACITY: usize = 1 << 20;
+
+type Item = [u8; 21];
+
+/// The 21-byte record the anchors push (same layout as ringlat's record).
+#[inline(always)]
+fn item(trace: u64, nanotime: u64, delta: Duration) -> Item {
+    let mut bytes = [0u8; 21];
+    bytes[..8].copy_from_slice(&trace.to_le_bytes());
+    bytes[8..16].copy_from_slice(&nanotime.to_le_bytes());
+    bytes[16] = 0;
+    let micros = i32::try_from(delta.as_micros()).unwrap_or(i32::MAX);
+    bytes[17..21].copy_from_slice(&micros.to_le_bytes());
+    bytes
+}
+
+#[inline(always)]
+fn delta(trace: u64) -> Duration {
+    Duration::from_nanos(1_000 + (trace & 1023))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// What one batch of one row measured.
+#[derive(Default, Clone, Copy)]
+struct Batch {
+    /// Nanoseconds per call, timed on the calling thread(s) (averaged over threads).
+    ns_per_call: f64,
+    /// Calls that did not end as intended (not written, or not dropped for breaker rows).
+    off_path: u64,
+}
+
+/// Runs `produce` (which returns the batch and the number of items it pushed) while a
+/// consumer thread calls `pop` (items taken, 0 when empty); returns once the consumer has
+/// taken everything pushed. The wait after `produce` is not timed.
+fn with_consumer<P, F>(pop_factory: F, produce: impl FnOnce() -> (Batch, u64)) -> Batch
+where
+    F: FnOnce() -> P + Send,
+    P: FnMut() -> u64,
+{
+    let done = AtomicBool::new(false);
+    let target = AtomicU64::new(0);
+    let ready = Barrier::new(2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut pop = pop_factory();
+            ready.wait();
+            let mut taken = 0u64;
+            loop {
+                let n = pop();
+                taken += n;
+                // Acquire: pairs with the Release store of `done`, after `target` was set.
+                if n == 0 {
+                    if done.load(Ordering::Acquire) && taken >= target.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        });
+        ready.wait();
+        let (batch, pushed) = produce();
+        target.store(pushed, Ordering::Relaxed);
+        // Release: pairs with the consumer's Acquire load; makes `target` visible first.
+        done.store(true, Ordering::Release);
+        batch
+    })
+}
+
+/// A second producer thread that lives for the whole run (warm thread-locals, a registered
+/// counter stripe), so that two-producer rows do not time thread start-up.
+struct Worker {
+    jobs: mpsc::Sender<Box<dyn FnOnce() -> (f64, u64) + Send>>,
+    results: mpsc::Receiver<(f64, u64)>,
+}
+
+impl Worker {
+    fn start() -> Worker {
+        let (jobs, job_rx) = mpsc::channel::<Box<dyn FnOnce() -> (f64, u64) + Send>>();
+        let (result_tx, results) = mpsc::channel();
+        std::thread::spawn(move || {
+            while let Ok(job) = job_rx.recv() {
+                if result_tx.send(job()).is_err() {
+                    break;
+                }
+            }
+        });
+        Worker { jobs, results }
+    }
+
+    /// Runs `job` here and on the worker at the same instant (a barrier); returns the mean
+    /// ns per call of the two threads and the sum of their counts.
+    fn both<J>(&self, job: J) -> (f64, u64)
+    where
+        J: Fn(&Barrier) -> (f64, u64) + Send + Sync + Clone + 'static,
+    {
+        let barrier = Arc::new(Barrier::new(2));
+        let theirs = job.clone();
+        let their_barrier = Arc::clone(&barrier);
+        self.jobs
+            .send(Box::new(move || theirs(&their_barrier)))
+            .unwrap();
+        let (ns_a, count_a) = job(&barrier);
+        let (ns_b, count_b) = self.results.recv().unwrap();
+        ((ns_a + ns_b) / 2.0, count_a + count_b)
+    }
+}
+
+/// Times `n` calls of `call`, returning ns per call and how many returned true.
+#[inline(always)]
+fn time_calls(n: u64, first: u64, mut call: impl FnMut(u64) -> bool) -> (f64, u64) {
+    let began = Instant::now();
+    let mut hits = 0u64;
+    for trace in first..first + n {
+        hits += u64::from(call(trace));
+    }
+    (began.elapsed().as_nanos() as f64 / n as f64, hits)
+}
+
+fn ringlat_pop(path: PathBuf) -> impl FnOnce() -> Box<dyn FnMut() -> u64> + Send {
+    move || {
+        let mut drainer = ringlat_read::Drainer::open(&path).unwrap();
+        Box::new(move || {
+            drainer
+                .drain(4096, |d| {
+                    black_box(d);
+                    Ok::<(), ()>(())
+                })
+                .map_or(0, |stats| stats.taken as u64)
+        })
+    }
+}
+
+/// One row of the table.
+struct Row<'a> {
+    name: &'static str,
+    run: Box<dyn FnMut(u64, u64) -> Batch + 'a>,
+    samples: Vec<f64>,
+    off_path: u64,
+}
+
+fn row<'a>(name: &'static str, run: impl FnMut(u64, u64) -> Batch + 'a) -> Row<'a> {
+    Row {
+        name,
+        run: Box::new(run),
+        samples: Vec::new(),
+        off_path: 0,
+    }
+}
+
+/// A file mapped like a ring: a u64 position word on the first page, 21-byte records after.
+struct FloorFile {
+    map: MmapMut,
+    _file: std::fs::File,
+}
+
+impl FloorFile {
+    fn create(path: &Path) -> FloorFile {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .unwrap();
+        let len = 4096 + 21 * CAPACITY as u64;
+        file.set_len(len).unwrap();
+        // SAFETY: a private temporary file of `len` bytes that only this process maps.
+        let mut map = unsafe { MmapMut::map_mut(&file) }.unwrap();
+        for offset in (0..map.len()).step_by(4096) {
+            map[offset] = 0; // fault every page in now, as ringlat does at creation
+        }
+        FloorFile { map, _file: file }
+    }
+
+    /// The physical floor of a written record: a TSC read, one CAS on the position word, and
+    /// the 21 bytes stored into the mapping.
+    #[inline(always)]
+    fn push(&self, trace: u64) -> bool {
+        let now = tsc();
+        let base = self.map.as_ptr().cast_mut();
+        // SAFETY: offset 0 of a page-aligned mapping: aligned for u64 and inside it.
+        let word = unsafe { &*(base.cast::<AtomicU64>()) };
+        let mut position = word.load(Ordering::Relaxed);
+        // AcqRel/Relaxed: the orderings a ring's reservation needs (no reader here).
+        while let Err(seen) =
+            word.compare_exchange_weak(position, position + 1, Ordering::AcqRel, Ordering::Relaxed)
+        {
+            position = seen;
+        }
+        let record = item(trace, now, delta(trace));
+        let offset = 4096 + 21 * (position as usize & (CAPACITY - 1));
+        // SAFETY: offset + 21 <= 4096 + 21 * CAPACITY = the mapping's length; the slot is
+        // ours by the CAS above and nothing else reads or writes the mapping concurrently.
+        unsafe {
+            std::ptr::copy_nonoverlapping(record.as_ptr(), base.add(offset), 21);
+        }
+        true
+    }
+}
+
+struct Args {
+    rounds: usize,
+    batch: u64,
+    dir: Option<PathBuf>,
+    json: PathBuf,
+    quick: bool,
+}
+
+fn parse_args() -> Args {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = manifest.parent().unwrap_or(manifest);
+    let mut args = Args {
+        rounds: 31,
+        batch: 1 << 16,
+        dir: None,
+        json: workspace.join("target").join("compare.json"),
+        quick: false,
+    };
+    let usage = || -> ! {
+        eprintln!("usage: compare [--quick] [--rounds N] [--batch N] [--dir DIR] [--json FILE]");
+        std::process::exit(1)
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => {
+                args.quick = true;
+                args.rounds = 11;
+                args.batch = 1 << 14;
+            }
+            "--rounds" => {
+                args.rounds = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--batch" => {
+                args.batch = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--dir" => args.dir = Some(it.next().unwrap_or_else(|| usage()).into()),
+            "--json" => args.json = it.next().unwrap_or_else(|| usage()).into(),
+            _ => usage(),
+        }
+    }
+    if args.rounds == 0 || args.batch < 2 || args.batch > CAPACITY as u64 / 2 {
+        usage();
+    }
+    args
+}
+
+fn main() {
+    let args = parse_args();
+    let base = args.dir.clone().unwrap_or_else(|| {
+        let (dir, note) = live_ring_dir();
+        if let Some(note) = note {
+            println!("note: {note}");
+        }
+        dir
+    });
+    let temp = tempfile::tempdir_in(&base).unwrap();
+    let dir = temp.path();
+    let rings = |name: &str| dir.join(name);
+    let written_ring = |name: &str| {
+        Ring::builder(rings(name))
+            .capacity(CAPACITY as u64)
+            .kind(0, "op")
+            .max_skew(Duration::from_secs(60))
+    };
+
+    let sp = written_ring("sp.ring").create_single_producer().unwrap();
+    let sp_at = written_ring("sp_at.ring").create_single_producer().unwrap();
+    let mp1 = written_ring("mp1.ring").create().unwrap();
+    let mp1_at = written_ring("mp1_at.ring").create().unwrap();
+    let mp2 = written_ring("mp2.ring").create().unwrap();
+    let mp2_at = written_ring("mp2_at.ring").create().unwrap();
+    let sampled_random = Ring::builder(rings("sampled.ring"))
+        .capacity(CAPACITY as u64)
+        .kind(0, "op")
+        .rate(0, 1e-6)
+        .create()
+        .unwrap();
+    let sampled_trace = Ring::builder(rings("sampled_trace.ring"))
+        .capacity(CAPACITY as u64)
+        .kind(0, "op")
+        .rate(0, 1e-6)
+        .decision(Decision::TraceId)
+        .create()
+        .unwrap();
+    let tripped = Ring::builder(rings("tripped.ring"))
+        .capacity(64)
+        .kind(0, "op")
+        .tick(Duration::from_secs(3600)) // the breaker stays open: no tick closes it
+        .create()
+        .unwrap();
+    while !tripped.breaker_open() {
+        tripped.record(0, 0, 0, delta(0));
+    }
+    let (mut rtrb_tx, mut rtrb_rx) = rtrb::RingBuffer::<Item>::new(CAPACITY);
+    let (mut rtrb_tsc_tx, mut rtrb_tsc_rx) = rtrb::RingBuffer::<Item>::new(CAPACITY);
+    let queue = Arc::new(ArrayQueue::<Item>::new(CAPACITY));
+    let queue_tsc = Arc::new(ArrayQueue::<Item>::new(CAPACITY));
+    let queue2 = Arc::new(ArrayQueue::<Item>::new(CAPACITY));
+    let locked = Mutex::new(VecDeque::<Item>::with_capacity(CAPACITY));
+    let mut histogram =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let floor = FloorFile::create(&dir.join("floor.map"));
+    let worker = Worker::start();
+    let epoch = Instant::now();
+
+    let sp_written = |ring: &SingleProducerRing, at: bool, n: u64, first: u64| {
+        let now = unix_now();
+        let (ns, written) = time_calls(n, first, |t| {
+            let outcome = if at {
+                ring.record_at(0, t, 0, delta(t), now)
+            } else {
+                ring.record(0, t, 0, delta(t))
+            };
+            outcome == Outcome::Written
+        });
+        (
+            Batch {
+                ns_per_call: ns,
+                off_path: n - written,
+            },
+            written,
+        )
+    };
+    let mp_written = |ring: &Ring, at: bool, n: u64, first: u64| {
+        let now = unix_now();
+        let (ns, written) = time_calls(n, first, |t| {
+            let outcome = if at {
+                ring.record_at(0, t, 0, delta(t), now)
+            } else {
+                ring.record(0, t, 0, delta(t))
+            };
+            outcome == Outcome::Written
+        });
+        (
+            Batch {
+                ns_per_call: ns,
+                off_path: n - written,
+            },
+            written,
+        )
+    };
+    let mp_two = |ring: &Ring, at: bool, n: u64, first: u64| {
+        let ring = ring.clone();
+        let (ns, written) = worker.both(move |barrier: &Barrier| {
+            let now = unix_now();
+            barrier.wait();
+            time_calls(n / 2, first, |t| {
+                let outcome = if at {
+                    ring.record_at(0, t, 0, delta(t), now)
+                } else {
+                    ring.record(0, t, 0, delta(t))
+                };
+                outcome == Outcome::Written
+            })
+        });
+        let total = 2 * (n / 2);
+        (
+            Batch {
+                ns_per_call: ns,
+                off_path: total - written,
+            },
+            written,
+        )
+    };
+    let dropped_rows = |ring: &Ring, expect: Outcome, n: u64, first: u64| {
+        let (ns, hits) = time_calls(n, first, |t| ring.record(0, t, 0, delta(t)) == expect);
+        Batch {
+            ns_per_call: ns,
+            off_path: n - hits,
+        }
+    };
+    let queue_pop = |q: Arc<ArrayQueue<Item>>| {
+        move || {
+            move || {
+                let mut n = 0;
+                while n < 4096 && q.pop().map(black_box).is_some() {
+                    n += 1;
+                }
+                n
+            }
+        }
+    };
+
+    let mut table: Vec<Row> = vec![
+        row("ringlat single producer", |n, first| {
+            with_consumer(ringlat_pop(rings("sp.ring")), || {
+                sp_written(&sp, false, n, first)
+            })
+        }),
+        row("ringlat single producer, record_at", |n, first| {
+            with_consumer(ringlat_pop(rings("sp_at.ring")), || {
+                sp_written(&sp_at, true, n, first)
+            })
+        }),
+        row("ringlat multi producer, 1 thread", |n, first| {
+            with_consumer(ringlat_pop(rings("mp1.ring")), || {
+                mp_written(&mp1, false, n, first)
+            })
+        }),
+        row("ringlat multi producer, 1 thread, record_at", |n, first| {
+            with_consumer(ringlat_pop(rings("mp1_at.ring")), || {
+                mp_written(&mp1_at, true, n, first)
+            })
+        }),
+        row("ringlat multi producer, 2 threads", |n, first| {
+            with_consumer(ringlat_pop(rings("mp2.ring")), || {
+                mp_two(&mp2, false, n, first)
+            })
+        }),
+        row(
+            "ringlat multi producer, 2 threads, record_at",
+            |n, first| {
+                with_consumer(ringlat_pop(rings("mp2_at.ring")), || {
+                    mp_two(&mp2_at, true, n, first)
+                })
+            },
+        ),
+        row("rtrb push + Instant::now", |n, first| {
+            let tx = &mut rtrb_tx;
+            let rx = &mut rtrb_rx;
+            with_consumer(
+                move || {
+                    move || {
+                        let n = rx.slots().min(4096);
+                        for _ in 0..n {
+                            black_box(rx.pop().ok());
+                        }
+                        n as u64
+                    }
+                },
+                || {
+                    let (ns, pushed) = time_calls(n, first, |t| {
+                        let now = epoch.elapsed().as_nanos() as u64;
+                        tx.push(item(t, now, delta(t))).is_ok()
+                    });
+                    let off_path = n - pushed;
+                    (
+                        Batch {
+                            ns_per_call: ns,
+                            off_path,
+                        },
+                        pushed,
+                    )
+                },
+            )
+        }),
+        row("rtrb push + TSC read", |n, first| {
+            let tx = &mut rtrb_tsc_tx;
+            let rx = &mut rtrb_tsc_rx;
+            with_consumer(
+                move || {
+                    move || {
+                        let n = rx.slots().min(4096);
+                        for _ in 0..n {
+                            black_box(rx.pop().ok());
+                        }
+                        n as u64
+                    }
+                },
+                || {
+                    let (ns, pushed) =
+                        time_calls(n, first, |t| tx.push(item(t, tsc(), delta(t))).is_ok());
+                    let off_path = n - pushed;
+                    (
+                        Batch {
+                            ns_per_call: ns,
+                            off_path,
+                        },
+                        pushed,
+                    )
+                },
+            )
+        }),
+        row("ArrayQueue push + Instant::now", |n, first| {
+            with_consumer(queue_pop(Arc::clone(&queue)), || {
+                let (ns, pushed) = time_calls(n, first, |t| {
+                    let now = epoch.elapsed().as_nanos() as u64;
+                    queue.push(item(t, now, delta(t))).is_ok()
+                });
+                let off_path = n - pushed;
+                (
+                    Batch {
+                        ns_per_call: ns,
+                        off_path,
+                    },
+                    pushed,
+                )
+            })
+        }),
+        row("ArrayQueue push + TSC read", |n, first| {
+            with_consumer(queue_pop(Arc::clone(&queue_tsc)), || {
+                let (ns, pushed) = time_calls(n, first, |t| {
+                    queue_tsc.push(item(t, tsc(), delta(t))).is_ok()
+                });
+                let off_path = n - pushed;
+                (
+                    Batch {
+                        ns_per_call: ns,
+                        off_path,
+                    },
+                    pushed,
+                )
+            })
+        }),
+        row("ArrayQueue push + Instant::now, 2 threads", |n, first| {
+            with_consumer(queue_pop(Arc::clone(&queue2)), || {
+                let q = Arc::clone(&queue2);
+                let (ns, pushed) = worker.both(move |barrier: &Barrier| {
+                    barrier.wait();
+                    time_calls(n / 2, first, |t| {
+                        let now = epoch.elapsed().as_nanos() as u64;
+                        q.push(item(t, now, delta(t))).is_ok()
+                    })
+                });
+                let off_path = 2 * (n / 2) - pushed;
+                (
+                    Batch {
+                        ns_per_call: ns,
+                        off_path,
+                    },
+                    pushed,
+                )
+            })
+        }),
+        row("Mutex<VecDeque> push + Instant::now", |n, first| {
+            let locked = &locked;
+            with_consumer(
+                move || {
+                    move || {
+                        let Ok(mut deque) = locked.lock() else {
+                            return 0;
+                        };
+                        let n = deque.len().min(4096);
+                        for item in deque.drain(..n) {
+                            black_box(item);
+                        }
+                        n as u64
+                    }
+                },
+                || {
+                    let (ns, pushed) = time_calls(n, first, |t| {
+                        let now = epoch.elapsed().as_nanos() as u64;
+                        let record = item(t, now, delta(t));
+                        match locked.lock() {
+                            Ok(mut deque) if deque.len() < CAPACITY => {
+                                deque.push_back(record);
+                                true
+                            }
+                            _ => false,
+                        }
+                    });
+                    let off_path = n - pushed;
+                    (
+                        Batch {
+                            ns_per_call: ns,
+                            off_path,
+                        },
+                        pushed,
+                    )
+                },
+            )
+        }),
+        row("hdrhistogram record", |n, first| {
+            let (ns, ok) = time_calls(n, first, |t| histogram.record(1_000 + (t & 1023)).is_ok());
+            Batch {
+                ns_per_call: ns,
+                off_path: n - ok,
+            }
+        }),
+        row("ringlat sampled out, random", |n, first| {
+            dropped_rows(&sampled_random, Outcome::SampledOut, n, first)
+        }),
+        row("ringlat sampled out, trace id", |n, first| {
+            dropped_rows(&sampled_trace, Outcome::SampledOut, n, first)
+        }),
+        row("ringlat breaker open", |n, first| {
+            dropped_rows(&tripped, Outcome::Dropped, n, first)
+        }),
+        row(
+            "floor: TSC read + CAS + 21-byte store (mapped)",
+            |n, first| {
+                let (ns, _) = time_calls(n, first, |t| floor.push(t));
+                Batch {
+                    ns_per_call: ns,
+                    off_path: 0,
+                }
+            },
+        ),
+        row("clock: Instant::now", |n, first| {
+            let (ns, _) = time_calls(n, first, |_| {
+                black_box(Instant::now());
+                true
+            });
+            Batch {
+                ns_per_call: ns,
+                off_path: 0,
+            }
+        }),
+        row("clock: TSC read", |n, first| {
+            let (ns, _) = time_calls(n, first, |_| {
+                black_box(tsc());
+                true
+            });
+            Batch {
+                ns_per_call: ns,
+                off_path: 0,
+            }
+        }),
+    ];
+
+    let started = Instant::now();
+    let mut trace = 1u64 << 40;
+    // Round 0 warms everything up and is not kept; then every round runs every row once,
+    // starting at a different row each round so that no row always follows the same one.
+    for round in 0..=args.rounds {
+        let rows = table.len();
+        for k in 0..rows {
+            let index = (k + round) % rows;
+            let row = &mut table[index];
+            let batch = (row.run)(args.batch, trace);
+            trace += args.batch;
+            if round > 0 {
+                row.samples.push(batch.ns_per_call);
+                row.off_path += batch.off_path;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+
+    let medians: Vec<f64> = table.iter_mut().map(|r| median(&mut r.samples)).collect();
+    let find = |name: &str| {
+        table
+            .iter()
+            .position(|r| r.name == name)
+            .map_or(f64::NAN, |i| medians[i])
+    };
+    let reference = find("ringlat single producer");
+    let date = String::from_utf8(
+        std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default()
+    .trim()
+    .to_owned();
+    let consumer = "rows with a consumer (ringlat written rows: a ringlat-read Drainer; rtrb, \
+        ArrayQueue, Mutex<VecDeque>: pop) run it on its own thread during the timed batch; \
+        after each batch the harness waits, untimed, until it has taken everything, so the \
+        ring never fills; 'off path' counts calls that did not take the row's path";
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    println!("ringlat comparison harness, {date}");
+    println!("machine: {} (load average {load} at the end)", machine());
+    println!(
+        "{} rounds x {} calls per row, interleaved; rings in {} (capacity {CAPACITY}); {:.1} s",
+        args.rounds,
+        args.batch,
+        base.display(),
+        elapsed.as_secs_f64()
+    );
+    println!("consumer: {consumer}");
+    println!();
+    println!(
+        "{:<48} {:>10} {:>10} {:>10} {:>12} {:>9}",
+        "row", "median ns", "min ns", "max ns", "x ringlat sp", "off path"
+    );
+    let mut rows_json = Vec::new();
+    for (row, med) in table.iter().zip(&medians) {
+        let min = row.samples.first().copied().unwrap_or(f64::NAN);
+        let max = row.samples.last().copied().unwrap_or(f64::NAN);
+        println!(
+            "{:<48} {:>10.1} {:>10.1} {:>10.1} {:>12.2} {:>9}",
+            row.name,
+            med,
+            min,
+            max,
+            med / reference,
+            row.off_path
+        );
+        rows_json.push(serde_json::json!({
+            "row": row.name, "median_ns": med, "min_ns": min, "max_ns": max,
+            "ratio_to_ringlat_single_producer": med / reference, "off_path_calls": row.off_path,
+        }));
+    }
+    let targets = [
+        (
+            "record written, single producer / rtrb push + Instant::now",
+            "ringlat single producer",
+            "rtrb push + Instant::now",
+            0.7,
+        ),
+        (
+            "record written, 2 producers / ArrayQueue push + Instant::now, 2 threads",
+            "ringlat multi producer, 2 threads",
+            "ArrayQueue push + Instant::now, 2 threads",
+            0.8,
+        ),
+        (
+            "record written, single producer / floor",
+            "ringlat single producer",
+            "floor: TSC read + CAS + 21-byte store (mapped)",
+            1.3,
+        ),
+        (
+            "record sampled out (random) / hdrhistogram record",
+            "ringlat sampled out, random",
+            "hdrhistogram record",
+            1.0,
+        ),
+        (
+            "record breaker open / hdrhistogram record",
+            "ringlat breaker open",
+            "hdrhistogram record",
+            0.5,
+        ),
+    ];
+    println!();
+    println!(
+        "{:<72} {:>7} {:>7}  issue 13 target (measured, not asserted)",
+        "ratio", "now", "target"
+    );
+    let mut targets_json = Vec::new();
+    for (label, ours, theirs, target) in targets {
+        let ratio = find(ours) / find(theirs);
+        let verdict = if ratio <= target { "met" } else { "not met" };
+        println!("{label:<72} {ratio:>7.2} {target:>7.2}  {verdict}");
+        targets_json.push(serde_json::json!({
+            "ratio": label, "numerator": ours, "denominator": theirs,
+            "value": ratio, "target": target, "met": ratio <= target,
+        }));
+    }
+    let json = serde_json::json!({
+        "date": date, "machine": machine(), "load_average": load, "rounds": args.rounds, "batch": args.batch,
+        "quick": args.quick, "capacity": CAPACITY, "dir": base, "consumer": consumer,
+        "seconds": elapsed.as_secs_f64(), "rows": rows_json, "targets": targets_json,
+    });
+    if let Some(parent) = args.json.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    match std::fs::write(&args.json, serde_json::to_string_pretty(&json).unwrap()) {
+        Ok(()) => println!("\nJSON: {}", args.json.display()),
+        Err(e) => {
+            eprintln!("compare: writing {}: {e}", args.json.display());
+            std::process::exit(2);
+        }
+    }
+}
