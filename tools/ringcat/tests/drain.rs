@@ -21,12 +21,24 @@ fn stderr(output: &Output) -> String {
 }
 
 fn ring_with(path: &Path, from: u64, to: u64) -> Ring {
-    let ring = Ring::builder(path)
-        .capacity(4096)
-        .kind(0, "market")
-        .replace(true)
-        .create()
-        .unwrap();
+    // Another test's `ringcat` child, between its fork and its exec, briefly holds a copy of
+    // every descriptor of this process, the old ring's writer lock included: a replace of a ring
+    // this process just dropped can see that lock for a moment. Retry for a while.
+    let mut tries = 0;
+    let ring = loop {
+        match Ring::builder(path)
+            .capacity(4096)
+            .kind(0, "market")
+            .replace(true)
+            .create()
+        {
+            Err(ringlat::Error::WriterActive { .. }) if tries < 200 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => break other.unwrap(),
+        }
+    };
     for trace in from..to {
         ring.record(0, trace, 0, Duration::from_micros(trace % 100 + 1));
     }
