@@ -131,13 +131,13 @@ impl<R: Recorder> sealed::Sealed for &R {
 }
 impl<R: Recorder> Recorder for &R {}
 
-/// A running measurement of one operation, made by [`Ring::start`],
+/// A running measurement of one operation, made by [`Ring::start`], [`Ring::start_owned`],
 /// [`SingleProducerRing::start`] or [`KindHandle::start`](crate::KindHandle::start).
 ///
 /// [`Timer::finish`] records it: `nanotime` = when the guard started, `delta` = the time since
 /// (it is rounded to the ring's unit like every delta). Dropped without `finish`, it records
-/// with [`STATUS_ABANDONED`]; [`Timer::discard`] records nothing. The guard holds a reference
-/// and three integers: starting and finishing it allocates nothing, and reads the clock
+/// with [`STATUS_ABANDONED`]; [`Timer::discard`] records nothing. The guard holds a reference (or
+/// a ring clone) and three integers: starting and finishing it allocates nothing, and reads the clock
 /// (`CLOCK_MONOTONIC`, vDSO) once each. It may be held across `.await` points; it is `Send`
 /// when the ring handle is `Sync` ([`Ring`]).
 ///
@@ -150,18 +150,18 @@ impl<R: Recorder> Recorder for &R {}
 /// ```
 #[must_use = "a timer records when it is finished (or dropped: with STATUS_ABANDONED)"]
 #[derive(Debug)]
-pub struct Timer<'r, R: Recorder> {
-    ring: &'r R,
+pub struct Timer<R: Recorder> {
+    ring: R,
     kind: u8,
     trace_id: u64,
     start_mono_ns: u64,
     done: bool,
 }
 
-impl<'r, R: Recorder> Timer<'r, R> {
+impl<R: Recorder> Timer<R> {
     /// Starts timing now (one clock read).
     #[inline]
-    pub(crate) fn new(ring: &'r R, kind: u8, trace_id: u64) -> Self {
+    pub(crate) fn new(ring: R, kind: u8, trace_id: u64) -> Self {
         Timer {
             ring,
             kind,
@@ -218,7 +218,7 @@ impl<'r, R: Recorder> Timer<'r, R> {
     }
 }
 
-impl<R: Recorder> Drop for Timer<'_, R> {
+impl<R: Recorder> Drop for Timer<R> {
     /// Records with [`STATUS_ABANDONED`] unless the guard was finished or discarded.
     fn drop(&mut self) {
         if !self.done {
@@ -237,8 +237,23 @@ impl Ring {
     /// t.finish(0);
     /// ```
     #[inline]
-    pub fn start(&self, kind: u8, trace_id: u64) -> Timer<'_, Ring> {
+    pub fn start(&self, kind: u8, trace_id: u64) -> Timer<&Ring> {
         Timer::new(self, kind, trace_id)
+    }
+
+    /// [`Ring::start`] with a guard that owns a clone of this handle (`'static`, to keep in a
+    /// struct or a span's extensions); the clone is one atomic increment, no allocation.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let ring = ringlat::Ring::builder(dir.path().join("o.ring")).kind(1, "limit").create().unwrap();
+    /// let t: ringlat::Timer<ringlat::Ring> = ring.start_owned(1, 42);
+    /// drop(ring);
+    /// t.finish(0);
+    /// ```
+    #[inline]
+    pub fn start_owned(&self, kind: u8, trace_id: u64) -> Timer<Ring> {
+        Timer::new(self.clone(), kind, trace_id)
     }
 }
 
@@ -253,7 +268,7 @@ impl SingleProducerRing {
     /// t.finish(0);
     /// ```
     #[inline]
-    pub fn start(&self, kind: u8, trace_id: u64) -> Timer<'_, SingleProducerRing> {
+    pub fn start(&self, kind: u8, trace_id: u64) -> Timer<&SingleProducerRing> {
         Timer::new(self, kind, trace_id)
     }
 }

@@ -61,17 +61,16 @@ impl<R: Recorder> KindHandle<R> {
 
     /// [`Ring::start`] of this kind.
     #[inline]
-    pub fn start(&self, trace_id: u64) -> Timer<'_, R> {
+    pub fn start(&self, trace_id: u64) -> Timer<&R> {
         Timer::new(&self.ring, self.kind, trace_id)
     }
 }
 
-/// The configured kind named `name`, reading the names from the file's kind table.
-fn find(
+/// The configured kinds and their names, read from the file's kind table.
+fn names(
     ring: &ringlat_ring::Ring<ringlat_ring::RegionStorage>,
     kinds: &[u8],
-    name: &str,
-) -> Result<u8, UnknownKind> {
+) -> Vec<(u8, String)> {
     let name_of = |kind: u8| -> String {
         let mut bytes = [0u8; KIND_NAME_MAX];
         for (word, chunk) in bytes.chunks_exact_mut(8).enumerate() {
@@ -87,7 +86,11 @@ fn find(
         let end = bytes.iter().position(|b| *b == 0).unwrap_or(KIND_NAME_MAX);
         String::from_utf8_lossy(&bytes[..end]).into_owned()
     };
-    let names: Vec<(u8, String)> = kinds.iter().map(|k| (*k, name_of(*k))).collect();
+    kinds.iter().map(|k| (*k, name_of(*k))).collect()
+}
+
+/// The configured kind named `name`.
+fn find(names: &[(u8, String)], name: &str) -> Result<u8, UnknownKind> {
     names
         .iter()
         .find(|(_, n)| n == name)
@@ -112,22 +115,38 @@ impl Ring {
     /// assert_eq!(ring.kind_handle("cancel").unwrap().kind(), 2);
     /// ```
     pub fn kind_handle(&self, name: &str) -> Result<KindHandle<Ring>, UnknownKind> {
-        let shared = self.shared();
-        let kinds: Vec<u8> = shared.kinds.iter().map(|k| k.kind).collect();
-        let kind = find(&shared.ring, &kinds, name)?;
+        let kind = find(&self.kind_names(), name)?;
         Ok(KindHandle {
             ring: self.clone(),
             kind,
         })
+    }
+
+    /// The configured kinds, `(id, name)` in id order.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let ring = ringlat::Ring::builder(dir.path().join("n.ring")).kind(3, "b").kind(1, "a").create().unwrap();
+    /// assert_eq!(ring.kind_names(), [(1, "a".to_string()), (3, "b".to_string())]);
+    /// ```
+    pub fn kind_names(&self) -> Vec<(u8, String)> {
+        let shared = self.shared();
+        let kinds: Vec<u8> = shared.kinds.iter().map(|k| k.kind).collect();
+        names(&shared.ring, &kinds)
     }
 }
 
 impl SingleProducerRing {
     /// The configured kind named `name`, borrowing this handle; see [`Ring::kind_handle`].
     pub fn kind_handle(&self, name: &str) -> Result<KindHandle<&SingleProducerRing>, UnknownKind> {
+        let kind = find(&self.kind_names(), name)?;
+        Ok(KindHandle { ring: self, kind })
+    }
+
+    /// The configured kinds, `(id, name)` in id order; see [`Ring::kind_names`].
+    pub fn kind_names(&self) -> Vec<(u8, String)> {
         let shared = self.shared();
         let kinds: Vec<u8> = shared.kinds.iter().map(|k| k.kind).collect();
-        let kind = find(&shared.ring, &kinds, name)?;
-        Ok(KindHandle { ring: self, kind })
+        names(&shared.ring, &kinds)
     }
 }

@@ -1,4 +1,5 @@
 //! The timer guard, kind handles and delta rounding, read back from the file by ringlat-read.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ringlat::{DeltaUnit, Outcome, Ring, STATUS_ABANDONED, UnknownKind};
 use ringlat_read::{RingFile, Sample, Source};
