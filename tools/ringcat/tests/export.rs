@@ -271,3 +271,33 @@ fn failures_have_their_exit_codes_and_leave_no_file() {
         .collect();
     assert_eq!(left.len(), 2, "{left:?}");
 }
+
+#[test]
+fn records_out_of_order_within_a_file_come_out_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.ring");
+    let ring = Ring::builder(&path)
+        .capacity(1024)
+        .kind(0, "market")
+        .max_skew(Duration::from_secs(100 * 365 * 86_400))
+        .create()
+        .unwrap();
+    // Guards of long requests commit late with their start time: blocks of 10 in reverse.
+    for block in 0..30u64 {
+        for i in (0..10u64).rev() {
+            let n = block * 10 + i;
+            ring.record_at(0, n, 0, Duration::from_micros(5), T0 + n * 1_000);
+        }
+    }
+    ring.close().unwrap();
+    let out = dir.path().join("late.parquet");
+    ok(&[
+        "export",
+        path.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let (rows, _) = read(&out);
+    let traces: Vec<u64> = rows.iter().map(|r| r.trace_id).collect();
+    assert_eq!(traces, (0..300).collect::<Vec<u64>>());
+}
