@@ -59,3 +59,31 @@ if not expected or wrong or extra:
     sys.exit(1)
 print(f"{len(expected)} passed, 0 failed")
 PY
+
+# The README's ClickHouse query, through chDB (embedded ClickHouse) when it is installed
+# (a 180 MB wheel: not installed here on purpose).
+if python3 -c 'import chdb' 2>/dev/null; then
+    python3 - "$work" README.md <<'PY'
+import json, re, sys, os
+import chdb
+
+work, readme = sys.argv[1], sys.argv[2]
+text = open(readme).read()
+query = re.search(r"```sql\n(.*?)```", text[text.index("### ClickHouse"):], re.S).group(1)
+os.chdir(work)
+result = str(chdb.query(query, "CSV")).strip().splitlines()
+ours = {}
+for line in result:
+    kind, q, latency = line.split(",")
+    ours[(kind.strip('"'), q.strip('"'))] = int(latency)
+expected = {(row["group"]["kind"], q): latency for row in json.load(open("pct.json"))
+            for q, latency in row["percentiles"].items()}
+wrong = {k: (ours.get(k), v) for k, v in expected.items() if ours.get(k) != v}
+for key, (got, want) in sorted(wrong.items()):
+    print(f"  {key}: clickhouse {got}, ringcat pct {want}")
+print(f"clickhouse: {len(expected) - len(wrong)} passed, {len(wrong)} failed")
+sys.exit(1 if wrong or not expected or set(ours) - set(expected) else 0)
+PY
+else
+    echo "clickhouse check skipped: python module chdb not installed"
+fi
