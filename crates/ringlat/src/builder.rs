@@ -204,12 +204,12 @@ impl Builder {
 
     /// Creates the file and returns the multi-producer handle (`Clone + Send + Sync`).
     pub fn create(self) -> Result<Ring, Error> {
-        Ring::start(self.create_shared(true)?)
+        Ring::from_shared(self.create_shared(true)?)
     }
 
     /// Creates the file and returns the single-producer handle (`Send`, not `Clone`, not `Sync`).
     pub fn create_single_producer(self) -> Result<SingleProducerRing, Error> {
-        SingleProducerRing::start(self.create_shared(false)?)
+        SingleProducerRing::from_shared(self.create_shared(false)?)
     }
 
     /// Per-kind sampling settings, checked.

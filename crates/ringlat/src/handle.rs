@@ -37,13 +37,13 @@ impl Ring {
         Builder::new(path)
     }
 
-    pub(crate) fn start(shared: Shared) -> Result<Self, Error> {
+    pub(crate) fn from_shared(shared: Shared) -> Result<Self, Error> {
         Ok(Ring {
             writer: Arc::new(Writer::start(shared)?),
         })
     }
 
-    fn shared(&self) -> &Shared {
+    pub(crate) fn shared(&self) -> &Shared {
         self.writer.shared()
     }
 
@@ -91,15 +91,23 @@ impl Ring {
         delta: Duration,
         nanotime: Option<u64>,
     ) -> Outcome {
+        self.record_call(Call {
+            kind,
+            trace_id,
+            status,
+            delta,
+            nanotime,
+            from_clock: false,
+        })
+    }
+
+    /// One call, every field given (also the timer guard's clock-stamped records).
+    #[inline]
+    pub(crate) fn record_call(&self, call: Call) -> Outcome {
+        let kind = call.kind;
         self.shared().record(
             Counting::Stripe(thread_stripe()),
-            Call {
-                kind,
-                trace_id,
-                status,
-                delta,
-                nanotime,
-            },
+            call,
             |ring, class, record| {
                 ring.push_with_fill(kind, class, record)
                     .map(|(_, fill)| fill)
@@ -192,7 +200,7 @@ impl std::fmt::Debug for SingleProducerRing {
 }
 
 impl SingleProducerRing {
-    pub(crate) fn start(shared: Shared) -> Result<Self, Error> {
+    pub(crate) fn from_shared(shared: Shared) -> Result<Self, Error> {
         let producer = RefCell::new(SingleProducer::attach(&shared.ring));
         Ok(SingleProducerRing {
             producer,
@@ -228,16 +236,27 @@ impl SingleProducerRing {
         delta: Duration,
         nanotime: Option<u64>,
     ) -> Outcome {
-        self.writer.shared().record(
-            Counting::Exclusive,
-            Call {
-                kind,
-                trace_id,
-                status,
-                delta,
-                nanotime,
-            },
-            |ring, class, record| {
+        self.record_call(Call {
+            kind,
+            trace_id,
+            status,
+            delta,
+            nanotime,
+            from_clock: false,
+        })
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        self.writer.shared()
+    }
+
+    /// One call, every field given; see [`Ring::record_call`].
+    #[inline]
+    pub(crate) fn record_call(&self, call: Call) -> Outcome {
+        let kind = call.kind;
+        self.writer
+            .shared()
+            .record(Counting::Exclusive, call, |ring, class, record| {
                 // The handle is not Sync and `record` does not re-enter itself, so the borrow
                 // cannot be held already; if it somehow were, the record is dropped, not panicked.
                 match self.producer.try_borrow_mut() {
@@ -246,8 +265,7 @@ impl SingleProducerRing {
                         .map(|(_, fill)| fill),
                     Err(_) => Err(ringlat_ring::Full),
                 }
-            },
-        )
+            })
     }
 
     /// Publishes the counters and flushes synchronously; see [`Ring::flush`].

@@ -37,6 +37,9 @@ pub(crate) struct Call {
     pub delta: Duration,
     /// The caller's timestamp (`record_at`), or `None`: read the clock.
     pub nanotime: Option<u64>,
+    /// `nanotime` was read from this ring's own clock (a timer guard's start), so it is not
+    /// checked against the maximum skew: a request may take longer than the skew.
+    pub from_clock: bool,
 }
 
 /// One configured kind, for the background thread.
@@ -178,13 +181,16 @@ impl Shared {
         Outcome::Rejected
     }
 
-    /// Converts a latency to the file's unit, saturating; the flag says it saturated.
+    /// Converts a latency to the file's unit, rounded to nearest (half up: a 400 ns call is
+    /// 0 us, a 500 ns one 1 us, where truncation made every sub-unit call 0), saturating; the
+    /// flag says it saturated.
     #[inline]
     fn to_units(&self, delta: Duration) -> (i32, bool) {
+        let nanos = delta.as_nanos();
         let units = match self.unit {
-            DeltaUnit::Nanos => delta.as_nanos(),
-            DeltaUnit::Micros => delta.as_micros(),
-            DeltaUnit::Millis => delta.as_millis(),
+            DeltaUnit::Nanos => nanos,
+            DeltaUnit::Micros => (nanos + 500) / 1_000,
+            DeltaUnit::Millis => (nanos + 500_000) / 1_000_000,
         };
         match i32::try_from(units) {
             Ok(units) => (units, false),
@@ -267,6 +273,7 @@ impl Shared {
             status,
             delta,
             nanotime,
+            from_clock,
         } = call;
         let dense = self.dense[kind as usize];
         if dense == UNCONFIGURED {
@@ -274,6 +281,7 @@ impl Shared {
         }
         let dense = usize::from(dense);
         if let Some(nanotime) = nanotime
+            && !from_clock
             && nanotime.abs_diff(self.anchor.unix_now()) > self.max_skew_ns
         {
             self.count(counting, dense, KindCounter::Rejected);

@@ -32,6 +32,8 @@ pub enum Command {
     Plot(PlotArgs),
     /// A simulated trading gateway recorded, drained and sliced: the tour of ringcat.
     Demo(DemoArgs),
+    /// Write records (rings and archives, merged by time) to Parquet for DuckDB, ClickHouse, Spark.
+    Export(crate::export::ExportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,6 +7,7 @@ mod cli;
 mod demo;
 mod drain;
 mod duration;
+mod export;
 mod output;
 mod pct;
 mod plot;
@@ -65,6 +66,7 @@ fn main() -> ExitCode {
         cli::Command::Slice(args) => slice::run(&args),
         cli::Command::Plot(args) => plot::run(&args),
         cli::Command::Demo(args) => demo::run(&args),
+        cli::Command::Export(args) => export::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

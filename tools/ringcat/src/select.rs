@@ -22,7 +22,7 @@ pub(crate) struct Sources {
 }
 
 /// Expands glob patterns (a pattern that matches nothing is an error naming it).
-fn expand(patterns: &[String]) -> Result<Vec<String>, Failure> {
+pub(crate) fn expand(patterns: &[String]) -> Result<Vec<String>, Failure> {
     let mut files = Vec::new();
     for pattern in patterns {
         let is_pattern = pattern.contains(['*', '?', '[']);
