@@ -98,6 +98,9 @@ pub(crate) fn run(args: &PctArgs) -> Result<(), Failure> {
         .iter()
         .map(|r| SloRule::parse(r))
         .collect::<Result<Vec<_>, _>>()?;
+    for kind in rules.iter().filter_map(|r| r.kind.as_deref()) {
+        sources.check_kind(kind)?;
+    }
     let mut progress = Progress::new("reading", sources.len_hint());
     let grouping = Grouping {
         by: args.by,
@@ -138,7 +141,7 @@ pub(crate) fn key_cells(sources: &Sources, key: &GroupKey, grouping: Grouping) -
     if grouping.window_ns.is_some() {
         cells.push(
             key.window
-                .map_or_else(String::new, crate::time::rfc3339_nanos),
+                .map_or_else(String::new, crate::time::display_time),
         );
     }
     if grouping.by.kind {
@@ -310,7 +313,7 @@ fn hgrm(sources: &Sources, rows: &[Row], quantiles: &[Quantile], unit: Unit) -> 
         if row.key.kind.is_some() || row.key.status.is_some() || row.key.window.is_some() {
             let mut label = Vec::new();
             if let Some(window) = row.key.window {
-                label.push(format!("window={}", crate::time::rfc3339_nanos(window)));
+                label.push(format!("window={}", crate::time::display_time(window)));
             }
             if let Some(kind) = row.key.kind {
                 label.push(format!("kind={}", sources.label(kind)));
@@ -364,14 +367,19 @@ fn hgrm(sources: &Sources, rows: &[Row], quantiles: &[Quantile], unit: Unit) -> 
     text
 }
 
-/// One `--fail-if` rule.
+/// One `--fail-if` rule: `[SELECTOR:]STATISTIC OP LIMIT`, where the selector is a kind name
+/// (`limit:`) or `kind=NAME`, `status=N`, or both (`kind=limit,status=2:`), the statistic
+/// `pNN`, `p(NN)` (k6's spelling), `max`, `min` or `mean`.
 #[derive(Debug, Clone)]
 pub(crate) struct SloRule {
     text: String,
     kind: Option<String>,
+    status: Option<u8>,
     statistic: Statistic,
     op: Op,
     limit_ns: i64,
+    /// The unit the limit was written in (ns per unit, suffix), for the measured value.
+    unit: (f64, String),
 }
 
 #[derive(Debug, Clone)]
@@ -394,13 +402,34 @@ impl SloRule {
     pub(crate) fn parse(text: &str) -> Result<Self, Failure> {
         let bad = |why: &str| {
             Failure::Usage(format!(
-                "--fail-if '{text}': {why} (e.g. 'p99>5ms', 'limit:p99.9>=2ms', 'max>50ms')"
+                "--fail-if '{text}': {why} (e.g. 'p99>5ms', 'p(99)<5ms', 'limit:p99.9>=2ms', \
+                 'kind=limit,status=2:p99>1ms', 'max>50ms')"
             ))
         };
-        let (kind, rule) = match text.split_once(':') {
-            Some((kind, rule)) => (Some(kind.trim().to_string()), rule),
+        let (selector, rule) = match text.split_once(':') {
+            Some((selector, rule)) => (Some(selector.trim()), rule),
             None => (None, text),
         };
+        let (mut kind, mut status) = (None, None);
+        if let Some(selector) = selector {
+            if selector.contains('=') {
+                for part in selector.split(',').map(str::trim) {
+                    match part.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+                        Some(("kind", name)) if !name.is_empty() => kind = Some(name.to_string()),
+                        Some(("status", code)) => {
+                            status = Some(code.parse::<u8>().map_err(|_| {
+                                bad(&format!("unknown status '{code}' (a number 0-255)"))
+                            })?);
+                        }
+                        _ => return Err(bad(&format!("'{part}': expected kind=NAME or status=N"))),
+                    }
+                }
+            } else if selector.is_empty() {
+                return Err(bad("empty selector before ':'"));
+            } else {
+                kind = Some(selector.to_string());
+            }
+        }
         let (position, op, len) = [
             (">=", Op::AtLeast),
             ("<=", Op::AtMost),
@@ -413,19 +442,27 @@ impl SloRule {
         let statistic = match rule[..position].trim() {
             "max" => Statistic::Max,
             "min" => Statistic::Min,
-            "mean" => Statistic::Mean,
+            "mean" | "avg" => Statistic::Mean,
             p if p.starts_with('p') => {
-                Statistic::Percentile(Quantile::parse(&p[1..]).map_err(|e| bad(&e))?)
+                let q = p[1..].trim();
+                let q = q
+                    .strip_prefix('(')
+                    .and_then(|q| q.strip_suffix(')'))
+                    .unwrap_or(q);
+                Statistic::Percentile(Quantile::parse(q.trim()).map_err(|e| bad(&e))?)
             }
-            _ => return Err(bad("expected pNN, max, min or mean")),
+            _ => return Err(bad("expected pNN, p(NN), max, min or mean")),
         };
-        let limit_ns = parse_latency_ns(&rule[position + len..], 1e3).map_err(|e| bad(&e))?;
+        let limit = rule[position + len..].trim();
+        let limit_ns = parse_latency_ns(limit, 1e3).map_err(|e| bad(&e))?;
         Ok(SloRule {
             text: text.to_string(),
             kind,
+            status,
             statistic,
             op,
             limit_ns,
+            unit: unit_of(limit),
         })
     }
 
@@ -437,10 +474,46 @@ impl SloRule {
             Op::AtMost => value <= self.limit_ns,
         }
     }
+
+    /// A measured value in the unit the rule was written in: `6.30ms`.
+    fn measured(&self, value_ns: i64) -> String {
+        let (nanos, suffix) = &self.unit;
+        format!("{:.2}{suffix}", value_ns as f64 / nanos)
+    }
 }
 
-/// Evaluates the rules (each over its own population: one kind, or everything); prints one
-/// line per broken rule on stderr; true when any is broken.
+/// The unit a latency was written in: its trailing letters (a bare number is microseconds,
+/// as `parse_latency_ns` reads it).
+fn unit_of(limit: &str) -> (f64, String) {
+    let suffix: String = limit
+        .chars()
+        .rev()
+        .take_while(|c| c.is_alphabetic())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let nanos = match suffix.as_str() {
+        "ns" => 1.0,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" | "min" => 60e9,
+        "h" => 3600e9,
+        "d" => 86_400e9,
+        _ => 1e3,
+    };
+    let suffix = if nanos == 1e3 && suffix != "µs" {
+        "us".to_string()
+    } else {
+        suffix
+    };
+    (nanos, suffix)
+}
+
+/// Evaluates the rules, each over its own selection (the command's filters narrowed to the
+/// rule's kind and status); prints one line per rule on stderr, passed or broken, like k6's
+/// summary. A rule that matches no records is a usage error: it checks nothing and must not
+/// pass a CI gate. True when any rule is broken.
 fn check_slos(
     sources: &Sources,
     filter: &Filter,
@@ -448,55 +521,58 @@ fn check_slos(
     rules: &[SloRule],
     progress: &mut Progress,
 ) -> Result<bool, Failure> {
-    let quantiles: Vec<Quantile> = rules
-        .iter()
-        .filter_map(|r| match &r.statistic {
-            Statistic::Percentile(q) => Some(q.clone()),
-            _ => None,
-        })
-        .collect();
+    let grouping = Grouping {
+        by: By::default(),
+        window_ns: None,
+        raw,
+    };
     let mut broken = false;
-    for by_kind in [false, true] {
-        if !rules.iter().any(|r| r.kind.is_some() == by_kind) {
-            continue;
-        }
-        let grouping = Grouping {
-            by: By {
-                kind: by_kind,
-                status: false,
-            },
-            window_ns: None,
-            raw,
+    let mut unchecked = Vec::new();
+    let style = Style::stderr();
+    for rule in rules {
+        let selection = filter.narrowed(rule.kind.as_deref(), rule.status);
+        let quantiles: Vec<Quantile> = match &rule.statistic {
+            Statistic::Percentile(q) => vec![q.clone()],
+            _ => Vec::new(),
         };
-        let rows = compute(sources, filter, grouping, &quantiles, progress)?;
-        for rule in rules.iter().filter(|r| r.kind.is_some() == by_kind) {
-            let row = rows.iter().find(|row| {
-                rule.kind
-                    .as_deref()
-                    .is_none_or(|k| row.key.kind.is_some_and(|i| sources.label(i) == k))
-            });
-            let Some(row) = row else {
-                eprintln!("ringcat: SLO '{}': no records to check", rule.text);
-                continue;
-            };
-            let value = match &rule.statistic {
-                Statistic::Max => row.summary.max,
-                Statistic::Min => row.summary.min,
-                Statistic::Mean => row.summary.mean().round() as i64,
-                Statistic::Percentile(q) => quantiles
-                    .iter()
-                    .position(|x| x == q)
-                    .map_or(row.summary.max, |i| row.values[i]),
-            };
-            if rule.broken_by(value) {
-                broken = true;
-                eprintln!(
-                    "ringcat: SLO broken: {} (measured {})",
-                    rule.text,
-                    crate::output::human_latency(value)
-                );
-            }
-        }
+        let rows = compute(sources, &selection, grouping, &quantiles, progress)?;
+        let Some(row) = rows.first() else {
+            eprintln!(
+                "ringcat: SLO {}: {}: no records match",
+                style.red("unchecked"),
+                rule.text
+            );
+            unchecked.push(rule.text.clone());
+            continue;
+        };
+        let value = match &rule.statistic {
+            Statistic::Max => row.summary.max,
+            Statistic::Min => row.summary.min,
+            Statistic::Mean => row.summary.mean().round() as i64,
+            Statistic::Percentile(_) => row.values.first().copied().unwrap_or(row.summary.max),
+        };
+        let verdict = if rule.broken_by(value) {
+            broken = true;
+            style.red("broken")
+        } else {
+            "passed".to_string()
+        };
+        eprintln!(
+            "ringcat: SLO {verdict}: {} (measured {}, {} records)",
+            rule.text,
+            rule.measured(value),
+            row.summary.records
+        );
+    }
+    if !unchecked.is_empty() {
+        return Err(Failure::Usage(format!(
+            "--fail-if {}: no records match, so nothing was checked",
+            unchecked
+                .iter()
+                .map(|r| format!("'{r}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
     Ok(broken)
 }

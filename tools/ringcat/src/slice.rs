@@ -10,7 +10,7 @@ use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use crate::style::Style;
 use crate::table::{latency, render};
-use crate::time::rfc3339_nanos;
+use crate::time::display_time;
 use ringlat_read::Sample;
 use ringlat_read::percentile::{Quantile, WEIGHT_ONE, weight_of};
 use serde_json::json;
@@ -212,7 +212,7 @@ pub(crate) fn text(
     ];
     for (source, sample) in &tail.listed {
         rows.push(vec![
-            rfc3339_nanos(sample.nanotime),
+            display_time(sample.nanotime),
             sources
                 .label(sources.label_index(*source, sample.kind))
                 .to_string(),
