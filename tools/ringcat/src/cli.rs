@@ -153,7 +153,7 @@ pub struct StatArgs {
     #[arg(long, value_enum, default_value_t = StatFormat::Text)]
     pub format: StatFormat,
     /// Redraw every DUR (e.g. 1s, 500ms) until interrupted.
-    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub watch: Option<Duration>,
 }
 
@@ -253,7 +253,7 @@ pub struct PctArgs {
     #[arg(long, value_parser = parse_by, default_value = "none")]
     pub by: By,
     /// One row per time bucket of this length, each computed from its own records.
-    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub window: Option<Duration>,
     /// Percentiles to report.
     #[arg(long, value_delimiter = ',', default_value = "50,90,99,99.9,99.99")]
@@ -345,7 +345,7 @@ pub struct PlotArgs {
     #[arg(long, value_enum)]
     pub format: Option<PlotFormat>,
     /// Window of the P99 line (default: the span / 60).
-    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub window: Option<Duration>,
     /// Percentiles over the plain sample instead of weighted by 1/p.
     #[arg(long)]

@@ -44,8 +44,8 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses a duration that must be longer than zero (an interval or a window: zero would
 /// busy-loop or divide by zero).
 pub(crate) fn parse_positive_duration(text: &str) -> Result<Duration, String> {
-    let duration = parse_duration(text)?;
-    if duration.is_zero() {
+    let duration = parse_duration(text.trim().trim_start_matches('-'))?;
+    if duration.is_zero() || text.trim().starts_with('-') {
         return Err(format!("'{text}': must be longer than zero"));
     }
     Ok(duration)
