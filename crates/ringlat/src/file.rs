@@ -45,15 +45,15 @@ fn remove_existing(path: &Path) -> Result<(), Error> {
         // A symlink (ELOOP) or something we cannot open: unlinking it removes the name only.
         Err(_) => None,
     };
-    if let Some(file) = existing {
-        if !try_lock_exclusive(&file).map_err(io_error(path, "checking the writer lock"))? {
-            let mut pid = [0u8; 4];
-            let _ = file.read_exact_at(&mut pid, WRITER_PID as u64);
-            return Err(Error::WriterActive {
-                path: path.to_path_buf(),
-                pid: u32::from_le_bytes(pid),
-            });
-        }
+    if let Some(file) = existing
+        && !try_lock_exclusive(&file).map_err(io_error(path, "checking the writer lock"))?
+    {
+        let mut pid = [0u8; 4];
+        let _ = file.read_exact_at(&mut pid, WRITER_PID as u64);
+        return Err(Error::WriterActive {
+            path: path.to_path_buf(),
+            pid: u32::from_le_bytes(pid),
+        });
     }
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),

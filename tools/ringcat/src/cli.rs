@@ -214,7 +214,8 @@ impl Unit {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PctFormat {
-    /// Aligned table.
+    /// Aligned table (`text` is the same, the name the other subcommands use).
+    #[value(alias = "text")]
     Table,
     /// A JSON array, one object per row, latencies in integer nanoseconds.
     Json,
@@ -268,12 +269,17 @@ pub struct PctArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = PctFormat::Table)]
     pub format: PctFormat,
-    /// An SLO: exit with code 3 when it is broken. `p99>5ms`, `p(99)<5ms` (k6's spelling),
+    /// An SLO: exit with code 3 when it is broken. `p99>5ms` (broken when p99 is above 5ms),
     /// `limit:p99.9>=2ms`, `kind=limit,status=2:p99>1ms`, `status=2:max>50ms`, `mean>1ms`.
+    /// In k6's spelling a rule is a threshold that must hold: `p(99)<5ms` is `p99>=5ms`.
     /// Repeatable; every rule is reported (passed or broken) on stderr, and a rule that
     /// matches no records is a usage error (exit 1).
     #[arg(long = "fail-if", value_name = "RULE")]
     pub fail_if: Vec<String>,
+    /// With --format hgrm: write one .hgrm file per group into this directory
+    /// (`kind=limit.hgrm`, `all.hgrm`) instead of one stream on stdout.
+    #[arg(short, long, value_name = "DIR", requires = "format")]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -288,10 +294,13 @@ pub enum SliceOrder {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SliceFormat {
-    /// Aligned text.
+    /// Aligned text (`table` is the same).
+    #[value(alias = "table")]
     Text,
     /// One JSON object.
     Json,
+    /// The listed records as CSV, with the columns of `cat --format csv`.
+    Csv,
 }
 
 #[derive(Debug, Args)]

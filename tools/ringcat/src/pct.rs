@@ -8,7 +8,7 @@ use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use crate::style::Style;
 use crate::table::{latency, render};
-use ringlat_read::percentile::{Histograms, Quantile, Summary, weight_of};
+use ringlat_read::percentile::{Histograms, Quantile, Summary, WEIGHT_ONE, weight_of};
 use serde_json::{Map, Value, json};
 use std::io::Write;
 
@@ -44,16 +44,8 @@ pub(crate) fn compute(
     quantiles: &[Quantile],
     progress: &mut Progress,
 ) -> Result<Vec<Row>, Failure> {
-    let key_of = |source: usize, sample: &ringlat_read::Sample| GroupKey {
-        window: grouping
-            .window_ns
-            .map(|w| sample.nanotime - sample.nanotime % w.max(1)),
-        kind: grouping
-            .by
-            .kind
-            .then(|| sources.label_index(source, sample.kind)),
-        status: grouping.by.status.then_some(sample.status),
-    };
+    let key_of =
+        |source: usize, sample: &ringlat_read::Sample| group_key(sources, grouping, source, sample);
     let mut pass1 = Histograms::new(quantiles.to_vec());
     progress.next_pass("pass 1/2");
     sources.selected(filter, progress, |source, sample| {
@@ -84,6 +76,65 @@ pub(crate) fn compute(
         .collect())
 }
 
+/// The row a record belongs to.
+fn group_key(
+    sources: &Sources,
+    grouping: Grouping,
+    source: usize,
+    sample: &ringlat_read::Sample,
+) -> GroupKey {
+    GroupKey {
+        window: grouping
+            .window_ns
+            .map(|w| sample.nanotime - sample.nanotime % w.max(1)),
+        kind: grouping
+            .by
+            .kind
+            .then(|| sources.label_index(source, sample.kind)),
+        status: grouping.by.status.then_some(sample.status),
+    }
+}
+
+/// Per row, per value of the row: the exact weighted count of records at or below that
+/// value (HdrHistogram's TotalCount), in one more pass.
+fn cumulative_counts(
+    sources: &Sources,
+    filter: &Filter,
+    grouping: Grouping,
+    rows: &[Row],
+    progress: &mut Progress,
+) -> Result<Vec<Vec<f64>>, Failure> {
+    let index: std::collections::BTreeMap<GroupKey, usize> =
+        rows.iter().enumerate().map(|(i, r)| (r.key, i)).collect();
+    // Per row: weight of the records falling at or below value i but above value i-1.
+    let mut buckets: Vec<Vec<u128>> = rows.iter().map(|r| vec![0; r.values.len()]).collect();
+    progress.next_pass("counting");
+    sources.selected(filter, progress, |source, sample| {
+        let Some(&row) = index.get(&group_key(sources, grouping, source, sample)) else {
+            return;
+        };
+        let values = &rows[row].values;
+        let at = values.partition_point(|v| *v < sample.delta_ns);
+        if let Some(bucket) = buckets[row].get_mut(at) {
+            *bucket += weight_of(sample.probability, grouping.raw);
+        }
+    })?;
+    progress.finish();
+    Ok(buckets
+        .into_iter()
+        .map(|bucket| {
+            let mut total = 0u128;
+            bucket
+                .into_iter()
+                .map(|weight| {
+                    total += weight;
+                    total as f64 / WEIGHT_ONE as f64
+                })
+                .collect()
+        })
+        .collect())
+}
+
 pub(crate) fn parse_quantiles(list: &[String]) -> Result<Vec<Quantile>, Failure> {
     list.iter()
         .map(|q| Quantile::parse(q.trim_start_matches(['p', 'P'])).map_err(Failure::Usage))
@@ -98,6 +149,11 @@ pub(crate) fn run(args: &PctArgs) -> Result<(), Failure> {
         .iter()
         .map(|r| SloRule::parse(r))
         .collect::<Result<Vec<_>, _>>()?;
+    if args.output.is_some() && args.format != PctFormat::Hgrm {
+        return Err(Failure::Usage(
+            "-o DIR writes one .hgrm file per group: use it with --format hgrm".into(),
+        ));
+    }
     for kind in rules.iter().filter_map(|r| r.kind.as_deref()) {
         sources.check_kind(kind)?;
     }
@@ -111,7 +167,15 @@ pub(crate) fn run(args: &PctArgs) -> Result<(), Failure> {
     if args.format == PctFormat::Hgrm {
         let quantiles = spectrum();
         let rows = compute(&sources, &filter, grouping, &quantiles, &mut progress)?;
-        write!(out, "{}", hgrm(&sources, &rows, &quantiles, args.unit))?;
+        let counts = cumulative_counts(&sources, &filter, grouping, &rows, &mut progress)?;
+        match &args.output {
+            None => write!(
+                out,
+                "{}",
+                hgrm(&sources, &rows, &counts, &quantiles, args.unit)
+            )?,
+            Some(dir) => write_hgrm_files(&sources, &rows, &counts, &quantiles, args.unit, dir)?,
+        }
     } else {
         let quantiles = parse_quantiles(&args.percentiles)?;
         let rows = compute(&sources, &filter, grouping, &quantiles, &mut progress)?;
@@ -307,69 +371,123 @@ pub(crate) fn spectrum() -> Vec<Quantile> {
         .collect()
 }
 
-fn hgrm(sources: &Sources, rows: &[Row], quantiles: &[Quantile], unit: Unit) -> String {
+fn hgrm(
+    sources: &Sources,
+    rows: &[Row],
+    counts: &[Vec<f64>],
+    quantiles: &[Quantile],
+    unit: Unit,
+) -> String {
     let mut text = String::new();
-    for row in rows {
+    for (row, counts) in rows.iter().zip(counts) {
         if row.key.kind.is_some() || row.key.status.is_some() || row.key.window.is_some() {
-            let mut label = Vec::new();
-            if let Some(window) = row.key.window {
-                label.push(format!("window={}", crate::time::display_time(window)));
-            }
-            if let Some(kind) = row.key.kind {
-                label.push(format!("kind={}", sources.label(kind)));
-            }
-            if let Some(status) = row.key.status {
-                label.push(format!("status={status}"));
-            }
-            text.push_str(&format!("# {}\n", label.join(" ")));
+            text.push_str(&format!("# {}\n", group_label(sources, &row.key).join(" ")));
         }
-        text.push_str("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
-        let events = row.summary.events();
-        let mut previous: Option<(i64, f64)> = None;
-        for (quantile, value) in quantiles.iter().zip(&row.values) {
-            let q = quantile.fraction();
-            // Like HdrHistogram, stop the spectrum once it passes the last record.
-            if let Some((last, last_q)) = previous
-                && last == row.summary.max
-                && last_q >= 1.0 - 1.0 / events.max(1.0)
-                && q < 1.0
-            {
-                continue;
-            }
-            previous = Some((*value, q));
-            let value = *value as f64 / unit.nanos();
-            let count = (q * events).round() as u64;
-            if q < 1.0 {
-                text.push_str(&format!(
-                    "{value:12.3} {q:2.12} {count:10} {:14.2}\n",
-                    1.0 / (1.0 - q)
-                ));
-            } else {
-                text.push_str(&format!("{value:12.3} {q:2.12} {count:10}\n"));
-            }
-        }
-        let s = &row.summary;
-        text.push_str(&format!(
-            "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]\n",
-            s.mean() / unit.nanos(),
-            s.std_dev() / unit.nanos()
-        ));
-        text.push_str(&format!(
-            "#[Max     = {:12.3}, Total count    = {:12}]\n",
-            s.max as f64 / unit.nanos(),
-            events.round() as u64
-        ));
-        text.push_str(&format!(
-            "#[Buckets = {:12}, SubBuckets     = {:12}]\n",
-            54, 1024
-        ));
+        text.push_str(&hgrm_table(row, counts, quantiles, unit));
     }
+    text
+}
+
+/// `window=... kind=limit status=2`.
+fn group_label(sources: &Sources, key: &GroupKey) -> Vec<String> {
+    let mut label = Vec::new();
+    if let Some(window) = key.window {
+        label.push(format!("window={}", crate::time::rfc3339_nanos(window)));
+    }
+    if let Some(kind) = key.kind {
+        label.push(format!("kind={}", sources.label(kind)));
+    }
+    if let Some(status) = key.status {
+        label.push(format!("status={status}"));
+    }
+    label
+}
+
+/// `pct --format hgrm -o DIR`: one file per group, named after it (`kind=limit.hgrm`,
+/// `kind=limit,status=2.hgrm`, `all.hgrm`), as HdrHistogram's plotter takes one file per
+/// series.
+fn write_hgrm_files(
+    sources: &Sources,
+    rows: &[Row],
+    counts: &[Vec<f64>],
+    quantiles: &[Quantile],
+    unit: Unit,
+    dir: &std::path::Path,
+) -> Result<(), Failure> {
+    let output = |e: std::io::Error| {
+        Failure::Output(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", dir.display()),
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(output)?;
+    for (row, counts) in rows.iter().zip(counts) {
+        let label = group_label(sources, &row.key).join(",");
+        let name = if label.is_empty() {
+            "all".to_string()
+        } else {
+            label.replace(['/', '\\', '\0'], "_")
+        };
+        let path = dir.join(format!("{name}.hgrm"));
+        std::fs::write(&path, hgrm_table(row, counts, quantiles, unit)).map_err(output)?;
+        eprintln!("ringcat: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// One group's percentile distribution, TotalCount exact (the weighted count of records at
+/// or below the value).
+fn hgrm_table(row: &Row, counts: &[f64], quantiles: &[Quantile], unit: Unit) -> String {
+    let mut text = String::new();
+    text.push_str("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
+    let events = row.summary.events();
+    let mut previous: Option<(i64, f64)> = None;
+    for ((quantile, value), count) in quantiles.iter().zip(&row.values).zip(counts) {
+        let q = quantile.fraction();
+        // Like HdrHistogram, stop the spectrum once it passes the last record.
+        if let Some((last, last_q)) = previous
+            && last == row.summary.max
+            && last_q >= 1.0 - 1.0 / events.max(1.0)
+            && q < 1.0
+        {
+            continue;
+        }
+        previous = Some((*value, q));
+        let value = *value as f64 / unit.nanos();
+        let count = count.round() as u64;
+        if q < 1.0 {
+            text.push_str(&format!(
+                "{value:12.3} {q:2.12} {count:10} {:14.2}\n",
+                1.0 / (1.0 - q)
+            ));
+        } else {
+            text.push_str(&format!("{value:12.3} {q:2.12} {count:10}\n"));
+        }
+    }
+    let s = &row.summary;
+    text.push_str(&format!(
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]\n",
+        s.mean() / unit.nanos(),
+        s.std_dev() / unit.nanos()
+    ));
+    text.push_str(&format!(
+        "#[Max     = {:12.3}, Total count    = {:12}]\n",
+        s.max as f64 / unit.nanos(),
+        events.round() as u64
+    ));
+    text.push_str(&format!(
+        "#[Buckets = {:12}, SubBuckets     = {:12}]\n",
+        54, 1024
+    ));
     text
 }
 
 /// One `--fail-if` rule: `[SELECTOR:]STATISTIC OP LIMIT`, where the selector is a kind name
 /// (`limit:`) or `kind=NAME`, `status=N`, or both (`kind=limit,status=2:`), the statistic
-/// `pNN`, `p(NN)` (k6's spelling), `max`, `min` or `mean`.
+/// `pNN`, `max`, `min` or `mean`: the rule is broken when the comparison holds. Written in
+/// k6's spelling, `p(NN)<LIMIT`, it is a k6 threshold instead: a condition that must hold,
+/// broken when it does not (`p(99)<5ms` is `p99>=5ms`), so k6 thresholds can be copied as
+/// they are.
 #[derive(Debug, Clone)]
 pub(crate) struct SloRule {
     text: String,
@@ -378,6 +496,8 @@ pub(crate) struct SloRule {
     statistic: Statistic,
     op: Op,
     limit_ns: i64,
+    /// k6's spelling: the comparison must hold (else it must not).
+    must_hold: bool,
     /// The unit the limit was written in (ns per unit, suffix), for the measured value.
     unit: (f64, String),
 }
@@ -439,7 +559,9 @@ impl SloRule {
         .iter()
         .find_map(|(symbol, op)| rule.find(symbol).map(|i| (i, *op, symbol.len())))
         .ok_or_else(|| bad("no comparison"))?;
-        let statistic = match rule[..position].trim() {
+        let statistic_text = rule[..position].trim();
+        let must_hold = statistic_text.starts_with("p(");
+        let statistic = match statistic_text {
             "max" => Statistic::Max,
             "min" => Statistic::Min,
             "mean" | "avg" => Statistic::Mean,
@@ -462,17 +584,19 @@ impl SloRule {
             statistic,
             op,
             limit_ns,
+            must_hold,
             unit: unit_of(limit),
         })
     }
 
     fn broken_by(&self, value: i64) -> bool {
-        match self.op {
+        let holds = match self.op {
             Op::Above => value > self.limit_ns,
             Op::AtLeast => value >= self.limit_ns,
             Op::Below => value < self.limit_ns,
             Op::AtMost => value <= self.limit_ns,
-        }
+        };
+        holds != self.must_hold
     }
 
     /// A measured value in the unit the rule was written in: `6.30ms`.

@@ -304,7 +304,7 @@ pub(crate) fn render_svg(
     sources.selected(filter, progress, |source, s| {
         let kind = sources.label_index(source, s.kind);
         let tail = kind_p99.get(&kind).is_some_and(|p| s.delta_ns > *p);
-        if index % stride == 0 || (tail && points.len() < 2 * MAX_POINTS as usize) {
+        if index.is_multiple_of(stride) || (tail && points.len() < 2 * MAX_POINTS as usize) {
             points.push((s.nanotime, s.delta_ns, kind));
         }
         index += 1;

@@ -156,6 +156,14 @@ pub(crate) fn run(args: &SliceArgs) -> Result<(), Failure> {
     let text = match args.format {
         SliceFormat::Text => text(&sources, &tail, args.by, args.order, args.unit),
         SliceFormat::Json => json(&sources, &tail).to_string() + "\n",
+        SliceFormat::Csv => {
+            let mut text = crate::output::csv_header(&sources) + "\n";
+            for (source, sample) in &tail.listed {
+                text.push_str(&crate::output::csv_line(&sources, *source, sample));
+                text.push('\n');
+            }
+            text
+        }
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;

@@ -1,4 +1,5 @@
-//! Colour, only on a terminal and never with NO_COLOR (https://no-color.org).
+//! Colour: `--color auto` paints only on a terminal and never with NO_COLOR
+//! (<https://no-color.org>); `always` and `never` override both.
 
 use crate::cli::ColorChoice;
 use std::io::IsTerminal;

@@ -126,27 +126,34 @@ fn fail_if_selects_by_kind_and_status_and_reports_every_rule() {
     let dir = tempfile::tempdir().unwrap();
     let ring = fixed_ring(dir.path(), "a.ring");
     let ring = ring.to_str().unwrap();
-    // k6's p(99) spelling; the passing rule is listed, in the rule's unit.
+    // Every rule gets a line, in its own unit. k6's p(99) spelling is a threshold that must
+    // hold: p(99)<5ms is broken by a P99 of 8 ms, p(99)<50ms passes.
     let output = ringcat(&[
         "pct",
         ring,
         "--fail-if",
-        "p(99)<50ms",
+        "p(99)<5ms",
         "--fail-if",
         "p99>500us",
+        "--fail-if",
+        "p(99)<50ms",
     ]);
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let message = stderr(&output);
     let lines: Vec<&str> = message.lines().collect();
-    assert_eq!(lines.len(), 2, "{message}");
+    assert_eq!(lines.len(), 3, "{message}");
     assert!(
-        lines[0].starts_with("ringcat: SLO broken: p(99)<50ms (measured 8.")
-            && lines[0].contains("ms,"),
+        lines[0].starts_with("ringcat: SLO broken: p(99)<5ms (measured 8.")
+            && lines[0].contains("ms, 200 records)"),
         "{message}"
     );
     assert!(
         lines[1].starts_with("ringcat: SLO broken: p99>500us (measured 8")
-            && lines[1].contains("us,"),
+            && lines[1].contains(".00us, 200 records)"),
+        "{message}"
+    );
+    assert!(
+        lines[2].starts_with("ringcat: SLO passed: p(99)<50ms (measured 8."),
         "{message}"
     );
     let output = ringcat(&["pct", ring, "--fail-if", "p99>50ms", "--fail-if", "max>=1s"]);
@@ -663,4 +670,66 @@ fn completions_man_page_and_colour() {
     assert!(!ok(&["pct", ring, "--color", "never"]).contains("\x1b["));
     assert!(!ok(&["pct", ring]).contains("\x1b["));
     fails(&["pct", ring, "--color", "sometimes"], 1);
+}
+
+#[test]
+fn hgrm_per_group_with_exact_cumulative_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = fixed_ring(dir.path(), "a.ring");
+    let ring = ring.to_str().unwrap();
+    let out = dir.path().join("hgrm");
+    let output = ringcat(&[
+        "pct",
+        ring,
+        "--format",
+        "hgrm",
+        "--by",
+        "kind",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).is_empty());
+    for kind in ["market", "limit"] {
+        let text = std::fs::read_to_string(out.join(format!("kind={kind}.hgrm"))).unwrap();
+        let rows: Vec<(f64, u64)> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty() && !l.contains("Value"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split_whitespace().collect();
+                (cells[0].parse().unwrap(), cells[2].parse().unwrap())
+            })
+            .collect();
+        // TotalCount is the exact number of records at or below the value: 100 per kind,
+        // the smallest value counted once at least, never decreasing.
+        assert!(rows[0].1 >= 1, "{kind}: {text}");
+        assert!(rows.windows(2).all(|w| w[0].1 <= w[1].1), "{kind}: {text}");
+        assert_eq!(rows.last().unwrap().1, 100, "{kind}: {text}");
+        assert!(text.contains("Total count    =          100"), "{kind}");
+    }
+    fails(
+        &["pct", ring, "-o", out.to_str().unwrap(), "--format", "csv"],
+        1,
+    );
+}
+
+#[test]
+fn format_names_agree_across_subcommands() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = fixed_ring(dir.path(), "a.ring");
+    let ring = ring.to_str().unwrap();
+    // text and table name the same aligned output everywhere.
+    assert_eq!(
+        ok(&["pct", ring, "--format", "text"]),
+        ok(&["pct", ring, "--format", "table"])
+    );
+    assert_eq!(
+        ok(&["slice", ring, "--above", "p90", "--format", "table"]),
+        ok(&["slice", ring, "--above", "p90", "--format", "text"])
+    );
+    // slice --format csv lists the tail with cat's CSV columns.
+    let csv = ok(&["slice", ring, "--above", "5ms", "--format", "csv"]);
+    let cat = ok(&["cat", ring, "--format", "csv", "-n", "0"]);
+    assert_eq!(csv.lines().next(), cat.lines().next());
+    assert_eq!(csv.lines().count(), 1 + 4, "{csv}");
 }
