@@ -219,7 +219,11 @@ fn follow_archive(
     printer: &Printer<'_>,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    let path = args.files.first().map(String::as_str).unwrap_or_default();
+    let path = sources
+        .paths
+        .first()
+        .map(String::as_str)
+        .unwrap_or_default();
     let kinds = filter.kinds_for(sources, 0);
     let keeps = |sample: &Sample| filter.keeps(sample, &kinds);
     let mut seen = 0u64;

@@ -86,10 +86,7 @@ pub(crate) fn text_line(sources: &Sources, source: usize, sample: &Sample, unit:
 }
 
 fn file_name(sources: &Sources, source: usize) -> String {
-    match &sources.sources[source] {
-        ringlat_read::Source::Ring { file, .. } => file.path().display().to_string(),
-        ringlat_read::Source::Archive(_) => format!("archive#{source}"),
-    }
+    sources.paths.get(source).cloned().unwrap_or_default()
 }
 
 /// The name of a file's delta unit, from its nanoseconds per unit.

@@ -13,6 +13,8 @@ use std::collections::BinaryHeap;
 /// name, so rings and archives from several hosts group together).
 pub(crate) struct Sources {
     pub sources: Vec<Source>,
+    /// The path of each source (patterns expanded).
+    pub paths: Vec<String>,
     /// Distinct kind labels across files.
     pub labels: Vec<String>,
     /// Per source, per kind id: index into `labels`.
@@ -61,8 +63,9 @@ fn expand(patterns: &[String]) -> Result<Vec<String>, Failure> {
 impl Sources {
     pub(crate) fn open(patterns: &[String]) -> Result<Self, Failure> {
         let mut sources = Vec::new();
-        for path in expand(patterns)? {
-            sources.push(Source::open(&path)?);
+        let paths = expand(patterns)?;
+        for path in &paths {
+            sources.push(Source::open(path)?);
         }
         let mut labels: Vec<String> = Vec::new();
         let mut label_of = Vec::new();
@@ -96,6 +99,7 @@ impl Sources {
         }
         Ok(Sources {
             sources,
+            paths,
             labels,
             label_of,
             unit_ns,
