@@ -82,7 +82,16 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     })
 }
 
+/// Without the `png` feature: a usage error that says how to get it.
+#[cfg(not(feature = "png"))]
+pub(crate) fn svg_to_png(_svg: &str) -> Result<Vec<u8>, Failure> {
+    Err(Failure::Usage(
+        "this ringcat was built without PNG support (cargo feature `png`): write an .svg".into(),
+    ))
+}
+
 /// Renders the SVG to a PNG with resvg (system fonts for the labels).
+#[cfg(feature = "png")]
 pub(crate) fn svg_to_png(svg: &str) -> Result<Vec<u8>, Failure> {
     use resvg::{tiny_skia, usvg};
     let mut options = usvg::Options::default();

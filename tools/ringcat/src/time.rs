@@ -5,6 +5,7 @@
 use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ZonedDateTime as Zoned};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `--utc`: read and show times in UTC instead of the local zone. Set once by `main` before
@@ -22,7 +23,9 @@ pub(crate) fn zone() -> TimeZone {
     if UTC.load(Ordering::Relaxed) {
         TimeZone::UTC
     } else {
-        TimeZone::system()
+        // Looked up once: cat prints the zone of every record.
+        static SYSTEM: OnceLock<TimeZone> = OnceLock::new();
+        SYSTEM.get_or_init(TimeZone::system).clone()
     }
 }
 
