@@ -129,8 +129,8 @@ pub(crate) fn record_json(
     object
 }
 
-/// The NDJSON object of a record ([`record_json`]).
-pub(crate) fn json_line(sources: &Sources, source: usize, sample: &Sample) -> String {
+/// The JSON object of a record of `sources` ([`record_json`]).
+pub(crate) fn json_value(sources: &Sources, source: usize, sample: &Sample) -> serde_json::Value {
     let unit_ns = sources.unit_ns[source];
     let file = (sources.sources.len() > 1).then(|| file_name(sources, source));
     record_json(
@@ -140,7 +140,11 @@ pub(crate) fn json_line(sources: &Sources, source: usize, sample: &Sample) -> St
         unit_ns,
         file.as_deref(),
     )
-    .to_string()
+}
+
+/// The NDJSON line of a record ([`record_json`]).
+pub(crate) fn json_line(sources: &Sources, source: usize, sample: &Sample) -> String {
+    json_value(sources, source, sample).to_string()
 }
 
 /// The CSV header matching [`csv_line`] (the JSON keys, in the same order).

@@ -320,7 +320,9 @@ fn json(sources: &Sources, rows: &[Row], quantiles: &[Quantile]) -> Value {
                     "percentiles": percentiles,
                 });
                 if let (Some(window), Value::Object(map)) = (row.key.window, &mut object) {
-                    map.insert("window_start".into(), window.into());
+                    // As a decimal string, like the records' nanotime (jq rounds 64-bit numbers).
+                    map.insert("window_start".into(), window.to_string().into());
+                    map.insert("window".into(), crate::time::rfc3339_nanos(window).into());
                 }
                 object
             })

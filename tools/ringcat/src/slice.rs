@@ -280,14 +280,11 @@ fn json(sources: &Sources, tail: &Tail) -> serde_json::Value {
         "threshold": {"label": tail.threshold_label, "ns": tail.threshold_ns},
         "population": {"records": tail.population_records, "events": tail.population_events},
         "tail": {"records": tail.records, "events": tail.events},
-        "listed": tail.listed.iter().map(|(source, s)| json!({
-            "nanotime": s.nanotime,
-            "kind": sources.label(sources.label_index(*source, s.kind)),
-            "trace_id": s.trace_id,
-            "status": s.status,
-            "delta_ns": s.delta_ns,
-            "p": s.probability,
-        })).collect::<Vec<_>>(),
+        "listed": tail
+            .listed
+            .iter()
+            .map(|(source, s)| crate::output::json_value(sources, *source, s))
+            .collect::<Vec<_>>(),
         "groups": tail.groups.iter().map(|((kind, status), (records, weight))| json!({
             "kind": kind.map(|k| sources.label(k).to_string()),
             "status": status,

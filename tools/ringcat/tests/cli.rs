@@ -408,10 +408,7 @@ fn filters_select_what_they_say() {
     assert_eq!(rows.len(), 5);
     let total: u64 = rows.iter().map(|r| r["records"].as_u64().unwrap()).sum();
     assert_eq!(total as usize, all.len());
-    assert_eq!(
-        rows[1]["window_start"].as_u64().unwrap(),
-        T0 + 2_000_000_000
-    );
+    assert_eq!(u64_of(&rows[1]["window_start"]), T0 + 2_000_000_000);
     // Two files merged by time.
     let second = dir.path().join("second");
     std::fs::create_dir(&second).unwrap();

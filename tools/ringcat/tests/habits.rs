@@ -738,4 +738,15 @@ fn format_names_agree_across_subcommands() {
     let cat = ok(&["cat", ring, "--format", "csv", "-n", "0"]);
     assert_eq!(csv.lines().next(), cat.lines().next());
     assert_eq!(csv.lines().count(), 1 + 4, "{csv}");
+    // slice --format json lists records in the record schema; pct's window start is a
+    // decimal string like every 64-bit time.
+    let slice: Value =
+        serde_json::from_str(&ok(&["slice", ring, "--above", "5ms", "--format", "json"])).unwrap();
+    let cat = json_lines(&ok(&["cat", ring, "--format", "json", "-n", "1"]));
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&slice["listed"][0]), keys(&cat[0]));
+    let rows: Value =
+        serde_json::from_str(&ok(&["pct", ring, "--window", "5s", "--format", "json"])).unwrap();
+    assert_eq!(rows[1]["window_start"], "1795276805000000000");
+    assert_eq!(rows[1]["window"], "2026-11-21T16:00:05.000000000Z");
 }
