@@ -31,6 +31,13 @@ for crate in "${crates[@]}"; do
             exit 1
         fi
     done
+    # The license texts travel with each crate (symlinks to the workspace's files).
+    for license in LICENSE-MIT LICENSE-APACHE; do
+        if ! tar -tzf "$file" | grep -qx "${crate}-${version}/${license}"; then
+            echo "ci-package: $crate: $license is not in the package" >&2
+            exit 1
+        fi
+    done
     packaged=$((packaged + 1))
 done
 echo "ci-package: $packaged crates packaged and verified"
