@@ -32,8 +32,9 @@ for crate in "${crates[@]}"; do
         fi
     done
     # The license texts travel with each crate (symlinks to the workspace's files).
+    files=$(tar -tzf "$file")
     for license in LICENSE-MIT LICENSE-APACHE; do
-        if ! tar -tzf "$file" | grep -qx "${crate}-${version}/${license}"; then
+        if ! grep -qx "${crate}-${version}/${license}" <<<"$files"; then
             echo "ci-package: $crate: $license is not in the package" >&2
             exit 1
         fi
