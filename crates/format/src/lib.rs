@@ -1,7 +1,7 @@
 //! The bytes on disk of a ringlat ring file, version 1.
 //!
 //! Everything here is plain data: offsets, the 21-byte [`Record`], the per-slot
-//! [`SlotMeta`] word, and [`Geometry::validate`], which checks a header and
+//! [`SlotMeta`] word, and [`HeaderView::validate`], which checks a header and
 //! refuses, with a typed [`FormatError`], anything it does not understand.
 //! The normative description is `docs/FORMAT.md`; this crate is its twin in code.
 //!

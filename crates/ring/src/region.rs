@@ -88,7 +88,7 @@ impl RegionStorage {
     ///
     /// Returns `None` when the 8 bytes are out of bounds or misaligned.
     pub fn u64_at(&self, offset: usize) -> Option<&AtomicU64> {
-        if offset % 8 != 0 || offset as u64 + 8 > self.geometry.file_size {
+        if !offset.is_multiple_of(8) || offset as u64 + 8 > self.geometry.file_size {
             return None;
         }
         // SAFETY: in bounds and 8-aligned (checked above; the base is 8-aligned); `new`'s
@@ -100,7 +100,7 @@ impl RegionStorage {
     ///
     /// Returns `None` when the 4 bytes are out of bounds or misaligned.
     pub fn u32_at(&self, offset: usize) -> Option<&core::sync::atomic::AtomicU32> {
-        if offset % 4 != 0 || offset as u64 + 4 > self.geometry.file_size {
+        if !offset.is_multiple_of(4) || offset as u64 + 4 > self.geometry.file_size {
             return None;
         }
         // SAFETY: in bounds and 4-aligned (checked above); region alive and atomically
@@ -133,7 +133,7 @@ impl Storage for RegionStorage {
     fn meta(&self, index: u32) -> &AtomicU64 {
         debug_assert!(index < self.geometry.capacity);
         let offset = self.geometry.meta_word_offset(index) as usize;
-        debug_assert!(offset % META_SIZE == 0);
+        debug_assert!(offset.is_multiple_of(META_SIZE));
         // SAFETY: the meta area starts on a page boundary and has 8 bytes per slot; the ring
         // masks positions, so `index < capacity` and the word is in bounds and aligned.
         unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(offset).cast()) }

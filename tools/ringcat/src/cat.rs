@@ -1,35 +1,50 @@
-//! `ringcat cat`: records from rings and archives, merged by time; or follow a live ring.
+//! `ringcat cat`: records from rings and archives, merged by time (`-n` the last N,
+//! `--reverse` newest first); or follow a live ring or a growing archive, starting with the
+//! last N, like `tail -f` and `journalctl -f`.
 
 use crate::Failure;
-use crate::cli::{CatArgs, RecordFormat};
-use crate::output::{CSV_HEADER, csv_line, json_line, text_line};
+use crate::cli::{CatArgs, RecordFormat, Unit};
+use crate::output::{csv_header, csv_line, json_line, text_header, text_line, unit_for};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources};
-use ringlat_read::{Follower, Sample, WriterState};
+use ringlat_read::archive::ArchiveReader;
+use ringlat_read::{Follower, RingFile, Sample, WriterState};
+use std::collections::VecDeque;
 use std::io::{BufWriter, Write};
 use std::time::Duration;
 
+/// Records `-f` starts with when `-n` is not given (as `tail -f` and `journalctl -f`).
+const FOLLOW_LINES: usize = 10;
+
 pub(crate) fn run(args: &CatArgs) -> Result<(), Failure> {
     let sources = Sources::open(&args.files)?;
-    let filter = Filter::parse(&args.filter)?;
+    let mut filter_args = args.filter.clone();
+    if args.lines.is_some() {
+        filter_args.last = args.lines;
+    }
+    let filter = Filter::parse(&filter_args)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let line = |source: usize, sample: &Sample| match args.format {
-        RecordFormat::Text => text_line(&sources, source, sample),
-        RecordFormat::Json => json_line(&sources, source, sample),
-        RecordFormat::Csv => csv_line(&sources, source, sample),
-    };
-    if args.format == RecordFormat::Csv {
-        writeln!(out, "{CSV_HEADER}")?;
-    }
     if args.follow {
-        return follow(args, &sources, &filter, &mut out, &line);
+        return follow(args, &sources, &filter, &mut out);
     }
     let mut progress = Progress::new("reading", sources.len_hint());
-    let records = sources.collect_by_time(&filter, &mut progress)?;
+    let mut records = sources.collect_by_time(&filter, &mut progress)?;
     progress.finish();
+    if args.reverse {
+        records.reverse();
+    }
+    let unit = args
+        .unit
+        .unwrap_or_else(|| unit_for(records.iter().map(|(_, s)| s.delta_ns)));
+    let printer = Printer {
+        sources: &sources,
+        format: args.format,
+        unit,
+    };
+    printer.header(&mut out)?;
     for (source, sample) in &records {
-        writeln!(out, "{}", line(*source, sample))?;
+        printer.line(&mut out, *source, sample)?;
     }
     out.flush()?;
     let in_flight: u64 = sources.sources.iter().map(|s| s.in_flight_skipped()).sum();
@@ -37,6 +52,32 @@ pub(crate) fn run(args: &CatArgs) -> Result<(), Failure> {
         eprintln!("ringcat: {in_flight} slot(s) were being written and were skipped");
     }
     Ok(())
+}
+
+/// One output format, with its unit and header.
+struct Printer<'a> {
+    sources: &'a Sources,
+    format: RecordFormat,
+    unit: Unit,
+}
+
+impl Printer<'_> {
+    fn header(&self, out: &mut impl Write) -> std::io::Result<()> {
+        match self.format {
+            RecordFormat::Text => writeln!(out, "{}", text_header(self.sources, self.unit)),
+            RecordFormat::Csv => writeln!(out, "{}", csv_header(self.sources)),
+            RecordFormat::Json => Ok(()),
+        }
+    }
+
+    fn line(&self, out: &mut impl Write, source: usize, sample: &Sample) -> std::io::Result<()> {
+        let line = match self.format {
+            RecordFormat::Text => text_line(self.sources, source, sample, self.unit),
+            RecordFormat::Json => json_line(self.sources, source, sample),
+            RecordFormat::Csv => csv_line(self.sources, source, sample),
+        };
+        writeln!(out, "{line}")
+    }
 }
 
 fn process_alive(pid: u32) -> bool {
@@ -48,41 +89,105 @@ fn follow(
     sources: &Sources,
     filter: &Filter,
     out: &mut impl Write,
-    line: &dyn Fn(usize, &Sample) -> String,
 ) -> Result<(), Failure> {
     let [source] = sources.sources.as_slice() else {
         return Err(Failure::Usage(
-            "--follow reads exactly one ring file".into(),
+            "--follow reads exactly one ring file or archive".into(),
         ));
     };
-    let Some(file) = source.ring() else {
-        return Err(Failure::Usage(
-            "--follow needs a ring file, not an archive".into(),
-        ));
+    filter.check_kinds(sources)?;
+    let printer = Printer {
+        sources,
+        format: args.format,
+        unit: args.unit.unwrap_or(Unit::Us),
     };
+    printer.header(out)?;
+    let lines = args.lines.or(args.filter.last).unwrap_or(FOLLOW_LINES);
+    match source.ring() {
+        Some(file) => follow_ring(args, file, sources, filter, lines, &printer, out),
+        None => follow_archive(args, sources, filter, lines, &printer, out),
+    }
+}
+
+/// The last `lines` records that pass the filter, from a batch of decoded records.
+fn keep_last(
+    tail: &mut VecDeque<Sample>,
+    lines: usize,
+    samples: impl Iterator<Item = Sample>,
+    keeps: impl Fn(&Sample) -> bool,
+) {
+    for sample in samples.filter(|s| keeps(s)) {
+        tail.push_back(sample);
+        if tail.len() > lines {
+            tail.pop_front();
+        }
+    }
+}
+
+fn follow_ring(
+    args: &CatArgs,
+    file: &RingFile,
+    sources: &Sources,
+    filter: &Filter,
+    lines: usize,
+    printer: &Printer<'_>,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
     let kinds = filter.kinds_for(sources, 0);
     let unit_ns = sources.unit_ns[0];
+    let keeps = |sample: &Sample| filter.keeps(sample, &kinds);
+    // Read what the ring holds now (no record is skipped between this and following: the
+    // same follower goes on), and start by printing its last `lines`.
     let mut follower = Follower::from_head(file);
-    let emit = |out: &mut dyn Write, batch: &[ringlat_read::Decoded]| -> std::io::Result<()> {
-        for decoded in batch {
-            let sample = Sample::from_decoded(decoded, unit_ns);
-            if filter.keeps(&sample, &kinds) {
-                writeln!(out, "{}", line(0, &sample))?;
-            }
+    let (head, tail) = file.positions();
+    let mut pending = u64::from(tail.wrapping_sub(head));
+    let mut last = VecDeque::new();
+    while pending > 0 {
+        let batch = follower.poll(file, pending.min(1 << 16));
+        if batch.is_empty() {
+            break;
         }
-        Ok(())
-    };
+        pending = pending.saturating_sub(batch.len() as u64);
+        let samples = batch.iter().map(|d| Sample::from_decoded(d, unit_ns));
+        keep_last(&mut last, lines, samples, keeps);
+    }
+    for sample in &last {
+        printer.line(out, 0, sample)?;
+    }
+    out.flush()?;
+    let overwrite = file.policy().overwrite;
+    let mut told_drained = false;
     loop {
         let batch = follower.next_batch(file, 4096);
-        emit(out, &batch)?;
+        for decoded in &batch {
+            let sample = Sample::from_decoded(decoded, unit_ns);
+            if keeps(&sample) {
+                printer.line(out, 0, &sample)?;
+            }
+        }
+        let missed = follower.stats().missed;
+        if missed > 0 && !overwrite && !told_drained {
+            told_drained = true;
+            out.flush()?;
+            eprintln!(
+                "ringcat: {}: this ring is being drained: records consumed before cat could \
+                 show them are missed; to see every record, follow the drain's archive \
+                 instead (ringcat drain --follow RING -o ARCHIVE, then ringcat cat -f ARCHIVE)",
+                file.path().display()
+            );
+        }
         if batch.is_empty() {
             out.flush()?;
             let pid_gone = args.pid.is_some_and(|pid| !process_alive(pid));
             if file.writer_state() != WriterState::Alive || pid_gone {
                 // The writer is gone: take what it committed last, then stop.
                 std::thread::sleep(Duration::from_millis(5));
-                let last = follower.poll(file, u64::MAX);
-                emit(out, &last)?;
+                for decoded in follower.poll(file, u64::MAX) {
+                    let sample = Sample::from_decoded(&decoded, unit_ns);
+                    if keeps(&sample) {
+                        printer.line(out, 0, &sample)?;
+                    }
+                }
                 out.flush()?;
                 break;
             }
@@ -90,10 +195,80 @@ fn follow(
     }
     let stats = follower.stats();
     if stats.missed > 0 || stats.abandoned > 0 {
+        let why = if overwrite {
+            "overwritten by the writer"
+        } else {
+            "consumed by a drain"
+        };
         eprintln!(
-            "ringcat: {} record(s) were consumed or overwritten before they could be shown, {} abandoned by a dead writer",
+            "ringcat: {} record(s) were {why} before they could be shown, {} abandoned by a dead writer",
             stats.missed, stats.abandoned
         );
     }
     Ok(())
+}
+
+/// Follows a growing archive (`drain --follow -o ARCHIVE` appends whole entries): prints
+/// the last `lines` records, then every entry appended after, until interrupted or until
+/// `--pid` exits.
+fn follow_archive(
+    args: &CatArgs,
+    sources: &Sources,
+    filter: &Filter,
+    lines: usize,
+    printer: &Printer<'_>,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let path = sources
+        .paths
+        .first()
+        .map(String::as_str)
+        .unwrap_or_default();
+    let kinds = filter.kinds_for(sources, 0);
+    let keeps = |sample: &Sample| filter.keeps(sample, &kinds);
+    let mut seen = 0u64;
+    let mut last = VecDeque::new();
+    let mut first = true;
+    let mut idle = 0u32;
+    loop {
+        let archive = ArchiveReader::open(path)?;
+        if archive.len() > seen {
+            let mut index = 0u64;
+            let mut fresh = Vec::new();
+            archive.for_each(|record| {
+                if index >= seen {
+                    fresh.push(Sample {
+                        nanotime: record.nanotime,
+                        trace_id: record.trace_id,
+                        delta_ns: record.delta_ns,
+                        status: record.status,
+                        kind: record.kind,
+                        probability: record.probability,
+                    });
+                }
+                index += 1;
+            })?;
+            seen = archive.len();
+            if first {
+                keep_last(&mut last, lines, fresh.into_iter(), keeps);
+                for sample in last.drain(..) {
+                    printer.line(out, 0, &sample)?;
+                }
+            } else {
+                for sample in fresh.iter().filter(|s| keeps(s)) {
+                    printer.line(out, 0, sample)?;
+                }
+            }
+            out.flush()?;
+            idle = 0;
+        } else {
+            idle = (idle + 1).min(4);
+        }
+        first = false;
+        if args.pid.is_some_and(|pid| !process_alive(pid)) {
+            return Ok(());
+        }
+        // Poll the file's length: 25 ms after a change, up to 400 ms when it is quiet.
+        std::thread::sleep(Duration::from_millis(25 << idle));
+    }
 }

@@ -1,7 +1,9 @@
 //! Command-line arguments.
 
-use crate::duration::parse_duration;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::Failure;
+use crate::duration::parse_positive_duration;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,6 +16,22 @@ use std::time::Duration;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Show and read times in UTC instead of the local time zone.
+    #[arg(long, global = true)]
+    pub utc: bool,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, value_enum, global = true, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always (even into a pipe, and despite NO_COLOR).
+    Always,
+    /// Never.
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,6 +52,17 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write records (rings and archives, merged by time) to Parquet for DuckDB, ClickHouse, Spark.
     Export(crate::export::ExportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout: `ringcat man > ringcat.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,7 +88,8 @@ pub enum StatFormat {
 /// Record filters shared by cat, pct, slice and plot.
 #[derive(Debug, Clone, Default, Args)]
 pub struct FilterArgs {
-    /// Only these kinds (names or ids; repeat or separate with commas).
+    /// Only these kinds (names or ids; repeat or separate with commas). An unknown kind is
+    /// an error that names the known ones.
     #[arg(long, value_delimiter = ',')]
     pub kind: Vec<String>,
     /// Only these statuses (repeat or separate with commas).
@@ -68,11 +98,13 @@ pub struct FilterArgs {
     /// Only this trace id.
     #[arg(long)]
     pub trace: Option<u64>,
-    /// Only records at or after this time: RFC 3339 (2026-11-21T15:00:00Z) or relative (5m, 1h).
-    #[arg(long, value_name = "TIME")]
+    /// Only records at or after this time: RFC 3339 (2026-11-21T15:00:00Z), a local time
+    /// ("2026-11-21 15:00", "15:00"; --utc reads it as UTC), now, today, yesterday,
+    /// tomorrow, or relative: 5m, -5m and "5m ago" are in the past, +5m in the future.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
-    /// Only records before this time: RFC 3339 or relative (ago).
-    #[arg(long, value_name = "TIME")]
+    /// Only records before this time (same forms as --since).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Only the last N records (by time) that pass the other filters.
     #[arg(long, value_name = "N")]
@@ -90,17 +122,29 @@ pub struct CatArgs {
     /// Ring files or archives (glob patterns allowed); several are merged by time.
     #[arg(required = true)]
     pub files: Vec<String>,
-    /// Follow a live ring: print new records as they are committed, until the writer exits.
+    /// Follow: print the last --lines records (default 10), then new ones as they are
+    /// committed, until the writer exits (a ring) or until interrupted (a growing archive).
     #[arg(short, long)]
     pub follow: bool,
+    /// Only the last N records (with --follow: start with the last N; default 10 there).
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    pub lines: Option<usize>,
+    /// Newest first.
+    #[arg(short, long, conflicts_with = "follow")]
+    pub reverse: bool,
     /// With --follow: also stop when this process exits.
     #[arg(long)]
     pub pid: Option<u32>,
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// Output format (json adds `p`, the record's inclusion probability).
+    /// Output format: text (a header row, then aligned rows), json (NDJSON, one documented
+    /// object per record) or csv (a header row).
     #[arg(long, value_enum, default_value_t = RecordFormat::Text)]
     pub format: RecordFormat,
+    /// Unit of the latency column in text (default: chosen from the records shown; us when
+    /// following).
+    #[arg(long, value_enum)]
+    pub unit: Option<Unit>,
 }
 
 #[derive(Debug, Args)]
@@ -111,7 +155,7 @@ pub struct StatArgs {
     #[arg(long, value_enum, default_value_t = StatFormat::Text)]
     pub format: StatFormat,
     /// Redraw every DUR (e.g. 1s, 500ms) until interrupted.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub watch: Option<Duration>,
 }
 
@@ -172,7 +216,8 @@ impl Unit {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PctFormat {
-    /// Aligned table.
+    /// Aligned table (`text` is the same, the name the other subcommands use).
+    #[value(alias = "text")]
     Table,
     /// A JSON array, one object per row, latencies in integer nanoseconds.
     Json,
@@ -211,7 +256,7 @@ pub struct PctArgs {
     #[arg(long, value_parser = parse_by, default_value = "none")]
     pub by: By,
     /// One row per time bucket of this length, each computed from its own records.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub window: Option<Duration>,
     /// Percentiles to report.
     #[arg(long, value_delimiter = ',', default_value = "50,90,99,99.9,99.99")]
@@ -226,10 +271,17 @@ pub struct PctArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = PctFormat::Table)]
     pub format: PctFormat,
-    /// An SLO: exit with code 3 when it is broken. `p99>5ms`, `limit:p99.9>=2ms`,
-    /// `max>50ms`, `mean>1ms`. Repeatable.
+    /// An SLO: exit with code 3 when it is broken. `p99>5ms` (broken when p99 is above 5ms),
+    /// `limit:p99.9>=2ms`, `kind=limit,status=2:p99>1ms`, `status=2:max>50ms`, `mean>1ms`.
+    /// In k6's spelling a rule is a threshold that must hold: `p(99)<5ms` is `p99>=5ms`.
+    /// Repeatable; every rule is reported (passed or broken) on stderr, and a rule that
+    /// matches no records is a usage error (exit 1).
     #[arg(long = "fail-if", value_name = "RULE")]
     pub fail_if: Vec<String>,
+    /// With --format hgrm: write one .hgrm file per group into this directory
+    /// (`kind=limit.hgrm`, `all.hgrm`) instead of one stream on stdout.
+    #[arg(short, long, value_name = "DIR", requires = "format")]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -244,10 +296,13 @@ pub enum SliceOrder {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SliceFormat {
-    /// Aligned text.
+    /// Aligned text (`table` is the same).
+    #[value(alias = "table")]
     Text,
     /// One JSON object.
     Json,
+    /// The listed records as CSV, with the columns of `cat --format csv`.
+    Csv,
 }
 
 #[derive(Debug, Args)]
@@ -280,16 +335,28 @@ pub struct SliceArgs {
     pub filter: FilterArgs,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlotFormat {
+    /// Scalable vector graphics.
+    Svg,
+    /// A PNG image (the SVG rendered by resvg).
+    Png,
+}
+
 #[derive(Debug, Args)]
 pub struct PlotArgs {
     /// Ring files or archives (glob patterns allowed).
     #[arg(required = true)]
     pub files: Vec<String>,
-    /// The SVG file to write.
+    /// The file to write: SVG, or PNG when the name ends in .png; `-` writes the SVG to
+    /// stdout.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// The image format (default: png when the file name ends in .png, else svg).
+    #[arg(long, value_enum)]
+    pub format: Option<PlotFormat>,
     /// Window of the P99 line (default: the span / 60).
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub window: Option<Duration>,
     /// Percentiles over the plain sample instead of weighted by 1/p.
     #[arg(long)]
@@ -310,4 +377,39 @@ pub struct DemoArgs {
     /// Seed of the simulated traffic and the sampling decisions.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// `ringcat completions SHELL`: the completion script, generated from these definitions.
+pub(crate) fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
+    let mut command = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "ringcat", &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `ringcat man`: the man page (roff), generated from these definitions, subcommands
+/// included.
+pub(crate) fn man_page() -> Result<(), Failure> {
+    let command = Cli::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut page)?;
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = sub.get_name().to_string();
+        let man = clap_mangen::Man::new(sub.clone().bin_name(format!("ringcat {name}")));
+        page.extend_from_slice(format!(".SH \"RINGCAT {}\"\n", name.to_uppercase()).as_bytes());
+        let mut section = Vec::new();
+        man.render_description_section(&mut section)?;
+        man.render_synopsis_section(&mut section)?;
+        man.render_options_section(&mut section)?;
+        // Its sections become sub-sections of this subcommand's.
+        let text = String::from_utf8_lossy(&section).replace(".SH ", ".SS ");
+        page.extend_from_slice(text.as_bytes());
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(&page)?;
+    out.flush()?;
+    Ok(())
 }

@@ -8,7 +8,6 @@ use crate::cli::DrainArgs;
 use crate::time::now_unix_ns;
 use ringlat_read::archive::{ArchiveWriter, RingInfo};
 use ringlat_read::{Decoded, Drainer, ReadError, Sample, WriterState};
-use serde_json::json;
 use std::io::Write;
 use std::time::Duration;
 
@@ -27,7 +26,8 @@ pub(crate) struct DrainTotals {
 }
 
 pub(crate) fn run(args: &DrainArgs) -> Result<(), Failure> {
-    let mut drainer = Drainer::open(&args.file)?;
+    let mut drainer =
+        Drainer::open(&args.file).map_err(|e| crate::select::explain_archive(&args.file, e))?;
     match &args.output {
         Some(archive) => {
             let mut writer =
@@ -107,16 +107,13 @@ fn drain_to_stdout(drainer: &mut Drainer, follow: bool) -> Result<DrainTotals, F
             printed += 1;
             let sample = Sample::from_decoded(decoded, unit_ns);
             text.push_str(
-                &json!({
-                    "nanotime": sample.nanotime,
-                    "kind": names[sample.kind as usize],
-                    "kind_id": sample.kind,
-                    "trace_id": sample.trace_id,
-                    "status": sample.status,
-                    "delta": decoded.record.delta(),
-                    "delta_ns": sample.delta_ns,
-                    "p": sample.probability,
-                })
+                &crate::output::record_json(
+                    &sample,
+                    &names[sample.kind as usize],
+                    i64::from(decoded.record.delta()),
+                    unit_ns,
+                    None,
+                )
                 .to_string(),
             );
             text.push('\n');

@@ -41,6 +41,16 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     seconds_to_duration(total, text)
 }
 
+/// Parses a duration that must be longer than zero (an interval or a window: zero would
+/// busy-loop or divide by zero).
+pub(crate) fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text.trim().trim_start_matches('-'))?;
+    if duration.is_zero() || text.trim().starts_with('-') {
+        return Err(format!("'{text}': must be longer than zero"));
+    }
+    Ok(duration)
+}
+
 fn seconds_to_duration(seconds: f64, text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{text}': not a valid duration"))
 }
@@ -72,6 +82,10 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_positive_duration("0").is_err());
+        assert!(parse_positive_duration("0ms").is_err());
+        assert!(parse_positive_duration("-1s").is_err());
+        assert_eq!(parse_positive_duration("1ns"), Ok(Duration::from_nanos(1)));
         assert_eq!(parse_latency_ns("5ms", 1e3), Ok(5_000_000));
         assert_eq!(parse_latency_ns("7", 1e3), Ok(7_000));
         assert_eq!(parse_latency_ns("-2us", 1.0), Ok(-2_000));

@@ -58,6 +58,8 @@ fn main() -> ExitCode {
             };
         }
     };
+    time::set_utc(cli.utc);
+    style::set_color(cli.color);
     let result = match cli.command {
         cli::Command::Cat(args) => cat::run(&args),
         cli::Command::Stat(args) => stat::run(&args),
@@ -67,6 +69,8 @@ fn main() -> ExitCode {
         cli::Command::Plot(args) => plot::run(&args),
         cli::Command::Demo(args) => demo::run(&args),
         cli::Command::Export(args) => export::run(&args),
+        cli::Command::Completions(args) => cli::completions(args.shell),
+        cli::Command::Man => cli::man_page(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

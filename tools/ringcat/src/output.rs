@@ -1,7 +1,9 @@
 //! Rendering one record as a text line, an NDJSON object or a CSV row.
 
+use crate::cli::Unit;
 use crate::select::Sources;
-use crate::time::rfc3339_nanos;
+use crate::table::latency;
+use crate::time::{display_time, rfc3339_nanos};
 use ringlat_read::Sample;
 use serde_json::json;
 
@@ -19,61 +21,152 @@ pub(crate) fn human_latency(ns: i64) -> String {
     }
 }
 
-/// The aligned text line of a record (the file name first when several files are read).
-pub(crate) fn text_line(sources: &Sources, source: usize, sample: &Sample) -> String {
+/// The unit a column of these latencies reads best in: from their median magnitude.
+pub(crate) fn unit_for(latencies_ns: impl Iterator<Item = i64>) -> Unit {
+    let mut magnitudes: Vec<u64> = latencies_ns.map(i64::unsigned_abs).collect();
+    if magnitudes.is_empty() {
+        return Unit::Us;
+    }
+    let middle = magnitudes.len() / 2;
+    let median = *magnitudes.select_nth_unstable(middle).1;
+    match median {
+        0..10_000 => Unit::Ns,
+        10_000..10_000_000 => Unit::Us,
+        10_000_000..10_000_000_000 => Unit::Ms,
+        _ => Unit::S,
+    }
+}
+
+/// The header row of [`text_line`].
+pub(crate) fn text_header(sources: &Sources, unit: Unit) -> String {
     let file = if sources.sources.len() > 1 {
-        format!("{}  ", file_name(sources, source))
+        format!("{:<width$}  ", "file", width = file_width(sources))
+    } else {
+        String::new()
+    };
+    let time_width = display_time(0).len();
+    format!(
+        "{file}{:<time_width$}  {:<12} {:>20}  {:>6}  {:>12}  p",
+        "time",
+        "kind",
+        "trace_id",
+        "status",
+        format!("latency({})", unit.suffix()),
+    )
+}
+
+fn file_width(sources: &Sources) -> usize {
+    (0..sources.sources.len())
+        .map(|i| file_name(sources, i).chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The aligned text line of a record, its time in the display zone and its latency in
+/// `unit` (the file name first when several files are read).
+pub(crate) fn text_line(sources: &Sources, source: usize, sample: &Sample, unit: Unit) -> String {
+    let file = if sources.sources.len() > 1 {
+        format!(
+            "{:<width$}  ",
+            file_name(sources, source),
+            width = file_width(sources)
+        )
     } else {
         String::new()
     };
     format!(
-        "{file}{}  {:<12} {:>20}  status {:>3}  {:>10}  p={}",
-        rfc3339_nanos(sample.nanotime),
+        "{file}{}  {:<12} {:>20}  {:>6}  {:>12}  {}",
+        display_time(sample.nanotime),
         sources.label(sources.label_index(source, sample.kind)),
         sample.trace_id,
         sample.status,
-        human_latency(sample.delta_ns),
+        latency(sample.delta_ns, unit),
         sample.probability,
     )
 }
 
 fn file_name(sources: &Sources, source: usize) -> String {
-    match &sources.sources[source] {
-        ringlat_read::Source::Ring { file, .. } => file.path().display().to_string(),
-        ringlat_read::Source::Archive(_) => format!("archive#{source}"),
+    sources.paths.get(source).cloned().unwrap_or_default()
+}
+
+/// The name of a file's delta unit, from its nanoseconds per unit.
+pub(crate) fn unit_name(unit_ns: i64) -> &'static str {
+    match unit_ns {
+        1 => "ns",
+        1_000 => "us",
+        1_000_000 => "ms",
+        _ => "s",
     }
 }
 
-/// The NDJSON object of a record: the foundation's keys (delta in the file's unit) plus
-/// `delta_ns` and `p`, the inclusion probability.
-pub(crate) fn json_line(sources: &Sources, source: usize, sample: &Sample) -> String {
-    let unit_ns = sources.unit_ns[source];
-    let unit = match unit_ns {
-        1 => "ns",
-        1_000 => "us",
-        _ => "ms",
-    };
-    json!({
-        "nanotime": sample.nanotime,
-        "kind": sources.label(sources.label_index(source, sample.kind)),
+/// One record as JSON, the same keys for every source (ring, archive, drain NDJSON):
+/// `time` (RFC 3339, UTC), `nanotime` and `trace_id` as decimal strings (64-bit values
+/// that jq and JavaScript would round as numbers), `kind`, `kind_id`, `status`,
+/// `latency_ns`, the file's own `delta` and `unit`, `p` (the inclusion probability), and
+/// `file` when several files are read.
+pub(crate) fn record_json(
+    sample: &Sample,
+    kind: &str,
+    delta: i64,
+    unit_ns: i64,
+    file: Option<&str>,
+) -> serde_json::Value {
+    let mut object = json!({
+        "time": rfc3339_nanos(sample.nanotime),
+        "nanotime": sample.nanotime.to_string(),
+        "kind": kind,
         "kind_id": sample.kind,
-        "trace_id": sample.trace_id,
+        "trace_id": sample.trace_id.to_string(),
         "status": sample.status,
-        "delta": sample.delta_ns / unit_ns,
-        "unit": unit,
-        "delta_ns": sample.delta_ns,
+        "latency_ns": sample.delta_ns,
+        "delta": delta,
+        "unit": unit_name(unit_ns),
         "p": sample.probability,
-    })
-    .to_string()
+    });
+    if let (Some(file), serde_json::Value::Object(map)) = (file, &mut object) {
+        map.insert("file".into(), file.into());
+    }
+    object
 }
 
-/// The CSV header matching [`csv_line`].
-pub(crate) const CSV_HEADER: &str = "time,nanotime,kind,kind_id,trace_id,status,delta_ns,p";
+/// The JSON object of a record of `sources` ([`record_json`]).
+pub(crate) fn json_value(sources: &Sources, source: usize, sample: &Sample) -> serde_json::Value {
+    let unit_ns = sources.unit_ns[source];
+    let file = (sources.sources.len() > 1).then(|| file_name(sources, source));
+    record_json(
+        sample,
+        sources.label(sources.label_index(source, sample.kind)),
+        sample.delta_ns / unit_ns.max(1),
+        unit_ns,
+        file.as_deref(),
+    )
+}
+
+/// The NDJSON line of a record ([`record_json`]).
+pub(crate) fn json_line(sources: &Sources, source: usize, sample: &Sample) -> String {
+    json_value(sources, source, sample).to_string()
+}
+
+/// The CSV header matching [`csv_line`] (the JSON keys, in the same order).
+pub(crate) fn csv_header(sources: &Sources) -> String {
+    let file = if sources.sources.len() > 1 {
+        ",file"
+    } else {
+        ""
+    };
+    format!("time,nanotime,kind,kind_id,trace_id,status,latency_ns,delta,unit,p{file}")
+}
 
 /// One CSV row.
 pub(crate) fn csv_line(sources: &Sources, source: usize, sample: &Sample) -> String {
+    let unit_ns = sources.unit_ns[source];
+    let file = if sources.sources.len() > 1 {
+        format!(",{}", csv_field(&file_name(sources, source)))
+    } else {
+        String::new()
+    };
     format!(
-        "{},{},{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{},{},{},{}{file}",
         rfc3339_nanos(sample.nanotime),
         sample.nanotime,
         csv_field(sources.label(sources.label_index(source, sample.kind))),
@@ -81,6 +174,8 @@ pub(crate) fn csv_line(sources: &Sources, source: usize, sample: &Sample) -> Str
         sample.trace_id,
         sample.status,
         sample.delta_ns,
+        sample.delta_ns / unit_ns.max(1),
+        unit_name(unit_ns),
         sample.probability
     )
 }

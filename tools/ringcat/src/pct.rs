@@ -8,7 +8,7 @@ use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use crate::style::Style;
 use crate::table::{latency, render};
-use ringlat_read::percentile::{Histograms, Quantile, Summary, weight_of};
+use ringlat_read::percentile::{Histograms, Quantile, Summary, WEIGHT_ONE, weight_of};
 use serde_json::{Map, Value, json};
 use std::io::Write;
 
@@ -44,16 +44,8 @@ pub(crate) fn compute(
     quantiles: &[Quantile],
     progress: &mut Progress,
 ) -> Result<Vec<Row>, Failure> {
-    let key_of = |source: usize, sample: &ringlat_read::Sample| GroupKey {
-        window: grouping
-            .window_ns
-            .map(|w| sample.nanotime - sample.nanotime % w.max(1)),
-        kind: grouping
-            .by
-            .kind
-            .then(|| sources.label_index(source, sample.kind)),
-        status: grouping.by.status.then_some(sample.status),
-    };
+    let key_of =
+        |source: usize, sample: &ringlat_read::Sample| group_key(sources, grouping, source, sample);
     let mut pass1 = Histograms::new(quantiles.to_vec());
     progress.next_pass("pass 1/2");
     sources.selected(filter, progress, |source, sample| {
@@ -84,6 +76,65 @@ pub(crate) fn compute(
         .collect())
 }
 
+/// The row a record belongs to.
+fn group_key(
+    sources: &Sources,
+    grouping: Grouping,
+    source: usize,
+    sample: &ringlat_read::Sample,
+) -> GroupKey {
+    GroupKey {
+        window: grouping
+            .window_ns
+            .map(|w| sample.nanotime - sample.nanotime % w.max(1)),
+        kind: grouping
+            .by
+            .kind
+            .then(|| sources.label_index(source, sample.kind)),
+        status: grouping.by.status.then_some(sample.status),
+    }
+}
+
+/// Per row, per value of the row: the exact weighted count of records at or below that
+/// value (HdrHistogram's TotalCount), in one more pass.
+fn cumulative_counts(
+    sources: &Sources,
+    filter: &Filter,
+    grouping: Grouping,
+    rows: &[Row],
+    progress: &mut Progress,
+) -> Result<Vec<Vec<f64>>, Failure> {
+    let index: std::collections::BTreeMap<GroupKey, usize> =
+        rows.iter().enumerate().map(|(i, r)| (r.key, i)).collect();
+    // Per row: weight of the records falling at or below value i but above value i-1.
+    let mut buckets: Vec<Vec<u128>> = rows.iter().map(|r| vec![0; r.values.len()]).collect();
+    progress.next_pass("counting");
+    sources.selected(filter, progress, |source, sample| {
+        let Some(&row) = index.get(&group_key(sources, grouping, source, sample)) else {
+            return;
+        };
+        let values = &rows[row].values;
+        let at = values.partition_point(|v| *v < sample.delta_ns);
+        if let Some(bucket) = buckets[row].get_mut(at) {
+            *bucket += weight_of(sample.probability, grouping.raw);
+        }
+    })?;
+    progress.finish();
+    Ok(buckets
+        .into_iter()
+        .map(|bucket| {
+            let mut total = 0u128;
+            bucket
+                .into_iter()
+                .map(|weight| {
+                    total += weight;
+                    total as f64 / WEIGHT_ONE as f64
+                })
+                .collect()
+        })
+        .collect())
+}
+
 pub(crate) fn parse_quantiles(list: &[String]) -> Result<Vec<Quantile>, Failure> {
     list.iter()
         .map(|q| Quantile::parse(q.trim_start_matches(['p', 'P'])).map_err(Failure::Usage))
@@ -98,6 +149,14 @@ pub(crate) fn run(args: &PctArgs) -> Result<(), Failure> {
         .iter()
         .map(|r| SloRule::parse(r))
         .collect::<Result<Vec<_>, _>>()?;
+    if args.output.is_some() && args.format != PctFormat::Hgrm {
+        return Err(Failure::Usage(
+            "-o DIR writes one .hgrm file per group: use it with --format hgrm".into(),
+        ));
+    }
+    for kind in rules.iter().filter_map(|r| r.kind.as_deref()) {
+        sources.check_kind(kind)?;
+    }
     let mut progress = Progress::new("reading", sources.len_hint());
     let grouping = Grouping {
         by: args.by,
@@ -108,7 +167,15 @@ pub(crate) fn run(args: &PctArgs) -> Result<(), Failure> {
     if args.format == PctFormat::Hgrm {
         let quantiles = spectrum();
         let rows = compute(&sources, &filter, grouping, &quantiles, &mut progress)?;
-        write!(out, "{}", hgrm(&sources, &rows, &quantiles, args.unit))?;
+        let counts = cumulative_counts(&sources, &filter, grouping, &rows, &mut progress)?;
+        match &args.output {
+            None => write!(
+                out,
+                "{}",
+                hgrm(&sources, &rows, &counts, &quantiles, args.unit)
+            )?,
+            Some(dir) => write_hgrm_files(&sources, &rows, &counts, &quantiles, args.unit, dir)?,
+        }
     } else {
         let quantiles = parse_quantiles(&args.percentiles)?;
         let rows = compute(&sources, &filter, grouping, &quantiles, &mut progress)?;
@@ -138,7 +205,7 @@ pub(crate) fn key_cells(sources: &Sources, key: &GroupKey, grouping: Grouping) -
     if grouping.window_ns.is_some() {
         cells.push(
             key.window
-                .map_or_else(String::new, crate::time::rfc3339_nanos),
+                .map_or_else(String::new, crate::time::display_time),
         );
     }
     if grouping.by.kind {
@@ -253,7 +320,9 @@ fn json(sources: &Sources, rows: &[Row], quantiles: &[Quantile]) -> Value {
                     "percentiles": percentiles,
                 });
                 if let (Some(window), Value::Object(map)) = (row.key.window, &mut object) {
-                    map.insert("window_start".into(), window.into());
+                    // As a decimal string, like the records' nanotime (jq rounds 64-bit numbers).
+                    map.insert("window_start".into(), window.to_string().into());
+                    map.insert("window".into(), crate::time::rfc3339_nanos(window).into());
                 }
                 object
             })
@@ -304,74 +373,135 @@ pub(crate) fn spectrum() -> Vec<Quantile> {
         .collect()
 }
 
-fn hgrm(sources: &Sources, rows: &[Row], quantiles: &[Quantile], unit: Unit) -> String {
+fn hgrm(
+    sources: &Sources,
+    rows: &[Row],
+    counts: &[Vec<f64>],
+    quantiles: &[Quantile],
+    unit: Unit,
+) -> String {
     let mut text = String::new();
-    for row in rows {
+    for (row, counts) in rows.iter().zip(counts) {
         if row.key.kind.is_some() || row.key.status.is_some() || row.key.window.is_some() {
-            let mut label = Vec::new();
-            if let Some(window) = row.key.window {
-                label.push(format!("window={}", crate::time::rfc3339_nanos(window)));
-            }
-            if let Some(kind) = row.key.kind {
-                label.push(format!("kind={}", sources.label(kind)));
-            }
-            if let Some(status) = row.key.status {
-                label.push(format!("status={status}"));
-            }
-            text.push_str(&format!("# {}\n", label.join(" ")));
+            text.push_str(&format!("# {}\n", group_label(sources, &row.key).join(" ")));
         }
-        text.push_str("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
-        let events = row.summary.events();
-        let mut previous: Option<(i64, f64)> = None;
-        for (quantile, value) in quantiles.iter().zip(&row.values) {
-            let q = quantile.fraction();
-            // Like HdrHistogram, stop the spectrum once it passes the last record.
-            if let Some((last, last_q)) = previous
-                && last == row.summary.max
-                && last_q >= 1.0 - 1.0 / events.max(1.0)
-                && q < 1.0
-            {
-                continue;
-            }
-            previous = Some((*value, q));
-            let value = *value as f64 / unit.nanos();
-            let count = (q * events).round() as u64;
-            if q < 1.0 {
-                text.push_str(&format!(
-                    "{value:12.3} {q:2.12} {count:10} {:14.2}\n",
-                    1.0 / (1.0 - q)
-                ));
-            } else {
-                text.push_str(&format!("{value:12.3} {q:2.12} {count:10}\n"));
-            }
-        }
-        let s = &row.summary;
-        text.push_str(&format!(
-            "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]\n",
-            s.mean() / unit.nanos(),
-            s.std_dev() / unit.nanos()
-        ));
-        text.push_str(&format!(
-            "#[Max     = {:12.3}, Total count    = {:12}]\n",
-            s.max as f64 / unit.nanos(),
-            events.round() as u64
-        ));
-        text.push_str(&format!(
-            "#[Buckets = {:12}, SubBuckets     = {:12}]\n",
-            54, 1024
-        ));
+        text.push_str(&hgrm_table(row, counts, quantiles, unit));
     }
     text
 }
 
-/// One `--fail-if` rule.
+/// `window=... kind=limit status=2`.
+fn group_label(sources: &Sources, key: &GroupKey) -> Vec<String> {
+    let mut label = Vec::new();
+    if let Some(window) = key.window {
+        label.push(format!("window={}", crate::time::rfc3339_nanos(window)));
+    }
+    if let Some(kind) = key.kind {
+        label.push(format!("kind={}", sources.label(kind)));
+    }
+    if let Some(status) = key.status {
+        label.push(format!("status={status}"));
+    }
+    label
+}
+
+/// `pct --format hgrm -o DIR`: one file per group, named after it (`kind=limit.hgrm`,
+/// `kind=limit,status=2.hgrm`, `all.hgrm`), as HdrHistogram's plotter takes one file per
+/// series.
+fn write_hgrm_files(
+    sources: &Sources,
+    rows: &[Row],
+    counts: &[Vec<f64>],
+    quantiles: &[Quantile],
+    unit: Unit,
+    dir: &std::path::Path,
+) -> Result<(), Failure> {
+    let output = |e: std::io::Error| {
+        Failure::Output(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", dir.display()),
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(output)?;
+    for (row, counts) in rows.iter().zip(counts) {
+        let label = group_label(sources, &row.key).join(",");
+        let name = if label.is_empty() {
+            "all".to_string()
+        } else {
+            label.replace(['/', '\\', '\0'], "_")
+        };
+        let path = dir.join(format!("{name}.hgrm"));
+        std::fs::write(&path, hgrm_table(row, counts, quantiles, unit)).map_err(output)?;
+        eprintln!("ringcat: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// One group's percentile distribution, TotalCount exact (the weighted count of records at
+/// or below the value).
+fn hgrm_table(row: &Row, counts: &[f64], quantiles: &[Quantile], unit: Unit) -> String {
+    let mut text = String::new();
+    text.push_str("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
+    let events = row.summary.events();
+    let mut previous: Option<(i64, f64)> = None;
+    for ((quantile, value), count) in quantiles.iter().zip(&row.values).zip(counts) {
+        let q = quantile.fraction();
+        // Like HdrHistogram, stop the spectrum once it passes the last record.
+        if let Some((last, last_q)) = previous
+            && last == row.summary.max
+            && last_q >= 1.0 - 1.0 / events.max(1.0)
+            && q < 1.0
+        {
+            continue;
+        }
+        previous = Some((*value, q));
+        let value = *value as f64 / unit.nanos();
+        let count = count.round() as u64;
+        if q < 1.0 {
+            text.push_str(&format!(
+                "{value:12.3} {q:2.12} {count:10} {:14.2}\n",
+                1.0 / (1.0 - q)
+            ));
+        } else {
+            text.push_str(&format!("{value:12.3} {q:2.12} {count:10}\n"));
+        }
+    }
+    let s = &row.summary;
+    text.push_str(&format!(
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]\n",
+        s.mean() / unit.nanos(),
+        s.std_dev() / unit.nanos()
+    ));
+    text.push_str(&format!(
+        "#[Max     = {:12.3}, Total count    = {:12}]\n",
+        s.max as f64 / unit.nanos(),
+        events.round() as u64
+    ));
+    text.push_str(&format!(
+        "#[Buckets = {:12}, SubBuckets     = {:12}]\n",
+        54, 1024
+    ));
+    text
+}
+
+/// One `--fail-if` rule: `[SELECTOR:]STATISTIC OP LIMIT`, where the selector is a kind name
+/// (`limit:`) or `kind=NAME`, `status=N`, or both (`kind=limit,status=2:`), the statistic
+/// `pNN`, `max`, `min` or `mean`: the rule is broken when the comparison holds. Written in
+/// k6's spelling, `p(NN)<LIMIT`, it is a k6 threshold instead: a condition that must hold,
+/// broken when it does not (`p(99)<5ms` is `p99>=5ms`), so k6 thresholds can be copied as
+/// they are.
 #[derive(Debug, Clone)]
 pub(crate) struct SloRule {
     text: String,
     kind: Option<String>,
+    status: Option<u8>,
     statistic: Statistic,
     op: Op,
     limit_ns: i64,
+    /// k6's spelling: the comparison must hold (else it must not).
+    must_hold: bool,
+    /// The unit the limit was written in (ns per unit, suffix), for the measured value.
+    unit: (f64, String),
 }
 
 #[derive(Debug, Clone)]
@@ -394,13 +524,34 @@ impl SloRule {
     pub(crate) fn parse(text: &str) -> Result<Self, Failure> {
         let bad = |why: &str| {
             Failure::Usage(format!(
-                "--fail-if '{text}': {why} (e.g. 'p99>5ms', 'limit:p99.9>=2ms', 'max>50ms')"
+                "--fail-if '{text}': {why} (e.g. 'p99>5ms', 'p(99)<5ms', 'limit:p99.9>=2ms', \
+                 'kind=limit,status=2:p99>1ms', 'max>50ms')"
             ))
         };
-        let (kind, rule) = match text.split_once(':') {
-            Some((kind, rule)) => (Some(kind.trim().to_string()), rule),
+        let (selector, rule) = match text.split_once(':') {
+            Some((selector, rule)) => (Some(selector.trim()), rule),
             None => (None, text),
         };
+        let (mut kind, mut status) = (None, None);
+        if let Some(selector) = selector {
+            if selector.contains('=') {
+                for part in selector.split(',').map(str::trim) {
+                    match part.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+                        Some(("kind", name)) if !name.is_empty() => kind = Some(name.to_string()),
+                        Some(("status", code)) => {
+                            status = Some(code.parse::<u8>().map_err(|_| {
+                                bad(&format!("unknown status '{code}' (a number 0-255)"))
+                            })?);
+                        }
+                        _ => return Err(bad(&format!("'{part}': expected kind=NAME or status=N"))),
+                    }
+                }
+            } else if selector.is_empty() {
+                return Err(bad("empty selector before ':'"));
+            } else {
+                kind = Some(selector.to_string());
+            }
+        }
         let (position, op, len) = [
             (">=", Op::AtLeast),
             ("<=", Op::AtMost),
@@ -410,37 +561,85 @@ impl SloRule {
         .iter()
         .find_map(|(symbol, op)| rule.find(symbol).map(|i| (i, *op, symbol.len())))
         .ok_or_else(|| bad("no comparison"))?;
-        let statistic = match rule[..position].trim() {
+        let statistic_text = rule[..position].trim();
+        let must_hold = statistic_text.starts_with("p(");
+        let statistic = match statistic_text {
             "max" => Statistic::Max,
             "min" => Statistic::Min,
-            "mean" => Statistic::Mean,
+            "mean" | "avg" => Statistic::Mean,
             p if p.starts_with('p') => {
-                Statistic::Percentile(Quantile::parse(&p[1..]).map_err(|e| bad(&e))?)
+                let q = p[1..].trim();
+                let q = q
+                    .strip_prefix('(')
+                    .and_then(|q| q.strip_suffix(')'))
+                    .unwrap_or(q);
+                Statistic::Percentile(Quantile::parse(q.trim()).map_err(|e| bad(&e))?)
             }
-            _ => return Err(bad("expected pNN, max, min or mean")),
+            _ => return Err(bad("expected pNN, p(NN), max, min or mean")),
         };
-        let limit_ns = parse_latency_ns(&rule[position + len..], 1e3).map_err(|e| bad(&e))?;
+        let limit = rule[position + len..].trim();
+        let limit_ns = parse_latency_ns(limit, 1e3).map_err(|e| bad(&e))?;
         Ok(SloRule {
             text: text.to_string(),
             kind,
+            status,
             statistic,
             op,
             limit_ns,
+            must_hold,
+            unit: unit_of(limit),
         })
     }
 
     fn broken_by(&self, value: i64) -> bool {
-        match self.op {
+        let holds = match self.op {
             Op::Above => value > self.limit_ns,
             Op::AtLeast => value >= self.limit_ns,
             Op::Below => value < self.limit_ns,
             Op::AtMost => value <= self.limit_ns,
-        }
+        };
+        holds != self.must_hold
+    }
+
+    /// A measured value in the unit the rule was written in: `6.30ms`.
+    fn measured(&self, value_ns: i64) -> String {
+        let (nanos, suffix) = &self.unit;
+        format!("{:.2}{suffix}", value_ns as f64 / nanos)
     }
 }
 
-/// Evaluates the rules (each over its own population: one kind, or everything); prints one
-/// line per broken rule on stderr; true when any is broken.
+/// The unit a latency was written in: its trailing letters (a bare number is microseconds,
+/// as `parse_latency_ns` reads it).
+fn unit_of(limit: &str) -> (f64, String) {
+    let suffix: String = limit
+        .chars()
+        .rev()
+        .take_while(|c| c.is_alphabetic())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let nanos = match suffix.as_str() {
+        "ns" => 1.0,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" | "min" => 60e9,
+        "h" => 3600e9,
+        "d" => 86_400e9,
+        _ => 1e3,
+    };
+    let suffix = if nanos == 1e3 && suffix != "µs" {
+        "us".to_string()
+    } else {
+        suffix
+    };
+    (nanos, suffix)
+}
+
+/// Evaluates the rules, each over its own selection (the command's filters narrowed to the
+/// rule's kind and status); prints one line per rule on stderr, passed or broken, like k6's
+/// summary. A rule that matches no records is a usage error: it checks nothing and must not
+/// pass a CI gate. True when any rule is broken.
 fn check_slos(
     sources: &Sources,
     filter: &Filter,
@@ -448,55 +647,58 @@ fn check_slos(
     rules: &[SloRule],
     progress: &mut Progress,
 ) -> Result<bool, Failure> {
-    let quantiles: Vec<Quantile> = rules
-        .iter()
-        .filter_map(|r| match &r.statistic {
-            Statistic::Percentile(q) => Some(q.clone()),
-            _ => None,
-        })
-        .collect();
+    let grouping = Grouping {
+        by: By::default(),
+        window_ns: None,
+        raw,
+    };
     let mut broken = false;
-    for by_kind in [false, true] {
-        if !rules.iter().any(|r| r.kind.is_some() == by_kind) {
-            continue;
-        }
-        let grouping = Grouping {
-            by: By {
-                kind: by_kind,
-                status: false,
-            },
-            window_ns: None,
-            raw,
+    let mut unchecked = Vec::new();
+    let style = Style::stderr();
+    for rule in rules {
+        let selection = filter.narrowed(rule.kind.as_deref(), rule.status);
+        let quantiles: Vec<Quantile> = match &rule.statistic {
+            Statistic::Percentile(q) => vec![q.clone()],
+            _ => Vec::new(),
         };
-        let rows = compute(sources, filter, grouping, &quantiles, progress)?;
-        for rule in rules.iter().filter(|r| r.kind.is_some() == by_kind) {
-            let row = rows.iter().find(|row| {
-                rule.kind
-                    .as_deref()
-                    .is_none_or(|k| row.key.kind.is_some_and(|i| sources.label(i) == k))
-            });
-            let Some(row) = row else {
-                eprintln!("ringcat: SLO '{}': no records to check", rule.text);
-                continue;
-            };
-            let value = match &rule.statistic {
-                Statistic::Max => row.summary.max,
-                Statistic::Min => row.summary.min,
-                Statistic::Mean => row.summary.mean().round() as i64,
-                Statistic::Percentile(q) => quantiles
-                    .iter()
-                    .position(|x| x == q)
-                    .map_or(row.summary.max, |i| row.values[i]),
-            };
-            if rule.broken_by(value) {
-                broken = true;
-                eprintln!(
-                    "ringcat: SLO broken: {} (measured {})",
-                    rule.text,
-                    crate::output::human_latency(value)
-                );
-            }
-        }
+        let rows = compute(sources, &selection, grouping, &quantiles, progress)?;
+        let Some(row) = rows.first() else {
+            eprintln!(
+                "ringcat: SLO {}: {}: no records match",
+                style.red("unchecked"),
+                rule.text
+            );
+            unchecked.push(rule.text.clone());
+            continue;
+        };
+        let value = match &rule.statistic {
+            Statistic::Max => row.summary.max,
+            Statistic::Min => row.summary.min,
+            Statistic::Mean => row.summary.mean().round() as i64,
+            Statistic::Percentile(_) => row.values.first().copied().unwrap_or(row.summary.max),
+        };
+        let verdict = if rule.broken_by(value) {
+            broken = true;
+            style.red("broken")
+        } else {
+            "passed".to_string()
+        };
+        eprintln!(
+            "ringcat: SLO {verdict}: {} (measured {}, {} records)",
+            rule.text,
+            rule.measured(value),
+            row.summary.records
+        );
+    }
+    if !unchecked.is_empty() {
+        return Err(Failure::Usage(format!(
+            "--fail-if {}: no records match, so nothing was checked",
+            unchecked
+                .iter()
+                .map(|r| format!("'{r}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
     Ok(broken)
 }

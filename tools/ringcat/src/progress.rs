@@ -34,7 +34,7 @@ impl Progress {
     #[inline]
     pub(crate) fn tick(&mut self) {
         self.done += 1;
-        if self.enabled && self.done % (1 << 20) == 0 {
+        if self.enabled && self.done.is_multiple_of(1 << 20) {
             self.draw();
         }
     }

@@ -13,12 +13,29 @@ use std::collections::BinaryHeap;
 /// name, so rings and archives from several hosts group together).
 pub(crate) struct Sources {
     pub sources: Vec<Source>,
+    /// The path of each source (patterns expanded).
+    pub paths: Vec<String>,
     /// Distinct kind labels across files.
     pub labels: Vec<String>,
     /// Per source, per kind id: index into `labels`.
     label_of: Vec<[u16; 256]>,
     /// Per source: ns per unit of its records' deltas as stored (1 for archives).
     pub unit_ns: Vec<i64>,
+    /// Kind names declared by some file, and the ids they were declared with.
+    declared: Vec<(String, u8)>,
+}
+
+/// The error of a command that needs a ring, given `path`: "this is an archive, not a
+/// ring" when it is one, else `error` as it is.
+pub(crate) fn explain_archive(path: &std::path::Path, error: ringlat_read::ReadError) -> Failure {
+    match Source::open(path) {
+        Ok(Source::Archive(_)) => Failure::File(format!(
+            "{}: this is an archive, not a ring (drain reads rings; read an archive with cat, \
+             pct, slice or plot)",
+            path.display()
+        )),
+        _ => error.into(),
+    }
 }
 
 /// Expands glob patterns (a pattern that matches nothing is an error naming it).
@@ -46,13 +63,26 @@ pub(crate) fn expand(patterns: &[String]) -> Result<Vec<String>, Failure> {
 impl Sources {
     pub(crate) fn open(patterns: &[String]) -> Result<Self, Failure> {
         let mut sources = Vec::new();
-        for path in expand(patterns)? {
-            sources.push(Source::open(&path)?);
+        let paths = expand(patterns)?;
+        for path in &paths {
+            sources.push(Source::open(path)?);
         }
         let mut labels: Vec<String> = Vec::new();
         let mut label_of = Vec::new();
         let mut unit_ns = Vec::new();
+        let mut declared: Vec<(String, u8)> = Vec::new();
         for source in &sources {
+            for kind in 0..=255u8 {
+                let name = match source {
+                    Source::Ring { file, .. } => file.kind_name(kind),
+                    Source::Archive(archive) => archive.kind_name(kind),
+                };
+                if let Some(name) = name
+                    && !declared.contains(&(name.clone(), kind))
+                {
+                    declared.push((name, kind));
+                }
+            }
             let mut table = [0u16; 256];
             for (kind, slot) in table.iter_mut().enumerate() {
                 let label = source.kind_label(kind as u8);
@@ -69,15 +99,52 @@ impl Sources {
         }
         Ok(Sources {
             sources,
+            paths,
             labels,
             label_of,
             unit_ns,
+            declared,
         })
+    }
+
+    /// Refuses a kind selector that names no declared kind (by name or id), naming the
+    /// known kinds: a typo must not select nothing and pass.
+    pub(crate) fn check_kind(&self, selector: &str) -> Result<(), Failure> {
+        let known = self
+            .declared
+            .iter()
+            .any(|(name, id)| name == selector || selector.parse::<u8>().ok() == Some(*id));
+        if known {
+            return Ok(());
+        }
+        let mut names: Vec<String> = self
+            .declared
+            .iter()
+            .map(|(name, id)| format!("{name} ({id})"))
+            .collect();
+        names.dedup();
+        Err(Failure::Usage(format!(
+            "unknown kind '{selector}': the files declare {}",
+            if names.is_empty() {
+                "no kinds".to_string()
+            } else {
+                names.join(", ")
+            }
+        )))
     }
 
     /// The label index of `kind` in source `source`.
     pub(crate) fn label_index(&self, source: usize, kind: u8) -> u16 {
         self.label_of[source][kind as usize]
+    }
+
+    /// The kind id a label stands for: the first file's id of that name (a stable colour
+    /// per kind across plots).
+    pub(crate) fn kind_id_of(&self, index: u16) -> u8 {
+        self.label_of
+            .iter()
+            .find_map(|table| table.iter().position(|l| *l == index))
+            .map_or(0, |kind| kind as u8)
     }
 
     pub(crate) fn label(&self, index: u16) -> &str {
@@ -97,6 +164,7 @@ impl Sources {
         progress: &mut Progress,
         mut visit: impl FnMut(usize, &Sample),
     ) -> Result<(), Failure> {
+        filter.check_kinds(self)?;
         for (index, source) in self.sources.iter().enumerate() {
             let kinds = filter.kinds_for(self, index);
             source.for_each(|sample| {
@@ -183,6 +251,9 @@ pub(crate) struct Filter {
     pub last: Option<usize>,
     min_ns: Option<i64>,
     max_ns: Option<i64>,
+    /// A `--fail-if` rule's own selector, on top of the command's filters.
+    rule_kind: Option<String>,
+    rule_status: Option<u8>,
 }
 
 impl Filter {
@@ -207,20 +278,36 @@ impl Filter {
             last: args.last,
             min_ns: latency(&args.min)?,
             max_ns: latency(&args.max)?,
+            rule_kind: None,
+            rule_status: None,
         })
+    }
+
+    /// This filter narrowed to a rule's kind and status.
+    pub(crate) fn narrowed(&self, kind: Option<&str>, status: Option<u8>) -> Filter {
+        Filter {
+            rule_kind: kind.map(str::to_string),
+            rule_status: status,
+            ..self.clone()
+        }
+    }
+
+    /// Every kind selector (`--kind`, a rule's) names a declared kind.
+    pub(crate) fn check_kinds(&self, sources: &Sources) -> Result<(), Failure> {
+        self.kinds
+            .iter()
+            .chain(&self.rule_kind)
+            .try_for_each(|k| sources.check_kind(k))
     }
 
     /// Which kind ids of source `index` pass `--kind` (by name or id).
     pub(crate) fn kinds_for(&self, sources: &Sources, index: usize) -> [bool; 256] {
-        let mut allowed = [self.kinds.is_empty(); 256];
-        if !self.kinds.is_empty() {
-            for (kind, slot) in allowed.iter_mut().enumerate() {
-                let label = sources.label(sources.label_index(index, kind as u8));
-                *slot = self
-                    .kinds
-                    .iter()
-                    .any(|k| k == label || k.parse::<usize>().ok() == Some(kind));
-            }
+        let mut allowed = [true; 256];
+        for (kind, slot) in allowed.iter_mut().enumerate() {
+            let label = sources.label(sources.label_index(index, kind as u8));
+            let selects = |k: &String| k == label || k.parse::<usize>().ok() == Some(kind);
+            *slot = (self.kinds.is_empty() || self.kinds.iter().any(selects))
+                && self.rule_kind.as_ref().is_none_or(selects);
         }
         allowed
     }
@@ -229,6 +316,7 @@ impl Filter {
     pub(crate) fn keeps(&self, sample: &Sample, kinds: &[bool; 256]) -> bool {
         kinds[sample.kind as usize]
             && (self.statuses.is_empty() || self.statuses.contains(&sample.status))
+            && self.rule_status.is_none_or(|s| s == sample.status)
             && self.trace.is_none_or(|t| t == sample.trace_id)
             && self.since.is_none_or(|t| sample.nanotime >= t)
             && self.until.is_none_or(|t| sample.nanotime < t)

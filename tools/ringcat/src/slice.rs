@@ -10,7 +10,7 @@ use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use crate::style::Style;
 use crate::table::{latency, render};
-use crate::time::rfc3339_nanos;
+use crate::time::display_time;
 use ringlat_read::Sample;
 use ringlat_read::percentile::{Quantile, WEIGHT_ONE, weight_of};
 use serde_json::json;
@@ -156,6 +156,14 @@ pub(crate) fn run(args: &SliceArgs) -> Result<(), Failure> {
     let text = match args.format {
         SliceFormat::Text => text(&sources, &tail, args.by, args.order, args.unit),
         SliceFormat::Json => json(&sources, &tail).to_string() + "\n",
+        SliceFormat::Csv => {
+            let mut text = crate::output::csv_header(&sources) + "\n";
+            for (source, sample) in &tail.listed {
+                text.push_str(&crate::output::csv_line(&sources, *source, sample));
+                text.push('\n');
+            }
+            text
+        }
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
@@ -212,7 +220,7 @@ pub(crate) fn text(
     ];
     for (source, sample) in &tail.listed {
         rows.push(vec![
-            rfc3339_nanos(sample.nanotime),
+            display_time(sample.nanotime),
             sources
                 .label(sources.label_index(*source, sample.kind))
                 .to_string(),
@@ -272,14 +280,11 @@ fn json(sources: &Sources, tail: &Tail) -> serde_json::Value {
         "threshold": {"label": tail.threshold_label, "ns": tail.threshold_ns},
         "population": {"records": tail.population_records, "events": tail.population_events},
         "tail": {"records": tail.records, "events": tail.events},
-        "listed": tail.listed.iter().map(|(source, s)| json!({
-            "nanotime": s.nanotime,
-            "kind": sources.label(sources.label_index(*source, s.kind)),
-            "trace_id": s.trace_id,
-            "status": s.status,
-            "delta_ns": s.delta_ns,
-            "p": s.probability,
-        })).collect::<Vec<_>>(),
+        "listed": tail
+            .listed
+            .iter()
+            .map(|(source, s)| crate::output::json_value(sources, *source, s))
+            .collect::<Vec<_>>(),
         "groups": tail.groups.iter().map(|((kind, status), (records, weight))| json!({
             "kind": kind.map(|k| sources.label(k).to_string()),
             "status": status,

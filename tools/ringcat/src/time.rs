@@ -1,141 +1,223 @@
-//! RFC 3339 rendering of UNIX-epoch nanoseconds, in UTC.
+//! Times the journalctl way, on `jiff`: parsing `--since/--until` (RFC 3339, now, today,
+//! yesterday, relative, local civil times) and rendering UNIX-epoch nanoseconds, in the
+//! local zone for people (with the offset) and in UTC for machines.
 
-/// `2026-11-21T14:42:01.123456789Z`.
-/// UNIX-epoch nanoseconds now.
-pub(crate) fn now_unix_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+use jiff::civil::{Date, DateTime, Time};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ZonedDateTime as Zoned};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `--utc`: read and show times in UTC instead of the local zone. Set once by `main` before
+/// any command runs (Relaxed: no other data hangs on it).
+static UTC: AtomicBool = AtomicBool::new(false);
+
+/// Makes every later parse and display use UTC (`--utc`) or the local zone.
+pub(crate) fn set_utc(utc: bool) {
+    UTC.store(utc, Ordering::Relaxed);
 }
 
+/// The zone people's times are read and shown in: UTC with `--utc`, else the system's
+/// (`TZ`, then /etc/localtime).
+pub(crate) fn zone() -> TimeZone {
+    if UTC.load(Ordering::Relaxed) {
+        TimeZone::UTC
+    } else {
+        // Looked up once: cat prints the zone of every record.
+        static SYSTEM: OnceLock<TimeZone> = OnceLock::new();
+        SYSTEM.get_or_init(TimeZone::system).clone()
+    }
+}
+
+/// UNIX-epoch nanoseconds now.
+pub(crate) fn now_unix_ns() -> u64 {
+    ns_of(Timestamp::now())
+}
+
+fn ns_of(timestamp: Timestamp) -> u64 {
+    u64::try_from(timestamp.as_nanosecond()).unwrap_or(0)
+}
+
+fn timestamp_of(unix_ns: u64) -> Timestamp {
+    Timestamp::from_nanosecond(i128::from(unix_ns)).unwrap_or(Timestamp::MAX)
+}
+
+/// RFC 3339 in UTC with nanoseconds, for machine formats (JSON, CSV):
+/// `2026-11-21T16:02:01.500000000Z`.
 pub(crate) fn rfc3339_nanos(unix_ns: u64) -> String {
-    let secs = unix_ns / 1_000_000_000;
-    let nanos = unix_ns % 1_000_000_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
+    render(
+        &timestamp_of(unix_ns).to_zoned_datetime(TimeZone::UTC),
+        true,
     )
 }
 
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's algorithm).
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let month = i64::from(month);
-    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// RFC 3339 in the display zone with its offset, for people: `2026-11-21T17:02:01.500000000+01:00`
+/// (`Z` with `--utc`).
+pub(crate) fn display_time(unix_ns: u64) -> String {
+    let zone = zone();
+    let utc = zone == TimeZone::UTC;
+    render(&timestamp_of(unix_ns).to_zoned_datetime(zone), utc)
 }
 
-/// Parses RFC 3339 (`2026-11-21T15:04:05Z`, fractional seconds and `+02:00` offsets allowed;
-/// a space may replace the `T`) into UNIX-epoch nanoseconds.
-pub(crate) fn parse_rfc3339(text: &str) -> Result<u64, String> {
-    let bad = || format!("'{text}' is not an RFC 3339 time (e.g. 2026-11-21T15:04:05Z)");
-    let bytes = text.as_bytes();
-    if bytes.len() < 20 {
-        return Err(bad());
+/// The display zone's name and offset at `unix_ns`, for captions: `UTC`, `Europe/Paris (+01:00)`.
+pub(crate) fn zone_caption(unix_ns: u64) -> String {
+    let zone = zone();
+    if zone == TimeZone::UTC {
+        return "UTC".to_string();
     }
-    let number = |range: std::ops::Range<usize>| -> Result<i64, String> {
-        text.get(range)
-            .filter(|s| s.chars().all(|c| c.is_ascii_digit()))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(bad)
-    };
-    if bytes[4] != b'-' || bytes[7] != b'-' || !matches!(bytes[10], b'T' | b't' | b' ') {
-        return Err(bad());
-    }
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return Err(bad());
-    }
-    let mut rest = &text[19..];
-    let mut nanos = 0i64;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(bad());
-        }
-        let kept = &fraction[..digits.min(9)];
-        nanos = kept.parse::<i64>().map_err(|_| bad())? * 10i64.pow(9 - kept.len() as u32);
-        rest = &fraction[digits..];
-    }
-    let offset_seconds = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) => {
-            let hours: i64 = rest[1..3].parse().map_err(|_| bad())?;
-            let minutes: i64 = rest[4..6].parse().map_err(|_| bad())?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (hours * 3600 + minutes * 60)
-        }
-        _ => return Err(bad()),
-    };
-    let days = days_from_civil(year, month as u32, day as u32);
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
-    u64::try_from(seconds * 1_000_000_000 + nanos).map_err(|_| bad())
+    let zoned = timestamp_of(unix_ns).to_zoned_datetime(zone.clone());
+    let name = zone.iana_name().unwrap_or("local time");
+    format!("{name} ({})", offset_text(&zoned))
 }
 
-/// `--since/--until`: RFC 3339, or a duration meaning "that long ago".
+/// The civil date-time of `unix_ns` in the display zone.
+pub(crate) fn civil(unix_ns: u64) -> DateTime {
+    timestamp_of(unix_ns).to_zoned_datetime(zone()).datetime()
+}
+
+/// The display zone's offset from UTC at `unix_ns`, in seconds.
+pub(crate) fn offset_seconds(unix_ns: u64) -> i64 {
+    i64::from(
+        timestamp_of(unix_ns)
+            .to_zoned_datetime(zone())
+            .offset()
+            .seconds(),
+    )
+}
+
+fn offset_text(zoned: &Zoned) -> String {
+    let seconds = zoned.offset().seconds();
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let minutes = seconds.unsigned_abs() / 60;
+    format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+fn render(zoned: &Zoned, utc: bool) -> String {
+    let offset = if utc {
+        "Z".to_string()
+    } else {
+        offset_text(zoned)
+    };
+    format!(
+        "{}.{:09}{offset}",
+        zoned.datetime().strftime("%Y-%m-%dT%H:%M:%S"),
+        zoned.subsec_nanosecond()
+    )
+}
+
+/// `--since/--until`: RFC 3339 (`2026-11-21T15:04:05Z`, offsets allowed), `now`, `today`,
+/// `yesterday`, `tomorrow`, a relative time (`5m` and `-5m` and `5m ago` in the past, `+5m`
+/// in the future), or a civil time without offset (`2026-11-21 15:00`, `2026-11-21`,
+/// `15:00` today), read in the display zone.
 pub(crate) fn parse_time(text: &str, now_ns: u64) -> Result<u64, String> {
-    match crate::duration::parse_duration(text) {
-        Ok(ago) => Ok(now_ns.saturating_sub(u64::try_from(ago.as_nanos()).unwrap_or(u64::MAX))),
-        Err(_) => parse_rfc3339(text),
-    }
+    parse_time_in(text, now_ns, &zone())
 }
 
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+fn parse_time_in(text: &str, now_ns: u64, zone: &TimeZone) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let now = timestamp_of(now_ns);
+    let today = now.to_zoned_datetime(zone.clone()).date();
+    let start_of = |date: Option<Date>| -> Result<u64, String> {
+        date.and_then(|d| d.to_zoned_datetime(zone.clone()).ok())
+            .map(|z| ns_of(z.timestamp()))
+            .ok_or_else(|| format!("'{text}': out of range"))
+    };
+    match trimmed.to_ascii_lowercase().as_str() {
+        "now" => return Ok(now_ns),
+        "today" => return start_of(Some(today)),
+        "yesterday" => return start_of(today.yesterday().ok()),
+        "tomorrow" => return start_of(today.tomorrow().ok()),
+        _ => {}
+    }
+    let ago = |body: &str| {
+        let compact: String = body.split_whitespace().collect();
+        crate::duration::parse_duration(&compact).map(nanos_of)
+    };
+    if let Some(body) = trimmed.strip_suffix("ago") {
+        return ago(body.trim()).map(|d| now_ns.saturating_sub(d));
+    }
+    if let Some(body) = trimmed.strip_prefix('+') {
+        return ago(body).map(|d| now_ns.saturating_add(d));
+    }
+    if let Ok(d) = ago(trimmed.strip_prefix('-').unwrap_or(trimmed)) {
+        return Ok(now_ns.saturating_sub(d));
+    }
+    if let Ok(timestamp) = trimmed.parse::<Timestamp>() {
+        return u64::try_from(timestamp.as_nanosecond())
+            .map_err(|_| format!("'{text}': before 1970"));
+    }
+    let civil = trimmed
+        .parse::<DateTime>()
+        .ok()
+        .or_else(|| {
+            trimmed
+                .parse::<Date>()
+                .ok()
+                .map(|d| d.to_datetime(Time::MIN))
+        })
+        .or_else(|| trimmed.parse::<Time>().ok().map(|t| today.to_datetime(t)));
+    let Some(civil) = civil else {
+        return Err(format!(
+            "'{text}' is not a time: use RFC 3339 (2026-11-21T15:04:05Z), a local time \
+             (2026-11-21 15:04, 15:04), now, today, yesterday, or a relative time (5m, -5m, \
+             '1h ago', +5m)"
+        ));
+    };
+    let zoned = civil
+        .to_zoned_datetime(zone.clone())
+        .map_err(|e| format!("'{text}': {e}"))?;
+    u64::try_from(zoned.timestamp().as_nanosecond()).map_err(|_| format!("'{text}': before 1970"))
+}
+
+fn nanos_of(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_what_it_prints() {
-        for ns in [0, 951_782_400_000_000_001, 1_795_276_921_500_000_000] {
-            assert_eq!(parse_rfc3339(&rfc3339_nanos(ns)), Ok(ns));
-        }
-        assert_eq!(
-            parse_rfc3339("2026-11-21T17:02:01.5+01:00"),
-            Ok(1_795_276_921_500_000_000)
-        );
-        assert!(parse_rfc3339("2026-13-01T00:00:00Z").is_err());
-        assert_eq!(parse_time("5m", 600_000_000_000), Ok(300_000_000_000));
-    }
+    const T: u64 = 1_795_276_921_500_000_000; // 2026-11-21T16:02:01.5Z
 
     #[test]
-    fn known_instants() {
+    fn renders_utc_for_machines() {
         assert_eq!(rfc3339_nanos(0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(
             rfc3339_nanos(951_782_400_000_000_001),
             "2000-02-29T00:00:00.000000001Z"
         );
+        assert_eq!(rfc3339_nanos(T), "2026-11-21T16:02:01.500000000Z");
+    }
+
+    #[test]
+    fn parses_every_form() {
+        let utc = TimeZone::UTC;
+        let paris = TimeZone::get("Europe/Paris").unwrap();
+        let hour = 3_600_000_000_000;
+        assert_eq!(parse_time_in(&rfc3339_nanos(T), 0, &utc), Ok(T));
+        assert_eq!(parse_time_in("2026-11-21T17:02:01.5+01:00", 0, &utc), Ok(T));
+        assert_eq!(parse_time_in("now", T, &utc), Ok(T));
+        for text in ["5m", "-5m", "5m ago", "5 m ago"] {
+            assert_eq!(
+                parse_time_in(text, T, &utc),
+                Ok(T - 300_000_000_000),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_time_in("+1h", T, &utc), Ok(T + hour));
+        let midnight = 1_795_219_200_000_000_000; // 2026-11-21T00:00:00Z
+        assert_eq!(parse_time_in("today", T, &utc), Ok(midnight));
         assert_eq!(
-            rfc3339_nanos(1_795_276_921_500_000_000),
-            "2026-11-21T16:02:01.500000000Z"
+            parse_time_in("yesterday", T, &utc),
+            Ok(midnight - 24 * hour)
         );
+        assert_eq!(parse_time_in("2026-11-21", T, &utc), Ok(midnight));
+        // A local time without offset is read in the zone (Paris is UTC+1 in November).
+        assert_eq!(parse_time_in("2026-11-21 17:02:01.5", 0, &paris), Ok(T));
+        assert_eq!(parse_time_in("2026-11-21T16:02:01.5", 0, &utc), Ok(T));
+        assert_eq!(parse_time_in("17:02:01.5", T, &paris), Ok(T));
+        assert_eq!(parse_time_in("today", T, &paris), Ok(midnight - hour));
+        assert!(parse_time_in("2026-13-01T00:00:00Z", 0, &utc).is_err());
+        assert!(parse_time_in("soon", 0, &utc).is_err());
     }
 }
