@@ -20,14 +20,14 @@ async fn handle(ring: Ring, trace_id: u64) -> u8 {
     };
     let timer = market.start(trace_id);
     tokio::time::sleep(Duration::from_micros(200 + trace_id % 300)).await;
-    let slow = trace_id % 50 == 0;
+    let slow = trace_id.is_multiple_of(50);
     tokio::time::sleep(if slow {
         Duration::from_secs(5)
     } else {
         Duration::from_micros(100)
     })
     .await;
-    let status = u8::from(trace_id % 17 == 0);
+    let status = u8::from(trace_id.is_multiple_of(17));
     timer.finish(status);
     status
 }

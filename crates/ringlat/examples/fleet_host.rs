@@ -35,7 +35,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let kind = (i % 3) as u8;
         let base = [40_000.0, 65_000.0, 25_000.0][kind as usize];
         // Exponential body, and one call in 500 a hundred times slower.
-        let tail = if (state >> 3) % 500 == 0 { 100.0 } else { 1.0 };
+        let tail = if (state >> 3).is_multiple_of(500) {
+            100.0
+        } else {
+            1.0
+        };
         let nanos = base * (1.0 + 3.0 * -(1.0 - uniform).ln()) * tail;
         ring.record(
             kind,

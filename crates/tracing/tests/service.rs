@@ -50,7 +50,7 @@ async fn cancel(trace_id: u64) -> Result<(), Rejected> {
     );
     async {
         tokio::time::sleep(Duration::from_millis(1)).await;
-        if trace_id % 4 == 0 {
+        if trace_id.is_multiple_of(4) {
             tracing::Span::current().record("error", tracing::field::display(&Rejected));
             return Err(Rejected);
         }
@@ -136,7 +136,7 @@ fn records_equal_the_selected_spans_closed() {
         expected.insert((0u8, trace_id, (trace_id % 3) as u8));
     }
     for trace_id in 1000..1000 + CANCELS {
-        expected.insert((1u8, trace_id, u8::from(trace_id % 4 == 0)));
+        expected.insert((1u8, trace_id, u8::from(trace_id.is_multiple_of(4))));
     }
     assert_eq!(count, ORDERS + CANCELS);
     assert_eq!(*closes.0.lock().unwrap(), count);

@@ -53,7 +53,8 @@ fn traces(archive: &Path) -> Vec<u64> {
         .lines()
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap()["trace_id"]
-                .as_u64()
+                .as_str()
+                .and_then(|t| t.parse::<u64>().ok())
                 .unwrap()
         })
         .collect()
