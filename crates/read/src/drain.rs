@@ -67,7 +67,13 @@ impl Drainer {
         let result = self
             .consumer
             .try_consume_batch(file.ring(), max, &mut writer_dead, |slots| {
-                let decoded: Vec<Decoded> = slots.iter().map(|slot| file.decode(*slot)).collect();
+                let mut decoded: Vec<Decoded> =
+                    slots.iter().filter_map(|slot| file.decode(*slot)).collect();
+                if file.truncated() {
+                    // Read after the file shrank: possibly zeros, never handed on (the
+                    // caller's `check_intact` reports the truncation).
+                    decoded.clear();
+                }
                 on_batch(&decoded)
             });
         if let Ok(stats) = &result {
@@ -87,11 +93,14 @@ impl Drainer {
     ) -> Result<ConsumeStats, E> {
         let file = &self.file;
         let mut writer_dead = file.writer_dead_probe();
-        let result = self
-            .consumer
-            .try_consume(file.ring(), max, &mut writer_dead, |slot| {
-                on_record(file.decode(slot))
-            });
+        let result =
+            self.consumer
+                .try_consume(file.ring(), max, &mut writer_dead, |slot| {
+                    match file.decode(slot).filter(|_| !file.truncated()) {
+                        Some(decoded) => on_record(decoded),
+                        None => Ok(()),
+                    }
+                });
         if let Ok(stats) = &result {
             self.count_abandoned(stats);
         }

@@ -1,12 +1,76 @@
-//! The two advisory locks of a ring file (FORMAT.md, "Locks").
+//! The two advisory locks of a ring file (FORMAT.md, "Locks"), and the writer-liveness
+//! decision that weighs the writer lock against the writer's pid and heartbeat.
+//!
+//! Readers never take the writer lock to test it: they look it up in `/proc/locks` (which
+//! also names the holder's pid), so a reader can never make a writer's `flock(LOCK_EX)`
+//! fail. Only where `/proc/locks` cannot be read do they fall back to a shared,
+//! non-blocking `flock` released at once.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 
-/// True when a writer holds the file's `flock` (tested with a shared, non-blocking lock that
-/// is released at once).
-pub(crate) fn writer_holds_lock(file: &File) -> io::Result<bool> {
+/// Who holds the writer lock (an exclusive `flock`) of a ring file.
+///
+/// ```
+/// assert_ne!(ringlat_read::LockHolder::Nobody, ringlat_read::LockHolder::Unknown);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockHolder {
+    /// Nobody: the writer's descriptor is closed (it exited, cleanly or not).
+    Nobody,
+    /// Process `pid` took the lock (from `/proc/locks`).
+    Pid(u32),
+    /// Someone holds it, but `/proc/locks` could not say who.
+    Unknown,
+}
+
+/// The holder of the exclusive `flock` on `file`, if any.
+pub(crate) fn writer_lock_holder(file: &File) -> io::Result<LockHolder> {
+    match std::fs::read_to_string("/proc/locks") {
+        Ok(table) => {
+            let meta = file.metadata()?;
+            Ok(flock_writer_in(&table, meta.dev(), meta.ino()))
+        }
+        Err(_) => Ok(if probe_with_shared_lock(file)? {
+            LockHolder::Unknown
+        } else {
+            LockHolder::Nobody
+        }),
+    }
+}
+
+/// Finds the `FLOCK ... WRITE` lock on `(dev, ino)` in the text of `/proc/locks`, whose lines
+/// read `1: FLOCK  ADVISORY  WRITE 1234 00:2a:5678 0 EOF` (device numbers in hex; blocked
+/// waiters are marked `->` and skipped).
+fn flock_writer_in(table: &str, dev: u64, ino: u64) -> LockHolder {
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    for line in table.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [_, class, _, mode, pid, id, ..] = fields.as_slice() else {
+            continue;
+        };
+        if *class != "FLOCK" || *mode != "WRITE" {
+            continue;
+        }
+        let mut parts = id.split(':');
+        let (Some(maj), Some(min), Some(inode)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let same = u32::from_str_radix(maj, 16).is_ok_and(|m| m == major)
+            && u32::from_str_radix(min, 16).is_ok_and(|m| m == minor)
+            && inode.parse::<u64>().is_ok_and(|i| i == ino);
+        if same {
+            return pid.parse().map_or(LockHolder::Unknown, LockHolder::Pid);
+        }
+    }
+    LockHolder::Nobody
+}
+
+/// True when someone holds an exclusive `flock` (tested with a shared, non-blocking lock that
+/// is released at once). Only used where `/proc/locks` is unavailable.
+fn probe_with_shared_lock(file: &File) -> io::Result<bool> {
     let fd = file.as_raw_fd();
     // SAFETY: flock on a descriptor we own; no memory is passed.
     let rc = unsafe { libc::flock(fd, libc::LOCK_SH | libc::LOCK_NB) };
@@ -21,6 +85,15 @@ pub(crate) fn writer_holds_lock(file: &File) -> io::Result<bool> {
     } else {
         Err(error)
     }
+}
+
+/// Whether process `pid` exists (`kill(pid, 0)`; EPERM means it exists but is not ours).
+/// `None` for pid 0, which names no process.
+pub(crate) fn pid_exists(pid: u32) -> Option<bool> {
+    let pid = libc::pid_t::try_from(pid).ok().filter(|p| *p > 0)?;
+    // SAFETY: signal 0 only checks that the process exists; nothing is delivered.
+    let rc = unsafe { libc::kill(pid, 0) };
+    Some(rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 /// Byte whose open-file-description write lock marks the one consumer.
@@ -44,5 +117,31 @@ pub(crate) fn try_lock_consumer(file: &File) -> io::Result<bool> {
     match error.raw_os_error() {
         Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
         _ => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_locks_lines() {
+        let dev = libc::makedev(0, 0x2a);
+        let table = "1: POSIX  ADVISORY  WRITE 10 00:2a:99 0 EOF\n\
+                     2: FLOCK  ADVISORY  READ 11 00:2a:99 0 EOF\n\
+                     3: -> FLOCK  ADVISORY  WRITE 12 00:2a:99 0 EOF\n\
+                     4: FLOCK  ADVISORY  WRITE 13 00:2a:98 0 EOF\n\
+                     5: FLOCK  ADVISORY  WRITE 14 00:2a:99 0 EOF\n";
+        assert_eq!(flock_writer_in(table, dev, 99), LockHolder::Pid(14));
+        assert_eq!(flock_writer_in(table, dev, 97), LockHolder::Nobody);
+        let other_dev = libc::makedev(8, 1);
+        assert_eq!(flock_writer_in(table, other_dev, 99), LockHolder::Nobody);
+    }
+
+    #[test]
+    fn pid_checks() {
+        assert_eq!(pid_exists(std::process::id()), Some(true));
+        assert_eq!(pid_exists(0), None);
+        assert_eq!(pid_exists(i32::MAX as u32), Some(false));
     }
 }
