@@ -73,6 +73,7 @@ fn follow(
         Ok(())
     };
     loop {
+        file.check_intact()?;
         let batch = follower.next_batch(file, 4096);
         emit(out, &batch)?;
         if batch.is_empty() {
@@ -82,6 +83,7 @@ fn follow(
                 // The writer is gone: take what it committed last, then stop.
                 std::thread::sleep(Duration::from_millis(5));
                 let last = follower.poll(file, u64::MAX);
+                file.check_intact()?;
                 emit(out, &last)?;
                 out.flush()?;
                 break;

@@ -131,6 +131,7 @@ fn drain_loop(
     let mut totals = DrainTotals::default();
     let mut idle = 0u32;
     loop {
+        drainer.file().check_intact()?;
         let stats = drainer.drain_batch(BATCH, &mut write_out)?;
         totals.records += stats.taken as u64;
         totals.abandoned += stats.abandoned as u64;
@@ -144,6 +145,7 @@ fn drain_loop(
             let stats = drainer.drain_batch(usize::MAX, &mut write_out)?;
             totals.records += stats.taken as u64;
             totals.abandoned += stats.abandoned as u64;
+            drainer.file().check_intact()?;
             return Ok(totals);
         }
         idle = (idle + 1).min(20);
