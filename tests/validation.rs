@@ -111,6 +111,94 @@ fn every_validation_error_class() {
 }
 
 #[test]
+fn every_field_readers_trust_is_checked() {
+    use ringlat_format::{
+        CLASS_TABLE, CREATION_FLAGS, DURABLE_POSITION, FLUSH_MODE, KindField, OVERFLOW_POLICY,
+        RING_WORD, pack_positions,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let field_of = |error: FormatError| match error {
+        FormatError::BadField { field, .. } | FormatError::BadProbability { field, .. } => field,
+        FormatError::BadRingWord { .. } => "ring_word".to_string(),
+        other => panic!("unexpected {other}"),
+    };
+    let put = |offset: usize, value: &[u8]| {
+        let value = value.to_vec();
+        move |b: &mut Vec<u8>| b[offset..offset + value.len()].copy_from_slice(&value)
+    };
+    let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, &str)> = vec![
+        (Box::new(put(OVERFLOW_POLICY, &[2])), "overflow_policy"),
+        (Box::new(put(FLUSH_MODE, &[3])), "flush_mode"),
+        (Box::new(put(CREATION_FLAGS, &[2])), "flags"),
+        (
+            Box::new(put(DURABLE_POSITION + 4, &[2])),
+            "durable_position",
+        ),
+        (
+            Box::new(put(RING_WORD, &pack_positions(5, 5 + 65).to_le_bytes())),
+            "ring_word",
+        ),
+        (
+            Box::new(put(CLASS_TABLE, &0.9f64.to_le_bytes())),
+            "class_table[0]",
+        ),
+        (
+            Box::new(put(CLASS_TABLE + 8 * 9, &(-0.5f64).to_le_bytes())),
+            "class_table[9]",
+        ),
+        (
+            Box::new(put(CLASS_TABLE + 8 * 9, &f64::INFINITY.to_le_bytes())),
+            "class_table[9]",
+        ),
+        (
+            Box::new(put(KindField::Flags.offset(4), &[3])),
+            "kind_table[4].kind_flags",
+        ),
+        (
+            Box::new(put(
+                KindField::BaseProbability.offset(0),
+                &0f64.to_le_bytes(),
+            )),
+            "kind_table[0].base_probability",
+        ),
+        (
+            Box::new(put(KindField::CurrentClass.offset(0), &[17])),
+            "kind_table[0].current_class",
+        ),
+    ];
+    for (edit, field) in cases {
+        assert_eq!(field_of(open_edited(d, edit)), field);
+    }
+    // The ring word at the wrap: tail - head is computed wrapping, so this one is fine.
+    let (_, mut bytes) = good_file(d);
+    bytes[RING_WORD..RING_WORD + 8]
+        .copy_from_slice(&pack_positions(u32::MAX - 3, 60).to_le_bytes());
+    let path = d.join("wrap.ring");
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(RingFile::open(&path).is_ok());
+}
+
+#[test]
+fn non_regular_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    for path in [fifo.as_path(), Path::new("/dev/null"), dir.path()] {
+        assert!(
+            matches!(RingFile::open(path), Err(ReadError::NotRegular { .. })),
+            "{path:?}"
+        );
+        assert!(matches!(
+            ringlat_read::Source::open(path),
+            Err(ReadError::NotRegular { .. })
+        ));
+    }
+}
+
+#[test]
 fn random_garbage_never_panics() {
     let dir = tempfile::tempdir().unwrap();
     let (_, good) = good_file(dir.path());
