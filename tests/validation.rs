@@ -123,51 +123,45 @@ fn every_field_readers_trust_is_checked() {
         FormatError::BadRingWord { .. } => "ring_word".to_string(),
         other => panic!("unexpected {other}"),
     };
-    let put = |offset: usize, value: &[u8]| {
-        let value = value.to_vec();
-        move |b: &mut Vec<u8>| b[offset..offset + value.len()].copy_from_slice(&value)
-    };
-    let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, &str)> = vec![
-        (Box::new(put(OVERFLOW_POLICY, &[2])), "overflow_policy"),
-        (Box::new(put(FLUSH_MODE, &[3])), "flush_mode"),
-        (Box::new(put(CREATION_FLAGS, &[2])), "flags"),
+    let cases: Vec<(usize, Vec<u8>, &str)> = vec![
+        (OVERFLOW_POLICY, [2].to_vec(), "overflow_policy"),
+        (FLUSH_MODE, [3].to_vec(), "flush_mode"),
+        (CREATION_FLAGS, [2].to_vec(), "flags"),
+        (DURABLE_POSITION + 4, [2].to_vec(), "durable_position"),
         (
-            Box::new(put(DURABLE_POSITION + 4, &[2])),
-            "durable_position",
-        ),
-        (
-            Box::new(put(RING_WORD, &pack_positions(5, 5 + 65).to_le_bytes())),
+            RING_WORD,
+            pack_positions(5, 5 + 65).to_le_bytes().to_vec(),
             "ring_word",
         ),
+        (CLASS_TABLE, 0.9f64.to_le_bytes().to_vec(), "class_table[0]"),
         (
-            Box::new(put(CLASS_TABLE, &0.9f64.to_le_bytes())),
-            "class_table[0]",
-        ),
-        (
-            Box::new(put(CLASS_TABLE + 8 * 9, &(-0.5f64).to_le_bytes())),
+            CLASS_TABLE + 8 * 9,
+            (-0.5f64).to_le_bytes().to_vec(),
             "class_table[9]",
         ),
         (
-            Box::new(put(CLASS_TABLE + 8 * 9, &f64::INFINITY.to_le_bytes())),
+            CLASS_TABLE + 8 * 9,
+            f64::INFINITY.to_le_bytes().to_vec(),
             "class_table[9]",
         ),
         (
-            Box::new(put(KindField::Flags.offset(4), &[3])),
+            KindField::Flags.offset(4),
+            [3].to_vec(),
             "kind_table[4].kind_flags",
         ),
         (
-            Box::new(put(
-                KindField::BaseProbability.offset(0),
-                &0f64.to_le_bytes(),
-            )),
+            KindField::BaseProbability.offset(0),
+            0f64.to_le_bytes().to_vec(),
             "kind_table[0].base_probability",
         ),
         (
-            Box::new(put(KindField::CurrentClass.offset(0), &[17])),
+            KindField::CurrentClass.offset(0),
+            [17].to_vec(),
             "kind_table[0].current_class",
         ),
     ];
-    for (edit, field) in cases {
+    for (offset, value, field) in cases {
+        let edit = |b: &mut Vec<u8>| b[offset..offset + value.len()].copy_from_slice(&value);
         assert_eq!(field_of(open_edited(d, edit)), field);
     }
     // The ring word at the wrap: tail - head is computed wrapping, so this one is fine.

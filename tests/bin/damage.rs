@@ -8,7 +8,10 @@
 //! * never a signal, a panic (101), a hang (killed after the timeout) or any other exit.
 //!
 //! `ringlat-damage --ringcat PATH [--flips N] [--seed S] [--truncate-step N]
-//!  [--all-commands] [--timeout-secs N] [--jobs N]`
+//!  [--all-commands] [--timeout-secs N] [--jobs N] [--seeds DIR]`
+//!
+//! With `--seeds DIR` it only writes the undamaged ring and archive into DIR (the fuzzer's
+//! seed corpus) and exits.
 //!
 //! Prints the counts; exits 1 if any run broke a rule (each one is printed).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -73,7 +76,11 @@ enum Damage {
     Truncate(usize),
     FlipBit(usize, u8),
     /// Random byte flips in `start..end`.
-    Random { seed: u64, start: usize, end: usize },
+    Random {
+        seed: u64,
+        start: usize,
+        end: usize,
+    },
 }
 
 struct Case {
@@ -92,6 +99,7 @@ struct Options {
     all_commands: bool,
     timeout: Duration,
     jobs: usize,
+    seeds: Option<PathBuf>,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -103,6 +111,7 @@ fn parse_options() -> Result<Options, String> {
         all_commands: false,
         timeout: Duration::from_secs(10),
         jobs: 2,
+        seeds: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -119,6 +128,7 @@ fn parse_options() -> Result<Options, String> {
                 options.timeout = Duration::from_secs(value()?.parse().map_err(|e| format!("{e}"))?)
             }
             "--jobs" => options.jobs = value()?.parse().map_err(|e| format!("{e}"))?,
+            "--seeds" => options.seeds = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -159,7 +169,12 @@ fn fixtures(dir: &Path, ringcat: &Path) -> (Vec<u8>, Vec<u8>) {
             .unwrap();
         for trace in 0..400u64 {
             let kind = (trace % 3) as u8;
-            writer.record(kind, trace, (trace % 5) as u8, Duration::from_micros(1 + trace * 7));
+            writer.record(
+                kind,
+                trace,
+                (trace % 5) as u8,
+                Duration::from_micros(1 + trace * 7),
+            );
         }
         writer.record(9, 1, 0, Duration::from_micros(1));
     }
@@ -297,12 +312,7 @@ impl Outcome {
 }
 
 /// Runs `ringcat command file` and classifies the result.
-fn run(
-    options: &Options,
-    command: &str,
-    file: &Path,
-    scratch: &Path,
-) -> (Outcome, String) {
+fn run(options: &Options, command: &str, file: &Path, scratch: &Path) -> (Outcome, String) {
     let mut cmd = Command::new(&options.ringcat);
     cmd.env("NO_COLOR", "1").arg(command);
     match command {
@@ -359,7 +369,10 @@ fn run(
         Some(2) if stderr.lines().count() == 1 => (Outcome::Refused, String::new()),
         Some(2) => (Outcome::NotOneLine, format!("stderr: {stderr:?}")),
         Some(101) => (Outcome::Panic, format!("stderr: {stderr:?}")),
-        Some(code) => (Outcome::OtherExit, format!("exit {code}, stderr: {stderr:?}")),
+        Some(code) => (
+            Outcome::OtherExit,
+            format!("exit {code}, stderr: {stderr:?}"),
+        ),
         None => (Outcome::Signal, "no exit code".into()),
     }
 }
@@ -385,7 +398,8 @@ fn check_output(command: &str, stdout: &str) -> Result<(), String> {
                 return Err(format!("fill {fill:?} > capacity {capacity:?}"));
             }
             for kind in v["kinds"].as_array().into_iter().flatten() {
-                if !probability_ok(&kind["rate"]["current"]) || !probability_ok(&kind["rate"]["base"])
+                if !probability_ok(&kind["rate"]["current"])
+                    || !probability_ok(&kind["rate"]["base"])
                 {
                     return Err(format!("kind rate outside (0, 1]: {kind}"));
                 }
@@ -420,6 +434,14 @@ fn main() -> ExitCode {
     };
     let dir = tempfile_dir();
     let (ring, archive) = fixtures(&dir, &options.ringcat);
+    if let Some(seeds) = &options.seeds {
+        std::fs::create_dir_all(seeds).unwrap();
+        std::fs::write(seeds.join("ring"), &ring).unwrap();
+        std::fs::write(seeds.join("archive"), &archive).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("damage: seeds written to {}", seeds.display());
+        return ExitCode::SUCCESS;
+    }
     let cases = cases(&options, ring.len(), archive.len());
     let next = AtomicUsize::new(0);
     let counts: Mutex<BTreeMap<(Base, Outcome), u64>> = Mutex::new(BTreeMap::new());
@@ -437,7 +459,11 @@ fn main() -> ExitCode {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(case) = cases.get(index) else { break };
                     let bytes = damaged(
-                        if case.base == Base::Ring { ring } else { archive },
+                        if case.base == Base::Ring {
+                            ring
+                        } else {
+                            archive
+                        },
                         &case.damage,
                     );
                     for command in &case.commands {
@@ -451,7 +477,11 @@ fn main() -> ExitCode {
                         std::fs::write(&file, &bytes).unwrap();
                         let (outcome, why) = run(options, command, &file, &scratch);
                         runs.fetch_add(1, Ordering::Relaxed);
-                        *counts.lock().unwrap().entry((case.base, outcome)).or_default() += 1;
+                        *counts
+                            .lock()
+                            .unwrap()
+                            .entry((case.base, outcome))
+                            .or_default() += 1;
                         if outcome.is_failure() {
                             let kept = scratch.join(format!("failure-{index}-{command}"));
                             let _ = std::fs::copy(&file, &kept);
@@ -489,7 +519,11 @@ fn main() -> ExitCode {
         let _ = std::fs::remove_dir_all(&dir);
         ExitCode::SUCCESS
     } else {
-        println!("damage: {} runs broke a rule (files kept in {})", failures.len(), dir.display());
+        println!(
+            "damage: {} runs broke a rule (files kept in {})",
+            failures.len(),
+            dir.display()
+        );
         ExitCode::from(1)
     }
 }
