@@ -15,10 +15,18 @@ cargo build -q -p ringcat --bin ringcat
 cargo build -q -p ringlat-tests --bin ringlat-damage
 ./target/debug/ringlat-damage --ringcat target/debug/ringcat --seeds "$corpus"
 seconds="${SECONDS_TO_RUN:-1800}"
+jobs=()
+if [ "${JOBS:-1}" -gt 1 ]; then
+    jobs=(-jobs="$JOBS" -workers="$JOBS")
+fi
+set +e
 cargo +nightly fuzz run decode "$corpus" -- \
     -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-    -jobs="${JOBS:-1}" -workers="${JOBS:-1}" -print_final_stats=1 2>&1 | tee fuzz/last-run.log \
-    | grep -E "^(stat::|#[0-9]+ +DONE|==[0-9]+==|SUMMARY|Done )" || true
-status=${PIPESTATUS[0]}
-grep -E "stat::number_of_executed_units" fuzz/last-run.log | tail -1
+    "${jobs[@]}" -print_final_stats=1 >fuzz/last-run.log 2>&1
+status=$?
+set -e
+grep -E "^(stat::|==[0-9]+==|SUMMARY|Done )|panicked at" fuzz/last-run.log || true
+if [ "$status" -ne 0 ]; then
+    echo "fuzz: failed (exit $status); the input is in fuzz/artifacts/decode/, log in fuzz/last-run.log"
+fi
 exit "$status"

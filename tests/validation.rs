@@ -224,3 +224,23 @@ fn missing_file_is_an_io_error_naming_it() {
         "{err}"
     );
 }
+
+/// Found by the fuzzer (fuzz/fuzz_targets/decode.rs): counters near u64::MAX in two kinds
+/// overflowed the totals (a panic in debug builds, nonsense in release). They saturate.
+#[test]
+fn huge_counters_saturate_instead_of_overflowing() {
+    use ringlat_format::KindCounter;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut bytes) = good_file(dir.path());
+    for kind in [0u8, 200] {
+        for counter in [KindCounter::Written, KindCounter::Rejected] {
+            let at = counter.offset(kind);
+            bytes[at..at + 8].copy_from_slice(&(u64::MAX - 1).to_le_bytes());
+        }
+    }
+    let path = dir.path().join("huge.ring");
+    std::fs::write(&path, &bytes).unwrap();
+    let counters = RingFile::open(&path).unwrap().counters();
+    assert_eq!(counters.get(KindCounter::Written), u64::MAX);
+    assert_eq!(counters.calls(), u64::MAX);
+}

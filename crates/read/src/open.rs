@@ -299,7 +299,8 @@ impl RingFile {
             let values = KindCounter::ALL.map(|c| self.header_u64(c.offset(kind)));
             if values.iter().any(|v| *v != 0) {
                 for (total, value) in counters.total.iter_mut().zip(values) {
-                    *total += value;
+                    // Saturating: a damaged file's counters must not overflow the sum.
+                    *total = total.saturating_add(value);
                 }
                 counters.per_kind.push((kind, values));
             }

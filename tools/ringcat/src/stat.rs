@@ -35,7 +35,8 @@ pub(crate) fn run(args: &StatArgs) -> Result<(), Failure> {
 }
 
 fn dropped_of(values: &[u64; 6]) -> u64 {
-    values[KindCounter::DroppedFull.index()] + values[KindCounter::DroppedBreaker.index()]
+    values[KindCounter::DroppedFull.index()]
+        .saturating_add(values[KindCounter::DroppedBreaker.index()])
 }
 
 fn counter_object(values: &[u64; 6]) -> Map<String, Value> {
