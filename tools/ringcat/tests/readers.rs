@@ -445,3 +445,27 @@ fn readers_never_take_the_writer_lock_they_test() {
         assert_eq!(refused, 0, "the reader's probe blocked an exclusive lock");
     });
 }
+
+#[test]
+fn stat_json_includes_undeclared_kinds_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("u.ring");
+    {
+        let ring = ringlat::Ring::builder(&path)
+            .capacity(64)
+            .kind(0, "op")
+            .create()
+            .unwrap();
+        ring.record(0, 1, 0, Duration::from_micros(5));
+        for _ in 0..3 {
+            ring.record(7, 1, 0, Duration::from_micros(5)); // undeclared: rejected
+        }
+    }
+    let output = run(&["stat", "--format", "json", path.to_str().unwrap()]);
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let undeclared = value["undeclared_kinds"].as_array().unwrap();
+    assert_eq!(undeclared.len(), 1, "{value}");
+    assert_eq!(undeclared[0]["id"], 7);
+    assert_eq!(undeclared[0]["counters"]["rejected"], 3);
+    assert_eq!(value["counters"]["calls"], 4, "totals over all 256 entries");
+}
