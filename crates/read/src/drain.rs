@@ -63,6 +63,7 @@ impl Drainer {
         on_batch: impl FnOnce(&[Decoded]) -> Result<(), E>,
     ) -> Result<ConsumeStats, E> {
         let file = &self.file;
+        let max = file.bounded_batch(max);
         let mut writer_dead = file.writer_dead_probe();
         let result = self
             .consumer
@@ -92,6 +93,7 @@ impl Drainer {
         mut on_record: impl FnMut(Decoded) -> Result<(), E>,
     ) -> Result<ConsumeStats, E> {
         let file = &self.file;
+        let max = file.bounded_batch(max);
         let mut writer_dead = file.writer_dead_probe();
         let result =
             self.consumer

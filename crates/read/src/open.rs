@@ -213,6 +213,13 @@ impl RingFile {
         Ok(())
     }
 
+    /// `max` capped at the capacity: a ring never holds more, and a consumer's scan trusts
+    /// `tail` from the ring word, so an unbounded scan over a ring word that went bad under it
+    /// (the file truncated, its pages now zeros) could walk up to 2^32 positions.
+    pub(crate) fn bounded_batch(&self, max: usize) -> usize {
+        max.min(self.geometry.capacity as usize)
+    }
+
     /// True once a page of the mapping vanished under the reader (the file shrank): what was
     /// read since may be zeros and must not be handed on.
     pub(crate) fn truncated(&self) -> bool {
