@@ -124,7 +124,8 @@ impl RingFile {
                 };
                 let writer = match pid_alive {
                     Some(false) => format!("writer pid {pid} is gone"),
-                    _ => format!("writer pid {pid} does not hold it"),
+                    None => "the header names no writer pid".to_string(),
+                    Some(true) => format!("writer pid {pid} does not hold it"),
                 };
                 if fresh {
                     liveness.disagreement = Some(format!(

@@ -26,19 +26,48 @@ pub enum LockHolder {
     Unknown,
 }
 
+/// Reads of `/proc/locks` that must all miss the writer's lock before it is called gone.
+const LOOKUPS: usize = 3;
+
 /// The holder of the exclusive `flock` on `file`, if any.
 pub(crate) fn writer_lock_holder(file: &File) -> io::Result<LockHolder> {
-    match std::fs::read_to_string("/proc/locks") {
-        Ok(table) => {
-            let meta = file.metadata()?;
-            Ok(flock_writer_in(&table, meta.dev(), meta.ino()))
+    let meta = file.metadata()?;
+    for _ in 0..LOOKUPS {
+        let Ok(table) = read_proc_locks() else {
+            return Ok(if probe_with_shared_lock(file)? {
+                LockHolder::Unknown
+            } else {
+                LockHolder::Nobody
+            });
+        };
+        let holder = flock_writer_in(&table, meta.dev(), meta.ino());
+        if holder != LockHolder::Nobody {
+            return Ok(holder);
         }
-        Err(_) => Ok(if probe_with_shared_lock(file)? {
-            LockHolder::Unknown
-        } else {
-            LockHolder::Nobody
-        }),
     }
+    Ok(LockHolder::Nobody)
+}
+
+/// The text of `/proc/locks`, read with as few `read` calls as possible. The kernel resumes
+/// each `read` by line number, so a line can be skipped when other locks come and go between
+/// two calls (a small first read, as `read_to_string` makes, made that happen under load):
+/// one large read returns a page of lines taken consistently, and a miss is looked up again.
+fn read_proc_locks() -> io::Result<String> {
+    let mut file = File::open("/proc/locks")?;
+    let mut bytes = vec![0u8; 1 << 16];
+    let mut len = 0;
+    loop {
+        let read = std::io::Read::read(&mut file, &mut bytes[len..])?;
+        if read == 0 {
+            break;
+        }
+        len += read;
+        if len == bytes.len() {
+            bytes.resize(2 * len, 0);
+        }
+    }
+    bytes.truncate(len);
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Finds the `FLOCK ... WRITE` lock on `(dev, ino)` in the text of `/proc/locks`, whose lines
@@ -136,6 +165,44 @@ mod tests {
         assert_eq!(flock_writer_in(table, dev, 97), LockHolder::Nobody);
         let other_dev = libc::makedev(8, 1);
         assert_eq!(flock_writer_in(table, other_dev, 99), LockHolder::Nobody);
+    }
+
+    /// Regression: other locks coming and going made a line-by-line read of `/proc/locks`
+    /// skip the writer's lock, and a live writer looked dead (a follower stopped early).
+    #[test]
+    fn the_writer_lock_is_found_while_other_locks_churn() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = File::create(dir.path().join("held")).unwrap();
+        // SAFETY: flock on a descriptor we own.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for churner in 0..2 {
+                let (dir, stop) = (dir.path(), &stop);
+                scope.spawn(move || {
+                    let files: Vec<File> = (0..8)
+                        .map(|i| File::create(dir.join(format!("c{churner}-{i}"))).unwrap())
+                        .collect();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        for file in &files {
+                            // SAFETY: flock on descriptors we own.
+                            unsafe {
+                                libc::flock(file.as_raw_fd(), libc::LOCK_EX);
+                                libc::flock(file.as_raw_fd(), libc::LOCK_UN);
+                            }
+                        }
+                    }
+                });
+            }
+            let mut missed = 0;
+            for _ in 0..3000 {
+                if writer_lock_holder(&held).unwrap() != LockHolder::Pid(std::process::id()) {
+                    missed += 1;
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(missed, 0, "the held lock was missed");
+        });
     }
 
     #[test]

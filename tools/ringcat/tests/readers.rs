@@ -121,10 +121,19 @@ fn truncated_under(reader: &[&str], dir: &Path, round: u32, cut_to: u64) {
         .unwrap();
     // Let the reader map the file and start following (a few rounds of its loop).
     std::thread::sleep(Duration::from_millis(150 + 37 * u64::from(round % 5)));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "{args:?} ended before the truncation"
-    );
+    if child.try_wait().unwrap().is_some() {
+        let output = child.wait_with_output().unwrap();
+        let writer_status = writer.try_wait();
+        let liveness = ringlat_read::RingFile::open(&path).map(|f| f.liveness());
+        let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+        let _ = writer.kill();
+        panic!(
+            "{args:?} ended before the truncation: {:?} {}; writer {writer_status:?} pid {}; {liveness:?}\n{locks}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr),
+            writer.id()
+        );
+    }
     std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
