@@ -27,6 +27,28 @@ fn fields_from_format_md() -> HashMap<String, (usize, usize)> {
     fields
 }
 
+/// `field -> allowed values` from the "Allowed values" table: rows whose second cell is a
+/// comma-separated list of integers.
+fn allowed_values_from_format_md() -> HashMap<String, Vec<u64>> {
+    let text = include_str!("../docs/FORMAT.md");
+    let section = text
+        .split("### Allowed values")
+        .nth(1)
+        .expect("FORMAT.md has an Allowed values section");
+    let mut allowed = HashMap::new();
+    for line in section.lines().take_while(|l| !l.starts_with("##")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 {
+            continue;
+        }
+        let values: Result<Vec<u64>, _> = cells[2].split(',').map(|v| v.trim().parse()).collect();
+        if let Ok(values) = values {
+            allowed.insert(cells[1].to_string(), values);
+        }
+    }
+    allowed
+}
+
 fn le(bytes: &[u8], offset: usize, size: usize) -> u64 {
     let mut value = 0u64;
     for (i, byte) in bytes[offset..offset + size].iter().enumerate() {
@@ -53,6 +75,7 @@ fn a_decoder_written_from_format_md_reads_the_library_file() {
         let ring = ringlat::Ring::builder(&path)
             .capacity(8)
             .kind(2, "limit")
+            .kind(5, "a-name-of-exactly-32-bytes-long!")
             .rate(2, 0.5)
             .decision(ringlat::Decision::TraceId)
             .delta_unit(ringlat::DeltaUnit::Nanos)
@@ -87,7 +110,60 @@ fn a_decoder_written_from_format_md_reads_the_library_file() {
         "three records, tail wrapped"
     );
 
+    // Every enumerated field holds one of the values the document allows.
+    let allowed = allowed_values_from_format_md();
+    assert!(allowed.len() >= 9, "{allowed:?}");
     let kind_table = at("kind_table").0;
+    for (field, values) in &allowed {
+        let found: Vec<u64> = if field.starts_with("kind_") {
+            let (offset, size) = at(field);
+            (0..256)
+                .map(|k| le(&bytes, kind_table + 128 * k + offset, size))
+                .collect()
+        } else {
+            vec![get(field)]
+        };
+        for value in found {
+            assert!(
+                values.contains(&value),
+                "{field} = {value}, allowed {values:?}"
+            );
+        }
+    }
+    // The ring-word invariant, durable_position's high bits, the class table's rules.
+    assert!(tail.wrapping_sub(head) as u64 <= capacity);
+    assert_eq!(get("durable_position") >> 33, 0);
+    let class_table = at("class_table").0;
+    assert_eq!(
+        le(&bytes, class_table, 8),
+        0x3FF0_0000_0000_0000,
+        "class 0 is 1.0"
+    );
+    for class in 1..256 {
+        let p = f64::from_bits(le(&bytes, class_table + 8 * class, 8));
+        assert!(p == 0.0 || (p > 0.0 && p <= 1.0), "class {class}: {p}");
+    }
+    // A name may fill all 32 bytes, without a NUL.
+    let entry5 = kind_table + 128 * 5;
+    let name5 = &bytes[entry5 + at("name").0..entry5 + at("name").0 + at("name").1];
+    assert_eq!(name5, b"a-name-of-exactly-32-bytes-long!");
+    // Counters: sum all 256 entries (kind 7 is undeclared and still counts its rejection).
+    let calls: u64 = (0..256)
+        .map(|k| {
+            [
+                "written",
+                "sampled_out",
+                "dropped_full",
+                "dropped_breaker",
+                "rejected",
+            ]
+            .iter()
+            .map(|c| le(&bytes, kind_table + 128 * k + at(c).0, 8))
+            .sum::<u64>()
+        })
+        .sum();
+    assert_eq!(calls, 4, "3 written + 1 rejected, over all 256 entries");
+
     let entry = kind_table + 128 * 2;
     let name = &bytes[entry + at("name").0..entry + at("name").0 + at("name").1];
     assert_eq!(name.split(|b| *b == 0).next().unwrap(), b"limit");
@@ -111,12 +187,12 @@ fn a_decoder_written_from_format_md_reads_the_library_file() {
         "closing flushed everything"
     );
     assert!(get("msyncs") > 0);
-    let class_table = at("class_table").0;
 
     let records = get("records_offset") as usize;
     let meta = get("meta_offset") as usize;
     let anchor = get("anchor_unix_ns");
     let mut position = head;
+    let mut previous_nanotime = 0;
     for trace in 0..3u64 {
         let slot = (position as u64 & (capacity - 1)) as usize;
         let word = le(&bytes, meta + 8 * slot, 8);
@@ -130,7 +206,11 @@ fn a_decoder_written_from_format_md_reads_the_library_file() {
             le(&bytes, record + at("trace_id").0, 8),
             kept[trace as usize]
         );
-        assert!(le(&bytes, record + at("nanotime").0, 8) >= anchor);
+        let nanotime = le(&bytes, record + at("nanotime").0, 8);
+        assert!(nanotime >= anchor);
+        // One thread's `record` calls: nanotime never decreases in position order.
+        assert!(nanotime >= previous_nanotime);
+        previous_nanotime = nanotime;
         assert_eq!(le(&bytes, record + at("status").0, 1), trace);
         assert_eq!(
             le(&bytes, record + at("delta").0, 4) as u32 as i32,
@@ -138,4 +218,33 @@ fn a_decoder_written_from_format_md_reads_the_library_file() {
         );
         position = position.wrapping_add(1);
     }
+}
+
+#[test]
+fn overwritten_counts_positions_pushed_out_of_an_overwrite_ring() {
+    let f = fields_from_format_md();
+    let at = |name: &str| f[name];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ow.ring");
+    {
+        let ring = ringlat::Ring::builder(&path)
+            .capacity(4)
+            .kind(0, "k")
+            .overflow(ringlat::Overflow::Overwrite)
+            .create()
+            .unwrap();
+        for trace in 0..10 {
+            ring.record(0, trace, 0, Duration::from_micros(1));
+        }
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    let get = |name: &str| {
+        let (offset, size) = at(name);
+        le(&bytes, offset, size)
+    };
+    assert_eq!(get("overflow_policy"), 1);
+    let word = get("ring_word");
+    let (head, tail) = ((word >> 32) as u32, word as u32);
+    assert_eq!(tail.wrapping_sub(head), 4, "full, never more than capacity");
+    assert_eq!(get("overwritten"), 6, "10 positions, 4 still in the ring");
 }

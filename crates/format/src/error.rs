@@ -62,4 +62,38 @@ pub enum FormatError {
     /// The delta unit byte is not one of the known units.
     #[error("unknown delta unit code {0}")]
     UnknownDeltaUnit(u8),
+    /// An enumerated or bit-field header field holds a value this version does not define.
+    #[error("header field {field} is {found}, allowed: {allowed}")]
+    BadField {
+        /// Which field.
+        field: String,
+        /// What the file says.
+        found: u64,
+        /// The values FORMAT.md allows.
+        allowed: &'static str,
+    },
+    /// A probability (class table entry, base rate) outside (0, 1], or class 0 not 1.
+    #[error("header field {field} is {}, allowed: {allowed}", f64::from_bits(*bits))]
+    BadProbability {
+        /// Which field.
+        field: String,
+        /// The f64 bits the file holds.
+        bits: u64,
+        /// What FORMAT.md allows.
+        allowed: &'static str,
+    },
+    /// The ring word says more records are in the ring than it has slots.
+    #[error(
+        "ring word is broken: tail - head = {fill} exceeds the capacity {capacity} (head {head}, tail {tail})"
+    )]
+    BadRingWord {
+        /// Head position.
+        head: u32,
+        /// Tail position.
+        tail: u32,
+        /// `tail - head`, wrapping.
+        fill: u32,
+        /// Slots in the ring.
+        capacity: u32,
+    },
 }

@@ -117,18 +117,20 @@ impl KindCounter {
     ];
 
     /// Calls of a kind from its counter values (indexed by [`KindCounter::index`]): the sum of
-    /// the [`KindCounter::OUTCOMES`].
+    /// the [`KindCounter::OUTCOMES`], saturating at `u64::MAX` (a damaged file's counters can
+    /// hold anything).
     ///
     /// ```
     /// use ringlat_format::KindCounter;
     /// // written 3, sampled out 4, dropped 1 + 1, rejected 2, saturated 3 (part of written)
     /// assert_eq!(KindCounter::calls_of(&[3, 4, 1, 1, 2, 3]), 11);
+    /// assert_eq!(KindCounter::calls_of(&[u64::MAX, 4, 1, 1, 2, 3]), u64::MAX);
     /// ```
     pub fn calls_of(values: &[u64; 6]) -> u64 {
         KindCounter::OUTCOMES
             .iter()
             .map(|c| values[c.index()])
-            .sum()
+            .fold(0u64, u64::saturating_add)
     }
 
     /// The name tools print (and the json key).

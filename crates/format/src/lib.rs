@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod fields;
 mod geometry;
 mod header;
 mod kind;
@@ -23,6 +24,7 @@ mod record;
 mod unit;
 
 pub use error::FormatError;
+pub use fields::{check_ring_word, is_probability};
 pub use geometry::{Geometry, MAX_CAPACITY, MIN_CAPACITY};
 pub use header::{
     ANCHOR_MONO_NS, ANCHOR_UNIX_NS, CAPACITY, CLASS_TABLE, CLASS_TABLE_ENTRIES, CREATION_FLAGS,

@@ -63,11 +63,22 @@ impl Drainer {
         on_batch: impl FnOnce(&[Decoded]) -> Result<(), E>,
     ) -> Result<ConsumeStats, E> {
         let file = &self.file;
+        let max = file.bounded_batch(max);
         let mut writer_dead = file.writer_dead_probe();
         let result = self
             .consumer
             .try_consume_batch(file.ring(), max, &mut writer_dead, |slots| {
-                let decoded: Vec<Decoded> = slots.iter().map(|slot| file.decode(*slot)).collect();
+                // Unchecked: the batch handler skips and counts untrustworthy slots itself
+                // (the archive keeps that count), so they are handed on as they are.
+                let mut decoded: Vec<Decoded> = slots
+                    .iter()
+                    .map(|slot| file.decode_unchecked(*slot))
+                    .collect();
+                if file.truncated() {
+                    // Read after the file shrank: possibly zeros, never handed on (the
+                    // caller's `check_intact` reports the truncation).
+                    decoded.clear();
+                }
                 on_batch(&decoded)
             });
         if let Ok(stats) = &result {
@@ -86,13 +97,18 @@ impl Drainer {
         mut on_record: impl FnMut(Decoded) -> Result<(), E>,
     ) -> Result<ConsumeStats, E> {
         let file = &self.file;
+        let max = file.bounded_batch(max);
         let mut writer_dead = file.writer_dead_probe();
         let before = self.consumer.position();
         let mut handled = 0usize;
         let result = self
             .consumer
             .try_consume(file.ring(), max, &mut writer_dead, |slot| {
-                on_record(file.decode(slot))?;
+                // A slot that cannot be trusted (undeclared kind, unused class) or read after
+                // a truncation is skipped (counted by the file), not handed on.
+                if let Some(decoded) = file.decode(slot).filter(|_| !file.truncated()) {
+                    on_record(decoded)?;
+                }
                 handled += 1;
                 Ok(())
             });

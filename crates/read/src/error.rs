@@ -37,6 +37,20 @@ pub enum ReadError {
         /// The file.
         path: PathBuf,
     },
+    /// The file is not a regular file (a FIFO, device, directory or socket).
+    #[error("{path}: {what}, not a ring file or archive")]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        what: &'static str,
+    },
+    /// The file shrank while it was being read (someone truncated it).
+    #[error("{path} was truncated while being read")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+    },
     /// An operating-system call failed.
     #[error("{path}: {what}: {source}")]
     Io {

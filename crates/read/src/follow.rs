@@ -55,8 +55,12 @@ impl Follower {
         let stats = self
             .peeker
             .peek(file.ring(), max, InFlight::Wait, &mut writer_dead, |slot| {
-                out.push(file.decode(slot))
+                out.extend(file.decode(slot))
             });
+        if file.truncated() {
+            // Read after the file shrank: possibly zeros (`RingFile::check_intact` reports it).
+            out.clear();
+        }
         self.stats.returned += stats.returned;
         self.stats.missed += stats.missed;
         self.stats.abandoned += stats.abandoned;

@@ -3,6 +3,12 @@
 //! * [`RingFile::open`] maps a file read-only (a private mapping that still sees the writer's
 //!   updates), validates it, and offers [`RingFile::snapshot`] and [`Follower`] (peek: nothing
 //!   is consumed).
+//! * Every reader refuses non-regular files (a FIFO would hang it), checks every header field
+//!   it trusts, skips (and counts) slots that name an undeclared kind or unused class, and
+//!   survives the file shrinking under it: `check_intact` reports it, and a `SIGBUS` in a
+//!   reader's mapping is turned into zero pages plus a flag (module `mapping`) instead of
+//!   killing the process. That handler is installed once per process, only acts on faults
+//!   inside reader mappings and hands every other `SIGBUS` to the previous handler.
 //! * [`Drainer::open`] maps it writable, takes the consumer lock, and consumes records,
 //!   advancing head so that the writer gets its space back.
 //!
@@ -22,8 +28,11 @@ pub mod archive;
 mod decoded;
 mod drain;
 mod error;
+mod escape;
 mod follow;
+mod liveness;
 mod locks;
+mod mapping;
 mod open;
 pub mod percentile;
 mod sample;
@@ -32,8 +41,11 @@ mod status;
 pub use decoded::Decoded;
 pub use drain::Drainer;
 pub use error::ReadError;
+pub use escape::escape_control;
 pub use follow::Follower;
-pub use open::{Counters, RingFile, WriterState};
+pub use liveness::{Liveness, WriterState};
+pub use locks::LockHolder;
+pub use open::{Counters, RingFile};
 pub use ringlat_ring::{InFlight, PeekStats};
 pub use sample::{Sample, Source};
 pub use status::{BreakerStatus, FlushMode, KindRates, WriterPolicy};

@@ -1,43 +1,16 @@
-use crate::locks::writer_holds_lock;
-use crate::{Decoded, ReadError};
-use memmap2::{MmapMut, MmapOptions};
+use crate::mapping::GuardedMapping;
+use crate::{Decoded, ReadError, WriterState, escape_control};
 use ringlat_format::{
     ANCHOR_UNIX_NS, CLASS_TABLE, CREATION_FLAGS, DeltaUnit, FLAG_MULTI_PRODUCER, FormatError,
     Geometry, GlobalCounter, HEADER_SIZE, HeaderView, KIND_NAME_MAX, KindCounter, KindField,
-    OVERFLOW_OVERWRITE, OVERFLOW_POLICY, START_POSITION, STATE, STATE_CLOSED, VERSION,
-    VERSION_FIELD, WRITER_PID,
+    OVERFLOW_OVERWRITE, OVERFLOW_POLICY, RING_WORD, START_POSITION, VERSION, VERSION_FIELD,
+    WRITER_PID, check_ring_word, is_probability,
 };
 use ringlat_ring::{InFlight, PeekStats, Peeker, RegionStorage, Ring, Slot};
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-
-/// Whether the process that writes a ring is still there.
-///
-/// ```
-/// assert_ne!(ringlat_read::WriterState::Closed, ringlat_read::WriterState::Alive);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriterState {
-    /// A writer holds the file's lock.
-    Alive,
-    /// The file was not closed, and nobody holds the writer lock: the writer died.
-    Dead,
-    /// The writer closed the file cleanly.
-    Closed,
-}
-
-impl WriterState {
-    /// The word tools print.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WriterState::Alive => "alive",
-            WriterState::Dead => "dead",
-            WriterState::Closed => "closed",
-        }
-    }
-}
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The header counters, summed over kinds and per kind.
 ///
@@ -67,19 +40,6 @@ impl Counters {
     }
 }
 
-pub(crate) enum Mapping {
-    Private(MmapMut),
-    Shared(MmapMut),
-}
-
-impl Mapping {
-    fn base(&mut self) -> (*mut u8, usize) {
-        match self {
-            Mapping::Private(map) | Mapping::Shared(map) => (map.as_mut_ptr(), map.len()),
-        }
-    }
-}
-
 /// An open, validated ring file.
 ///
 /// ```
@@ -99,7 +59,11 @@ pub struct RingFile {
     /// Overflow policy (fixed at creation): the newest records overwrite the oldest.
     pub(crate) overwrite: bool,
     kind_names: Vec<Option<String>>,
-    _map: Mapping,
+    /// The class table (fixed at creation); 0.0 marks an unused class.
+    classes: Vec<f64>,
+    /// Slots skipped because their kind is undeclared or their class unused.
+    invalid_slots: AtomicU64,
+    map: GuardedMapping,
     pub(crate) file: File,
 }
 
@@ -119,11 +83,7 @@ impl RingFile {
     }
 
     pub(crate) fn open_mode(path: &Path, writable: bool) -> Result<RingFile, ReadError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(path)
-            .map_err(ReadError::io(path, "opening"))?;
+        let file = open_regular(path, writable)?;
         let len = file
             .metadata()
             .map_err(ReadError::io(path, "reading metadata"))?
@@ -132,43 +92,23 @@ impl RingFile {
             path: path.to_path_buf(),
             source,
         };
-        let mut header = vec![0u8; len.min(HEADER_SIZE) as usize];
-        file.read_exact_at(&mut header, 0)
-            .map_err(ReadError::io(path, "reading the header"))?;
-        let view = HeaderView::new(&header);
-        let geometry = view.validate(len).map_err(format_error)?;
-        let unit = view.delta_unit().map_err(format_error)?;
-        let overwrite = view.u8_at(OVERFLOW_POLICY) == OVERFLOW_OVERWRITE;
-        let kind_names = (0..=255u8)
-            .map(|kind| kind_name_from(&view, kind))
-            .collect();
-        let mut map = if writable {
-            // SAFETY: a shared mapping of a validated ring file of exactly this length; every
-            // access to its live parts goes through atomics (RegionStorage).
-            Mapping::Shared(
-                unsafe {
-                    MmapOptions::new()
-                        .len(geometry.file_size as usize)
-                        .map_mut(&file)
-                }
-                .map_err(ReadError::io(path, "mapping"))?,
-            )
-        } else {
-            // SAFETY: a private copy-on-write mapping: we never write it, so it keeps showing
-            // the page cache the writer's shared mapping updates; accesses are atomic.
-            Mapping::Private(
-                unsafe {
-                    MmapOptions::new()
-                        .len(geometry.file_size as usize)
-                        .map_copy(&file)
-                }
-                .map_err(ReadError::io(path, "mapping"))?,
-            )
+        let read_header = || {
+            let mut header = vec![0u8; len.min(HEADER_SIZE) as usize];
+            file.read_exact_at(&mut header, 0)
+                .map_err(ReadError::io(path, "reading the header"))?;
+            Ok::<_, ReadError>(header)
         };
+        let first = read_header()?;
+        let geometry = HeaderView::new(&first)
+            .validate(len)
+            .map_err(format_error)?;
+        let mut map = GuardedMapping::map(&file, geometry.file_size as usize, writable)
+            .map_err(ReadError::io(path, "mapping"))?;
         let (base, mapped) = map.base();
         // SAFETY: the mapping lives in the RingFile beside the ring and is dropped after it
-        // (field order); it is valid for reads and writes (private or shared) and all other
-        // accesses to the live fields are atomic.
+        // (field order); it is valid for reads and writes (private or shared; replaced by
+        // zero pages, never unmapped, if the file shrinks) and all other accesses to the live
+        // fields are atomic.
         let storage = unsafe { RegionStorage::new(base, mapped, geometry) }.map_err(|_| {
             format_error(FormatError::SizeMismatch {
                 actual: mapped as u64,
@@ -185,6 +125,37 @@ impl RingFile {
         if version != Some(VERSION) {
             return Err(format_error(FormatError::NotInitialised));
         }
+        // Everything the reader keeps comes from a copy made after that Acquire load, so it
+        // sees what the writer wrote before publishing the version.
+        let header = read_header()?;
+        let view = HeaderView::new(&header);
+        if view.validate(len).map_err(format_error)? != geometry {
+            return Err(format_error(FormatError::SizeMismatch {
+                actual: view.u64_at(ringlat_format::FILE_SIZE),
+                expected: geometry.file_size,
+            }));
+        }
+        view.validate_fields(&geometry).map_err(format_error)?;
+        if map.truncated() {
+            return Err(ReadError::Truncated {
+                path: path.to_path_buf(),
+            });
+        }
+        let unit = view.delta_unit().map_err(format_error)?;
+        let overwrite = view.u8_at(OVERFLOW_POLICY) == OVERFLOW_OVERWRITE;
+        let kind_names = (0..=255u8)
+            .map(|kind| kind_name_from(&view, kind))
+            .collect();
+        let classes = (0..ringlat_format::CLASS_TABLE_ENTRIES)
+            .map(|class| {
+                let bits = view.u64_at(CLASS_TABLE + 8 * class);
+                if is_probability(bits) {
+                    f64::from_bits(bits)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         Ok(RingFile {
             ring,
             path: path.to_path_buf(),
@@ -192,9 +163,68 @@ impl RingFile {
             unit,
             overwrite,
             kind_names,
-            _map: map,
+            classes,
+            invalid_slots: AtomicU64::new(0),
+            map,
             file,
         })
+    }
+
+    /// Checks that the file is still whole and its ring word sane: call it before every
+    /// iteration of a follow loop, and after reading, before handing on what was read.
+    ///
+    /// Fails with [`ReadError::Truncated`] when the file is shorter than its geometry, or a
+    /// page of it vanished while it was read (the `SIGBUS` guard, see the crate docs), and
+    /// with a format error when the ring word breaks `tail - head <= capacity`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("c.ring");
+    /// let ring = ringlat::Ring::builder(&path).capacity(16).kind(0, "op").create().unwrap();
+    /// ring.close().unwrap(); // a writer whose own file shrinks under it dies of SIGBUS
+    /// let file = ringlat_read::RingFile::open(&path).unwrap();
+    /// assert!(file.check_intact().is_ok());
+    /// std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(4096).unwrap();
+    /// assert!(matches!(file.check_intact(), Err(ringlat_read::ReadError::Truncated { .. })));
+    /// ```
+    pub fn check_intact(&self) -> Result<(), ReadError> {
+        let truncated = || ReadError::Truncated {
+            path: self.path.clone(),
+        };
+        if self.map.truncated() {
+            return Err(truncated());
+        }
+        let len = self
+            .file
+            .metadata()
+            .map_err(ReadError::io(&self.path, "reading metadata"))?
+            .len();
+        if len < self.geometry.file_size {
+            return Err(truncated());
+        }
+        check_ring_word(self.header_u64(RING_WORD), self.geometry.capacity).map_err(|source| {
+            ReadError::Format {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
+        if self.map.truncated() {
+            return Err(truncated());
+        }
+        Ok(())
+    }
+
+    /// `max` capped at the capacity: a ring never holds more, and a consumer's scan trusts
+    /// `tail` from the ring word, so an unbounded scan over a ring word that went bad under it
+    /// (the file truncated, its pages now zeros) could walk up to 2^32 positions.
+    pub(crate) fn bounded_batch(&self, max: usize) -> usize {
+        max.min(self.geometry.capacity as usize)
+    }
+
+    /// True once a page of the mapping vanished under the reader (the file shrank): what was
+    /// read since may be zeros and must not be handed on.
+    pub(crate) fn truncated(&self) -> bool {
+        self.map.truncated()
     }
 
     /// The path it was opened from.
@@ -273,30 +303,6 @@ impl RingFile {
         self.header_u32(START_POSITION)
     }
 
-    /// Whether the writer is alive, dead, or closed the file.
-    pub fn writer_state(&self) -> WriterState {
-        // Acquire: pairs with the writer's Release store of STATE on close.
-        let state = self
-            .ring
-            .storage()
-            .u32_at(STATE)
-            .map_or(0, |v| v.load(Ordering::Acquire));
-        if state == STATE_CLOSED {
-            WriterState::Closed
-        } else if writer_holds_lock(&self.file).unwrap_or(true) {
-            WriterState::Alive
-        } else {
-            WriterState::Dead
-        }
-    }
-
-    /// A "has the writer died?" check for the ring's readers: asked only when a slot is found
-    /// uncommitted, and answered once per call site (the lock probe is a system call).
-    pub(crate) fn writer_dead_probe(&self) -> impl FnMut() -> bool + '_ {
-        let mut dead = None;
-        move || *dead.get_or_insert_with(|| self.writer_state() == WriterState::Dead)
-    }
-
     /// The header counters now.
     pub fn counters(&self) -> Counters {
         let mut counters = Counters {
@@ -307,7 +313,8 @@ impl RingFile {
             let values = KindCounter::ALL.map(|c| self.header_u64(c.offset(kind)));
             if values.iter().any(|v| *v != 0) {
                 for (total, value) in counters.total.iter_mut().zip(values) {
-                    *total += value;
+                    // Saturating: a damaged file's counters must not overflow the sum.
+                    *total = total.saturating_add(value);
                 }
                 counters.per_kind.push((kind, values));
             }
@@ -324,12 +331,29 @@ impl RingFile {
             .collect()
     }
 
-    /// Inclusion probability of sampling class `class`.
+    /// Inclusion probability of sampling class `class` (0.0 for a class the writer does
+    /// not use).
     pub fn class_probability(&self, class: u8) -> f64 {
-        f64::from_bits(self.header_u64(CLASS_TABLE + 8 * class as usize))
+        self.classes.get(usize::from(class)).copied().unwrap_or(0.0)
     }
 
-    pub(crate) fn decode(&self, slot: Slot) -> Decoded {
+    /// The record of a committed slot, or `None` (counted in [`RingFile::invalid_slots`])
+    /// when its kind is undeclared or its class unused: a writer never commits such a slot,
+    /// so the file is damaged there, and a record with no valid weight is never handed on.
+    pub(crate) fn decode(&self, slot: Slot) -> Option<Decoded> {
+        let decoded = self.decode_unchecked(slot);
+        if decoded.probability == 0.0 || self.kind_names[usize::from(decoded.kind)].is_none() {
+            // Relaxed: a statistic.
+            self.invalid_slots.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(decoded)
+    }
+
+    /// The record of a committed slot as the slot says, probability 0.0 for an unused class
+    /// and the kind even when undeclared: for a batch drain, whose handler checks (and counts
+    /// in its archive) what it skips, so the count survives in the evidence.
+    pub(crate) fn decode_unchecked(&self, slot: Slot) -> Decoded {
         Decoded {
             position: slot.position,
             kind: slot.meta.kind,
@@ -337,6 +361,12 @@ impl RingFile {
             probability: self.class_probability(slot.meta.class),
             record: slot.record,
         }
+    }
+
+    /// Committed slots skipped so far because their kind is undeclared or their sampling
+    /// class unused (damage: the writer never commits such a slot).
+    pub fn invalid_slots(&self) -> u64 {
+        self.invalid_slots.load(Ordering::Relaxed)
     }
 
     /// Every record committed in the ring now, oldest first, without consuming anything.
@@ -350,8 +380,12 @@ impl RingFile {
             u64::from(self.geometry.capacity),
             InFlight::Skip,
             &mut || dead,
-            |slot| records.push(self.decode(slot)),
+            |slot| records.extend(self.decode(slot)),
         );
+        if self.truncated() {
+            // What was read after the file shrank may be zeros: hand nothing on.
+            records.clear();
+        }
         (records, stats)
     }
 }
@@ -362,5 +396,39 @@ fn kind_name_from(view: &HeaderView<'_>, kind: u8) -> Option<String> {
     }
     let raw = view.array_at::<KIND_NAME_MAX>(KindField::Name.offset(kind))?;
     let end = raw.iter().position(|b| *b == 0).unwrap_or(KIND_NAME_MAX);
-    Some(String::from_utf8_lossy(&raw[..end]).into_owned())
+    Some(escape_control(&String::from_utf8_lossy(&raw[..end])))
+}
+
+/// Opens `path` for reading (and writing), refusing anything but a regular file: a FIFO
+/// would block the open or the first read forever, a device or directory is not a ring.
+/// The open is non-blocking so that a FIFO without a writer cannot hang it.
+pub(crate) fn open_regular(path: &Path, writable: bool) -> Result<File, ReadError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(ReadError::io(path, "opening"))?;
+    let file_type = file
+        .metadata()
+        .map_err(ReadError::io(path, "reading metadata"))?
+        .file_type();
+    if file_type.is_file() {
+        return Ok(file);
+    }
+    let what = if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        "a device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(ReadError::NotRegular {
+        path: path.to_path_buf(),
+        what,
+    })
 }

@@ -68,7 +68,7 @@ impl Source {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReadError> {
         let path = path.as_ref();
         let mut magic = [0u8; 8];
-        let mut file = std::fs::File::open(path).map_err(ReadError::io(path, "opening"))?;
+        let mut file = crate::open::open_regular(path, false)?;
         let read = file
             .read(&mut magic)
             .map_err(ReadError::io(path, "reading"))?;
@@ -93,7 +93,9 @@ impl Source {
     pub fn kind_label(&self, kind: u8) -> String {
         match self {
             Source::Ring { file, .. } => file.kind_label(kind),
-            Source::Archive(archive) => archive.kind_name(kind).unwrap_or_else(|| kind.to_string()),
+            Source::Archive(archive) => archive
+                .kind_name(kind)
+                .map_or_else(|| kind.to_string(), |name| crate::escape_control(&name)),
         }
     }
 
@@ -134,6 +136,7 @@ impl Source {
     pub fn for_each(&self, mut visit: impl FnMut(Sample)) -> Result<(), ReadError> {
         match self {
             Source::Ring { file, frozen } => {
+                file.check_intact()?;
                 let (samples, _) = frozen.get_or_init(|| {
                     let unit_ns = file.delta_unit().nanos() as i64;
                     let (records, stats) = file.snapshot();
@@ -143,6 +146,8 @@ impl Source {
                         .collect();
                     (samples, stats.in_flight)
                 });
+                // A snapshot taken while the file shrank is empty: report that, not "no records".
+                file.check_intact()?;
                 samples.iter().for_each(|s| visit(*s));
                 Ok(())
             }

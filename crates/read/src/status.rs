@@ -124,7 +124,8 @@ impl RingFile {
         let class = self.header_u32(KindField::CurrentClass.offset(kind));
         KindRates {
             base: f64::from_bits(self.header_u64(KindField::BaseProbability.offset(kind))),
-            current: self.class_probability(u8::try_from(class).unwrap_or(0)),
+            // Checked at open: a configured kind's class is in use (an unused one reads 0).
+            current: u8::try_from(class).map_or(0.0, |c| self.class_probability(c)),
             calls_per_second: self.header_u64(KindField::CallsPerSecond.offset(kind)),
             degrade_above: Some(self.header_u64(KindField::LoadThreshold.offset(kind)))
                 .filter(|n| *n != 0),

@@ -158,6 +158,7 @@ fn follow_ring(
     let overwrite = file.policy().overwrite;
     let mut told_drained = false;
     loop {
+        file.check_intact()?;
         let batch = follower.next_batch(file, 4096);
         for decoded in &batch {
             let sample = Sample::from_decoded(decoded, unit_ns);
@@ -182,7 +183,9 @@ fn follow_ring(
             if file.writer_state() != WriterState::Alive || pid_gone {
                 // The writer is gone: take what it committed last, then stop.
                 std::thread::sleep(Duration::from_millis(5));
-                for decoded in follower.poll(file, u64::MAX) {
+                let last = follower.poll(file, u64::MAX);
+                file.check_intact()?;
+                for decoded in last {
                     let sample = Sample::from_decoded(&decoded, unit_ns);
                     if keeps(&sample) {
                         printer.line(out, 0, &sample)?;

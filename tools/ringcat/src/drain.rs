@@ -158,6 +158,7 @@ fn drain_loop(
     let mut totals = DrainTotals::default();
     let mut idle = 0u32;
     loop {
+        drainer.file().check_intact()?;
         let stats = drainer.drain_batch(BATCH, |batch| write_out(batch, &mut totals))?;
         totals.abandoned += stats.abandoned as u64;
         if stats.taken + stats.abandoned > 0 {
@@ -169,6 +170,7 @@ fn drain_loop(
             // One more pass picks up what a dying or stopping writer committed last.
             let stats = drainer.drain_batch(usize::MAX, |batch| write_out(batch, &mut totals))?;
             totals.abandoned += stats.abandoned as u64;
+            drainer.file().check_intact()?;
             return Ok(totals);
         }
         idle = (idle + 1).min(20);

@@ -4,7 +4,7 @@ use crate::Failure;
 use crate::cli::{StatArgs, StatFormat};
 use crate::time::{now_unix_ns, rfc3339_nanos};
 use ringlat_format::{GlobalCounter, KindCounter};
-use ringlat_read::{FlushMode, RingFile};
+use ringlat_read::{FlushMode, LockHolder, RingFile};
 use serde_json::{Map, Value, json};
 use std::io::{IsTerminal, Write};
 
@@ -13,11 +13,15 @@ pub(crate) fn run(args: &StatArgs) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     let clear = out.is_terminal() && args.watch.is_some();
     loop {
+        // Before touching the mapping: the file may have shrunk since the last round.
+        file.check_intact()?;
         let text = match args.format {
             StatFormat::Text => text(&file),
             StatFormat::Json => json(&file).to_string(),
             StatFormat::Prom => prom(&file),
         };
+        // What was read while the file shrank may be zeros: report that instead.
+        file.check_intact()?;
         if clear {
             write!(out, "\x1b[H\x1b[2J")?;
         }
@@ -31,7 +35,8 @@ pub(crate) fn run(args: &StatArgs) -> Result<(), Failure> {
 }
 
 fn dropped_of(values: &[u64; 6]) -> u64 {
-    values[KindCounter::DroppedFull.index()] + values[KindCounter::DroppedBreaker.index()]
+    values[KindCounter::DroppedFull.index()]
+        .saturating_add(values[KindCounter::DroppedBreaker.index()])
 }
 
 fn counter_object(values: &[u64; 6]) -> Map<String, Value> {
@@ -81,7 +86,14 @@ fn json(file: &RingFile) -> Value {
             })
         })
         .collect();
+    let undeclared: Vec<Value> = counters
+        .per_kind
+        .iter()
+        .filter(|(kind, _)| file.kind_name(*kind).is_none())
+        .map(|(kind, values)| json!({"id": kind, "counters": counter_object(values)}))
+        .collect();
     let policy = file.policy();
+    let liveness = file.liveness();
     json!({
         "path": file.path().display().to_string(),
         "version": ringlat_format::VERSION,
@@ -95,7 +107,14 @@ fn json(file: &RingFile) -> Value {
         "clock": if file.tsc_clock() { "tsc" } else { "vdso" },
         "created": rfc3339_nanos(file.created_unix_ns()),
         "writer_pid": file.writer_pid(),
-        "writer": file.writer_state().as_str(),
+        "writer": liveness.state.as_str(),
+        "writer_lock": match liveness.lock {
+            LockHolder::Nobody => Value::Null,
+            LockHolder::Pid(pid) => json!({"pid": pid}),
+            LockHolder::Unknown => json!({"pid": null}),
+        },
+        "writer_pid_alive": liveness.pid_alive,
+        "writer_disagreement": liveness.disagreement,
         "heartbeat": file.heartbeat_unix_ns().map(rfc3339_nanos),
         "heartbeat_age_ms": heartbeat_age_ms(file),
         "durable_position": file.durable_position(),
@@ -115,6 +134,7 @@ fn json(file: &RingFile) -> Value {
         },
         "counters": totals,
         "kinds": kinds,
+        "undeclared_kinds": undeclared,
     })
 }
 
@@ -155,6 +175,7 @@ fn text(file: &RingFile) -> String {
         ),
         None => "none (no synchronous flush has completed)".into(),
     };
+    let liveness = file.liveness();
     let mut lines = vec![
         format!("file        {}", file.path().display()),
         format!(
@@ -187,9 +208,15 @@ fn text(file: &RingFile) -> String {
         ),
         format!("created     {}", rfc3339_nanos(file.created_unix_ns())),
         format!(
-            "writer      pid {} ({}), {heartbeat}",
+            "writer      pid {} ({}), {heartbeat}{}",
             file.writer_pid(),
-            file.writer_state().as_str()
+            liveness.state.as_str(),
+            liveness
+                .disagreement
+                .as_ref()
+                .map_or(String::new(), |note| format!(
+                    "\nwarning     the liveness witnesses disagree: {note}"
+                ))
         ),
         format!("breaker     {breaker}"),
         format!(

@@ -1,0 +1,211 @@
+//! A reader's mapping of a ring file, guarded against the file shrinking under it.
+//!
+//! When someone truncates a mapped file, touching a page past the new end raises `SIGBUS`,
+//! which kills the process. Readers check the file's length before every follow iteration,
+//! but a truncation can still land between the check and the access. For that race, the
+//! first mapping installs (once per process) a `SIGBUS` handler that looks the fault address
+//! up in a table of registered reader mappings: inside one, it replaces the whole mapping
+//! with anonymous zero pages (`MAP_FIXED`, same address and length) and raises the
+//! mapping's `truncated` flag, so the faulting access completes (reading zeros) and the
+//! reader reports the truncation at its next check. A fault anywhere else goes to the
+//! handler that was installed before (Rust's stack-overflow handler, or the default action),
+//! so a writer whose own file is truncated still dies of `SIGBUS`, as before.
+//!
+//! Zeros never turn into records: a zero metadata word is "empty", and every reader
+//! re-checks the flag before handing on what it decoded.
+
+use memmap2::{MmapMut, MmapOptions};
+use std::fs::File;
+use std::io;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+
+/// How many reader mappings can be guarded at once; further ones are still checked by
+/// length before every follow iteration, only the race is unguarded.
+const GUARDED: usize = 256;
+
+const FREE: u8 = 0;
+const CLAIMED: u8 = 1;
+const ACTIVE: u8 = 2;
+
+struct Region {
+    state: AtomicU8,
+    start: AtomicUsize,
+    len: AtomicUsize,
+    truncated: AtomicBool,
+}
+
+static REGIONS: [Region; GUARDED] = [const {
+    Region {
+        state: AtomicU8::new(FREE),
+        start: AtomicUsize::new(0),
+        len: AtomicUsize::new(0),
+        truncated: AtomicBool::new(false),
+    }
+}; GUARDED];
+
+/// The `SIGBUS` action in force before ours, to which faults outside reader mappings go.
+struct Previous(libc::sigaction);
+// SAFETY: a plain C struct of a function pointer, flags and a signal mask; it is written
+// once (before the OnceLock publishes it) and only read afterwards.
+unsafe impl Sync for Previous {}
+// SAFETY: as above.
+unsafe impl Send for Previous {}
+
+static PREVIOUS: OnceLock<Previous> = OnceLock::new();
+
+extern "C" fn on_sigbus(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
+    let address = unsafe { (*info).si_addr() } as usize;
+    for region in &REGIONS {
+        // Acquire: pairs with the Release store of ACTIVE in `guard`, after start and len.
+        if region.state.load(Ordering::Acquire) != ACTIVE {
+            continue;
+        }
+        let start = region.start.load(Ordering::Relaxed);
+        let len = region.len.load(Ordering::Relaxed);
+        if address < start || address - start >= len {
+            continue;
+        }
+        // SAFETY: replaces exactly the registered reader mapping (same address and length,
+        // still mapped: it is unregistered before it is unmapped) with anonymous zero pages;
+        // mmap is a plain system call, safe to make in a signal handler.
+        let replaced = unsafe {
+            libc::mmap(
+                start as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        if replaced != libc::MAP_FAILED {
+            // Relaxed: the flag is read by the same thread after the access completes, or by
+            // others after they synchronised with it.
+            region.truncated.store(true, Ordering::Relaxed);
+            return;
+        }
+    }
+    chain(signal, info, context);
+}
+
+/// Hands a fault that is not ours to the previous action.
+fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    let previous = PREVIOUS.get().map(|p| p.0.sa_sigaction);
+    match previous {
+        Some(handler) if handler != libc::SIG_DFL && handler != libc::SIG_IGN => {
+            let flags = PREVIOUS.get().map_or(0, |p| p.0.sa_flags);
+            if flags & libc::SA_SIGINFO != 0 {
+                // SAFETY: the previous action was installed with SA_SIGINFO, so its handler
+                // has this signature; we pass it what the kernel passed us.
+                let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    unsafe { std::mem::transmute(handler) };
+                handler(signal, info, context);
+            } else {
+                // SAFETY: without SA_SIGINFO the handler takes only the signal number.
+                let handler: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+                handler(signal);
+            }
+        }
+        _ => {
+            // Back to the default action: returning re-executes the access, which faults
+            // again and ends the process with SIGBUS, as it would have without us.
+            // SAFETY: an all-zero sigaction with SIG_DFL is valid; sigaction is async-signal-safe.
+            unsafe {
+                let mut default: libc::sigaction = std::mem::zeroed();
+                default.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(libc::SIGBUS, &default, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+fn install_handler() {
+    PREVIOUS.get_or_init(|| {
+        // SAFETY: zeroed sigaction structs are valid values; we install a handler with the
+        // SA_SIGINFO signature and keep the previous action for chaining.
+        unsafe {
+            let mut previous: libc::sigaction = std::mem::zeroed();
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sigbus as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGBUS, &action, &mut previous);
+            Previous(previous)
+        }
+    });
+}
+
+/// A reader's mapping of a ring file: private (peeking) or shared (draining), registered
+/// with the `SIGBUS` guard for as long as it lives.
+pub(crate) struct GuardedMapping {
+    map: MmapMut,
+    slot: Option<usize>,
+}
+
+impl GuardedMapping {
+    /// Maps `len` bytes of `file`: a private copy-on-write mapping for a reader that never
+    /// writes (it keeps showing the page cache the writer updates), a shared one otherwise.
+    pub(crate) fn map(file: &File, len: usize, shared: bool) -> io::Result<Self> {
+        install_handler();
+        let options = {
+            let mut options = MmapOptions::new();
+            options.len(len);
+            options
+        };
+        let mut map = if shared {
+            // SAFETY: a shared mapping of a validated ring file of this length; every access
+            // to its live parts goes through atomics (RegionStorage); truncation is guarded.
+            unsafe { options.map_mut(file) }?
+        } else {
+            // SAFETY: a private mapping that is never written through except by atomics of
+            // this process; truncation under it is guarded (see the module docs).
+            unsafe { options.map_copy(file) }?
+        };
+        let slot = guard(map.as_mut_ptr() as usize, map.len());
+        Ok(GuardedMapping { map, slot })
+    }
+
+    /// Base address and length.
+    pub(crate) fn base(&mut self) -> (*mut u8, usize) {
+        (self.map.as_mut_ptr(), self.map.len())
+    }
+
+    /// True once a `SIGBUS` in this mapping was turned into zero pages: the file shrank.
+    pub(crate) fn truncated(&self) -> bool {
+        self.slot
+            .is_some_and(|slot| REGIONS[slot].truncated.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for GuardedMapping {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            // Release: the handler stops matching this range before memmap2 unmaps it.
+            REGIONS[slot].state.store(FREE, Ordering::Release);
+        }
+    }
+}
+
+fn guard(start: usize, len: usize) -> Option<usize> {
+    for (index, region) in REGIONS.iter().enumerate() {
+        if region
+            .state
+            .compare_exchange(FREE, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            region.start.store(start, Ordering::Relaxed);
+            region.len.store(len, Ordering::Relaxed);
+            region.truncated.store(false, Ordering::Relaxed);
+            // Release: pairs with the handler's Acquire load; start and len are visible first.
+            region.state.store(ACTIVE, Ordering::Release);
+            return Some(index);
+        }
+    }
+    None
+}
