@@ -28,6 +28,7 @@ mod open;
 pub mod percentile;
 mod sample;
 mod status;
+mod stuck;
 
 pub use decoded::Decoded;
 pub use drain::Drainer;
@@ -37,3 +38,4 @@ pub use open::{Counters, RingFile, WriterState};
 pub use ringlat_ring::{InFlight, PeekStats};
 pub use sample::{Sample, Source};
 pub use status::{BreakerStatus, FlushMode, KindRates, WriterPolicy};
+pub use stuck::StuckPosition;

@@ -4,8 +4,8 @@ use memmap2::{MmapMut, MmapOptions};
 use ringlat_format::{
     ANCHOR_UNIX_NS, CLASS_TABLE, CREATION_FLAGS, DeltaUnit, FLAG_MULTI_PRODUCER, FormatError,
     Geometry, GlobalCounter, HEADER_SIZE, HeaderView, KIND_NAME_MAX, KindCounter, KindField,
-    OVERFLOW_OVERWRITE, OVERFLOW_POLICY, START_POSITION, STATE, STATE_CLOSED, VERSION,
-    VERSION_FIELD, WRITER_PID,
+    OLDEST_READABLE_VERSION, OVERFLOW_OVERWRITE, OVERFLOW_POLICY, START_POSITION, STATE,
+    STATE_CLOSED, VERSION, VERSION_FIELD, WRITER_PID,
 };
 use ringlat_ring::{InFlight, PeekStats, Peeker, RegionStorage, Ring, Slot};
 use std::fs::{File, OpenOptions};
@@ -182,7 +182,7 @@ impl RingFile {
             .storage()
             .u32_at(VERSION_FIELD)
             .map(|v| v.load(Ordering::Acquire));
-        if version != Some(VERSION) {
+        if !version.is_some_and(|v| (OLDEST_READABLE_VERSION..=VERSION).contains(&v)) {
             return Err(format_error(FormatError::NotInitialised));
         }
         Ok(RingFile {
@@ -284,11 +284,12 @@ impl RingFile {
         }
     }
 
-    /// A "has the writer died?" check for the ring's readers: asked only when a slot is found
-    /// uncommitted, and answered once per call site (the lock probe is a system call).
+    /// A "are the producers gone?" check for the ring's readers (the writer died, or closed
+    /// the file: nothing is in flight after a clean close): asked only when a slot is found
+    /// unfinished, and answered once per call site (the lock probe is a system call).
     pub(crate) fn writer_dead_probe(&self) -> impl FnMut() -> bool + '_ {
         let mut dead = None;
-        move || *dead.get_or_insert_with(|| self.writer_state() == WriterState::Dead)
+        move || *dead.get_or_insert_with(|| self.writer_state() != WriterState::Alive)
     }
 
     /// The header counters now.

@@ -62,7 +62,7 @@ fn spsc_crosses_the_wrap_in_order() {
         let ring = ring_near_wrap(2);
         let consumer_ring = Arc::clone(&ring);
         let consumer = thread::spawn(move || {
-            let mut consumer = Consumer::attach(&*consumer_ring);
+            let mut consumer = Consumer::attach(&*consumer_ring).unwrap();
             let mut got = Vec::new();
             for _ in 0..2 {
                 consumer.consume(&consumer_ring, 1, &mut || false, |slot| {
@@ -106,7 +106,7 @@ fn mpsc_two_producers_one_consumer_conserve_records() {
             .collect();
         let consumer_ring = Arc::clone(&ring);
         let consumer = thread::spawn(move || {
-            let mut consumer = Consumer::attach(&*consumer_ring);
+            let mut consumer = Consumer::attach(&*consumer_ring).unwrap();
             let mut got = Vec::new();
             consumer.consume(&consumer_ring, 2, &mut || false, |slot| {
                 let value = value_of(&slot.record).expect("torn record");
@@ -144,7 +144,7 @@ fn peek_races_producer_and_consumer_without_tearing() {
         let start = ring.positions().0;
         let consumer_ring = Arc::clone(&ring);
         let consumer = thread::spawn(move || {
-            let mut consumer = Consumer::attach(&*consumer_ring);
+            let mut consumer = Consumer::attach(&*consumer_ring).unwrap();
             let mut got = Vec::new();
             consumer.consume(&consumer_ring, 2, &mut || false, |slot| {
                 got.push(value_of(&slot.record).expect("torn record"));
@@ -240,7 +240,7 @@ fn peek_detects_a_slot_recycled_while_it_reads() {
             });
             returned
         });
-        let mut consumer = Consumer::attach(&*ring);
+        let mut consumer = Consumer::attach(&*ring).unwrap();
         consumer.consume(&ring, 1, &mut || false, |_| {});
         producer.push(&ring, 0, 0, &record_of(2)).unwrap();
         peeker.join().unwrap();

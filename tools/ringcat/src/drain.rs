@@ -21,6 +21,7 @@ pub(crate) struct DrainTotals {
 
 pub(crate) fn run(args: &DrainArgs) -> Result<(), Failure> {
     let mut drainer = Drainer::open(&args.file)?;
+    drainer.set_unblock_after(Some(args.unblock_after));
     match &args.output {
         Some(archive) => {
             let mut writer = ArchiveWriter::open(archive, now_unix_ns())?;
@@ -47,7 +48,7 @@ fn abandoned_note(abandoned: u64) -> String {
     if abandoned == 0 {
         String::new()
     } else {
-        format!(" ({abandoned} slots abandoned by a dead writer were skipped)")
+        format!(" ({abandoned} slots abandoned by a dead or stuck producer were skipped)")
     }
 }
 
