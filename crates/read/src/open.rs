@@ -339,7 +339,8 @@ impl RingFile {
     pub fn snapshot(&self) -> (Vec<Decoded>, PeekStats) {
         let mut peeker = Peeker::at_head(&self.ring);
         let mut records = Vec::new();
-        let dead = self.writer_state() == WriterState::Dead;
+        // Closed counts as gone: nothing is in flight after a clean close (FORMAT.md).
+        let dead = self.writer_state() != WriterState::Alive;
         let stats = peeker.peek(
             &self.ring,
             u64::from(self.geometry.capacity),

@@ -325,7 +325,10 @@ fn overwrite_two_producers_never_tear_and_keep_the_newest() {
         // give-up leaves the slot's word unchanged).
         let mut follower = Peeker::at_head(&*ring);
         let stats = follower.peek(&ring, 8, InFlight::Wait, &mut || false, |_| {});
-        assert!(!stats.waiting, "a follower waits forever at a given-up position");
+        assert!(
+            !stats.waiting,
+            "a follower waits forever at a given-up position"
+        );
         assert_eq!(stats.returned + stats.missed, 2);
         let given_up = outcomes.iter().filter(|o| !o.2).count() as u64;
         assert!(stats.given_up <= given_up);
@@ -413,7 +416,10 @@ fn unblock_races_the_commit_and_the_late_commit_loses_cleanly() {
         written.sort_unstable();
         got.sort_unstable();
         assert_eq!(got, written, "committed records consumed exactly once");
-        assert_eq!(abandoned, lost, "each lost record is one abandoned position");
+        assert_eq!(
+            abandoned, lost,
+            "each lost record is one abandoned position"
+        );
         assert_eq!(
             got.len() + abandoned,
             tail.wrapping_sub(start) as usize,

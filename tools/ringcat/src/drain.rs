@@ -140,6 +140,12 @@ fn drain_loop(
             continue;
         }
         let writer_gone = drainer.file().writer_state() != WriterState::Alive;
+        if stats.blocked && !writer_gone && !stop() {
+            // A live producer has not committed the next slot yet: wait for it, at most the
+            // unblock timeout (then the drainer skips it and counts it abandoned).
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
         if !follow || writer_gone || stop() {
             // One more pass picks up what a dying or stopping writer committed last.
             let stats = drainer.drain_batch(usize::MAX, &mut write_out)?;
