@@ -216,7 +216,7 @@ fn many_producers_with_one_stuck_reconcile() {
             taken += 1;
         });
         abandoned += stats.abandoned as u64;
-        if !released && abandoned > 0 && taken > 1000 {
+        if !released && abandoned > 0 && taken >= per_producer {
             go.send(()).unwrap();
             released = true;
         }
