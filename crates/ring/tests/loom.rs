@@ -40,6 +40,14 @@ fn model_capped(max: usize, test: impl Fn() + Sync + Send + 'static) {
     );
 }
 
+/// A consumer that never unblocks on a timeout (no wall clock in a model): only the models
+/// of unblocking ask for it, with a zero timeout.
+fn consumer_of(ring: &Ring<HeapStorage>) -> Consumer {
+    let mut consumer = Consumer::attach(ring).unwrap();
+    consumer.set_unblock_after(None);
+    consumer
+}
+
 fn ring_near_wrap(capacity: u32) -> Arc<Ring<HeapStorage>> {
     let ring = Ring::new(HeapStorage::new(capacity)).unwrap();
     ring.set_start_position(u32::MAX - 1);
@@ -65,7 +73,7 @@ fn spsc_crosses_the_wrap_in_order() {
         let ring = ring_near_wrap(2);
         let consumer_ring = Arc::clone(&ring);
         let consumer = thread::spawn(move || {
-            let mut consumer = Consumer::attach(&*consumer_ring).unwrap();
+            let mut consumer = consumer_of(&consumer_ring);
             let mut got = Vec::new();
             for _ in 0..2 {
                 consumer.consume(&consumer_ring, 1, &mut || false, |slot| {
@@ -109,7 +117,7 @@ fn mpsc_two_producers_one_consumer_conserve_records() {
             .collect();
         let consumer_ring = Arc::clone(&ring);
         let consumer = thread::spawn(move || {
-            let mut consumer = Consumer::attach(&*consumer_ring).unwrap();
+            let mut consumer = consumer_of(&consumer_ring);
             let mut got = Vec::new();
             consumer.consume(&consumer_ring, 2, &mut || false, |slot| {
                 let value = value_of(&slot.record).expect("torn record");
@@ -147,7 +155,7 @@ fn peek_races_producer_and_consumer_without_tearing() {
         let start = ring.positions().0;
         let consumer_ring = Arc::clone(&ring);
         let consumer = thread::spawn(move || {
-            let mut consumer = Consumer::attach(&*consumer_ring).unwrap();
+            let mut consumer = consumer_of(&consumer_ring);
             let mut got = Vec::new();
             consumer.consume(&consumer_ring, 2, &mut || false, |slot| {
                 got.push(value_of(&slot.record).expect("torn record"));
@@ -243,7 +251,7 @@ fn peek_detects_a_slot_recycled_while_it_reads() {
             });
             returned
         });
-        let mut consumer = Consumer::attach(&*ring).unwrap();
+        let mut consumer = consumer_of(&ring);
         consumer.consume(&ring, 1, &mut || false, |_| {});
         producer.push(&ring, 0, 0, &record_of(2)).unwrap();
         peeker.join().unwrap();

@@ -83,6 +83,8 @@ fn multi_producer_conserves_every_record_and_per_producer_order() {
         })
         .collect();
     let mut consumer = Consumer::attach(&*ring).unwrap();
+    // Conservation only: no unblocking of a producer this shared machine deschedules.
+    consumer.set_unblock_after(None);
     let mut last = vec![None::<u64>; PRODUCERS as usize];
     let mut consumed = 0u64;
     loop {
