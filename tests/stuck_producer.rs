@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use ringlat::Outcome;
-use ringlat_format::{GlobalCounter, KindCounter, SlotMeta};
+use ringlat_format::{KindCounter, SlotMeta};
 use ringlat_read::{Drainer, RingFile};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -105,7 +105,6 @@ fn a_parked_producer_is_shown_unblocked_and_loses_its_late_commit() {
         counters.get(KindCounter::Written) + counters.abandoned,
         "drained + abandoned == positions"
     );
-    let _ = GlobalCounter::Abandoned;
 }
 
 /// Writes the metadata word of `position` in a closed file (as a writer that stopped between
@@ -157,4 +156,27 @@ fn a_closed_ring_with_an_uncommitted_slot_is_read_past() {
     assert_eq!(file.counters().abandoned, 1);
     let (head, tail) = file.positions();
     assert_eq!(head, tail);
+}
+
+#[test]
+fn a_version_1_file_is_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.ring");
+    let ring = ringlat::Ring::builder(&path)
+        .capacity(8)
+        .kind(0, "op")
+        .create()
+        .unwrap();
+    ring.record(0, 7, 0, US);
+    ring.close().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[ringlat_format::VERSION_FIELD..ringlat_format::VERSION_FIELD + 4]
+        .copy_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let (records, _) = RingFile::open(&path).unwrap().snapshot();
+    assert_eq!(
+        records.len(),
+        1,
+        "version 1 (states 0..2 only) is a subset of version 2"
+    );
 }

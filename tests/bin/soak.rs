@@ -23,7 +23,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ringlat::Outcome;
-use ringlat_format::{GlobalCounter, KindCounter};
+use ringlat_format::KindCounter;
 use ringlat_read::Drainer;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -269,7 +269,6 @@ fn main() -> ExitCode {
             total(|p| p.parked_lost)
         ));
     }
-    let _ = GlobalCounter::Abandoned;
     println!(
         "soak ok: {passed} positions ({:.2} x 2^32 wraps) from start {start} in {elapsed:.1} s ({:.1} M/s); drained {drained_total}, abandoned {abandoned} (parked {}), dropped {}; exact reconciliation",
         passed as f64 / 4_294_967_296.0,
