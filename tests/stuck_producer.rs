@@ -180,3 +180,33 @@ fn a_version_1_file_is_still_read() {
         "version 1 (states 0..2 only) is a subset of version 2"
     );
 }
+
+/// The header's breaker mirror is re-stored from the breaker's flag every background tick, so
+/// a mirror that disagrees (a trip racing a close) does not stay wrong (issue 9 item 5).
+#[test]
+fn the_breaker_mirror_is_restored_every_tick() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mirror.ring");
+    let ring = ringlat::Ring::builder(&path)
+        .capacity(8)
+        .kind(0, "op")
+        .tick(Duration::from_secs(3600))
+        .create()
+        .unwrap();
+    let file = RingFile::open(&path).unwrap();
+    let mut raw = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    raw.seek(SeekFrom::Start(ringlat_format::BREAKER_STATE as u64))
+        .unwrap();
+    raw.write_all(&1u32.to_le_bytes()).unwrap();
+    assert!(
+        file.breaker().unwrap().open,
+        "the planted disagreement is visible"
+    );
+    assert!(!ring.breaker_open());
+    ring.run_background_tick().unwrap();
+    assert!(
+        !file.breaker().unwrap().open,
+        "the tick re-stored the mirror"
+    );
+}
