@@ -94,7 +94,7 @@ fn a_decoder_written_from_format_md_reads_the_library_file() {
         le(&bytes, offset, size)
     };
     assert_eq!(&bytes[at("magic").0..8], b"RINGLAT\0");
-    assert_eq!(get("version"), 1);
+    assert_eq!(get("version"), 2);
     assert_eq!(get("header_size"), 40960);
     assert_eq!(get("record_size"), 21);
     let capacity = get("capacity");
@@ -197,7 +197,7 @@ fn a_decoder_written_from_format_md_reads_the_library_file() {
         let slot = (position as u64 & (capacity - 1)) as usize;
         let word = le(&bytes, meta + 8 * slot, 8);
         assert_eq!(word as u32, position, "metadata position");
-        assert_eq!((word >> 32) & 3, 2, "committed");
+        assert_eq!((word >> 32) & 7, 2, "committed");
         assert_eq!((word >> 40) & 0xFF, 2, "kind");
         let class = ((word >> 48) & 0xFF) as usize;
         assert_eq!(f64::from_bits(le(&bytes, class_table + 8 * class, 8)), 0.5);

@@ -63,10 +63,10 @@ fn every_validation_error_class() {
         FormatError::NotInitialised
     );
     assert!(matches!(
-        open_edited(d, |b| b[8] = 2),
+        open_edited(d, |b| b[8] = 3),
         FormatError::UnsupportedVersion {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
     ));
     assert_eq!(

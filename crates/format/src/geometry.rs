@@ -159,7 +159,7 @@ mod tests {
             check(&|b| b[8] = 9, len),
             FormatError::UnsupportedVersion {
                 found: 9,
-                supported: 1
+                supported: crate::VERSION
             }
         );
         assert_eq!(

@@ -8,8 +8,12 @@ pub const PAGE_SIZE: u64 = 4096;
 pub const HEADER_SIZE: u64 = 40_960;
 /// The 8 magic bytes at offset 0.
 pub const MAGIC: [u8; 8] = *b"RINGLAT\0";
-/// The format version this code writes and reads.
-pub const VERSION: u32 = 1;
+/// The format version this code writes. Version 2 added the skipped and abandoned slot
+/// states (docs/FORMAT.md, "Slot metadata"); a version-1 file is still read (it never holds
+/// them), a version-2 file is refused by version-1 readers.
+pub const VERSION: u32 = 2;
+/// The oldest format version this code reads.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// `[u8; 8]` magic.
 pub const MAGIC_FIELD: usize = 0;
@@ -53,6 +57,14 @@ pub const STATE: usize = 84;
 pub const HEARTBEAT_UNIX_NS: usize = 88;
 /// `u64` (atomic) bit 32 set: positions before the low 32 bits are known durable.
 pub const DURABLE_POSITION: usize = 96;
+/// `u64` (atomic, version 2) bit 32 set: the writer's watchdog sees the position in the low
+/// 32 bits reserved but not finished since [`STUCK_SINCE_UNIX_NS`]; 0 = nothing stuck.
+pub const STUCK_POSITION: usize = 104;
+/// `u64` (atomic, version 2) UNIX-epoch nanoseconds at which the watchdog first saw
+/// [`STUCK_POSITION`] unfinished.
+pub const STUCK_SINCE_UNIX_NS: usize = 112;
+/// Bit set in [`STUCK_POSITION`] while a position is stuck.
+pub const STUCK_VALID: u64 = 1 << 32;
 /// `u64` (atomic) the ring word: head in the high 32 bits, tail in the low 32 bits.
 pub const RING_WORD: usize = 128;
 /// Start of the global `u64` counters, see [`GlobalCounter`].
@@ -235,7 +247,7 @@ impl<'a> HeaderView<'a> {
         if magic != MAGIC {
             return Err(FormatError::BadMagic(magic));
         }
-        if version != VERSION {
+        if !(OLDEST_READABLE_VERSION..=VERSION).contains(&version) {
             return Err(FormatError::UnsupportedVersion {
                 found: version,
                 supported: VERSION,

@@ -1,4 +1,4 @@
-//! The bytes on disk of a ringlat ring file, version 1.
+//! The bytes on disk of a ringlat ring file, version 2 (version 1 is still read).
 //!
 //! Everything here is plain data: offsets, the 21-byte [`Record`], the per-slot
 //! [`SlotMeta`] word, and [`HeaderView::validate`], which checks a header and
@@ -40,8 +40,9 @@ pub use header::{
     FLUSH_INTERVAL_NS, FLUSH_MODE, KEEP_IF_SLOW_NS, MAX_SKEW_NS, OVERFLOW_BREAK,
     OVERFLOW_OVERWRITE, TICK_NS,
 };
+pub use header::{OLDEST_READABLE_VERSION, STUCK_POSITION, STUCK_SINCE_UNIX_NS, STUCK_VALID};
 pub use kind::{KIND_COUNT, KIND_ENTRY_SIZE, KIND_NAME_MAX, KIND_TABLE, KindCounter, KindField};
-pub use meta::{META_SIZE, SlotMeta, SlotState};
+pub use meta::{Lap, META_SIZE, SlotMeta, SlotState, lap_of};
 pub use record::{RECORD_SIZE, Record};
 pub use unit::DeltaUnit;
 

@@ -45,8 +45,17 @@ impl Drainer {
                 path: path.to_path_buf(),
             });
         }
-        let consumer = Consumer::attach(file.ring());
+        let consumer = Consumer::attach(file.ring()).map_err(|_| ReadError::OverwriteRing {
+            path: path.to_path_buf(),
+        })?;
         Ok(Drainer { file, consumer })
+    }
+
+    /// How long a slot reserved but not committed by a live producer may stop the drain
+    /// before it is unblocked (skipped and counted as abandoned); default
+    /// [`ringlat_ring::DEFAULT_UNBLOCK_AFTER`] (1 s). `None`: only once the writer is gone.
+    pub fn set_unblock_after(&mut self, after: Option<std::time::Duration>) {
+        self.consumer.set_unblock_after(after);
     }
 
     /// The underlying file (header, counters, kind names).

@@ -43,7 +43,9 @@ impl Follower {
         }
     }
 
-    /// Totals so far: returned, missed (consumed or overwritten before we saw them), abandoned.
+    /// Totals so far: returned, missed (consumed, overwritten or given up before we saw them;
+    /// `given_up` says how many were given up), abandoned (unfinished when the writer died or
+    /// closed the file).
     pub fn stats(&self) -> PeekStats {
         self.stats
     }
@@ -63,6 +65,7 @@ impl Follower {
         }
         self.stats.returned += stats.returned;
         self.stats.missed += stats.missed;
+        self.stats.given_up += stats.given_up;
         self.stats.abandoned += stats.abandoned;
         out
     }

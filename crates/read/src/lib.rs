@@ -37,6 +37,7 @@ mod open;
 pub mod percentile;
 mod sample;
 mod status;
+mod stuck;
 
 pub use decoded::Decoded;
 pub use drain::Drainer;
@@ -49,3 +50,4 @@ pub use open::{Counters, RingFile};
 pub use ringlat_ring::{InFlight, PeekStats};
 pub use sample::{Sample, Source};
 pub use status::{BreakerStatus, FlushMode, KindRates, WriterPolicy};
+pub use stuck::StuckPosition;

@@ -157,6 +157,6 @@ impl RingFile {
     /// uncommitted, and answered once per call site (the lock lookup reads `/proc/locks`).
     pub(crate) fn writer_dead_probe(&self) -> impl FnMut() -> bool + '_ {
         let mut dead = None;
-        move || *dead.get_or_insert_with(|| self.writer_state() == WriterState::Dead)
+        move || *dead.get_or_insert_with(|| self.writer_state() != WriterState::Alive)
     }
 }

@@ -3,8 +3,8 @@ use crate::{Decoded, ReadError, WriterState, escape_control};
 use ringlat_format::{
     ANCHOR_UNIX_NS, CLASS_TABLE, CREATION_FLAGS, DeltaUnit, FLAG_MULTI_PRODUCER, FormatError,
     Geometry, GlobalCounter, HEADER_SIZE, HeaderView, KIND_NAME_MAX, KindCounter, KindField,
-    OVERFLOW_OVERWRITE, OVERFLOW_POLICY, RING_WORD, START_POSITION, VERSION, VERSION_FIELD,
-    WRITER_PID, check_ring_word, is_probability,
+    OLDEST_READABLE_VERSION, OVERFLOW_OVERWRITE, OVERFLOW_POLICY, RING_WORD, START_POSITION,
+    VERSION, VERSION_FIELD, WRITER_PID, check_ring_word, is_probability,
 };
 use ringlat_ring::{InFlight, PeekStats, Peeker, RegionStorage, Ring, Slot};
 use std::fs::{File, OpenOptions};
@@ -122,7 +122,7 @@ impl RingFile {
             .storage()
             .u32_at(VERSION_FIELD)
             .map(|v| v.load(Ordering::Acquire));
-        if version != Some(VERSION) {
+        if !version.is_some_and(|v| (OLDEST_READABLE_VERSION..=VERSION).contains(&v)) {
             return Err(format_error(FormatError::NotInitialised));
         }
         // Everything the reader keeps comes from a copy made after that Acquire load, so it
@@ -374,7 +374,8 @@ impl RingFile {
     pub fn snapshot(&self) -> (Vec<Decoded>, PeekStats) {
         let mut peeker = Peeker::at_head(&self.ring);
         let mut records = Vec::new();
-        let dead = self.writer_state() == WriterState::Dead;
+        // Closed counts as gone: nothing is in flight after a clean close (FORMAT.md).
+        let dead = self.writer_state() != WriterState::Alive;
         let stats = peeker.peek(
             &self.ring,
             u64::from(self.geometry.capacity),

@@ -18,6 +18,7 @@ pub struct HeapStorage {
     word: AtomicU64,
     meta: Box<[AtomicU64]>,
     records: Box<[[AtomicU64; 3]]>,
+    overwrite: bool,
 }
 
 impl HeapStorage {
@@ -29,6 +30,21 @@ impl HeapStorage {
             records: (0..capacity)
                 .map(|_| [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)])
                 .collect(),
+            overwrite: false,
+        }
+    }
+
+    /// Zeroed storage for an overwrite-mode ring (no consumer may attach to it).
+    ///
+    /// ```
+    /// use ringlat_ring::{Consumer, HeapStorage, Ring, RingError};
+    /// let ring = Ring::new(HeapStorage::new_overwrite(4)).unwrap();
+    /// assert_eq!(Consumer::attach(&ring).unwrap_err(), RingError::OverwriteRing);
+    /// ```
+    pub fn new_overwrite(capacity: u32) -> Self {
+        HeapStorage {
+            overwrite: true,
+            ..HeapStorage::new(capacity)
         }
     }
 }
@@ -58,6 +74,10 @@ impl Storage for HeapStorage {
             // Relaxed: the slot's stamps (see the crate docs) order these stores.
             cell.store(u64::from_le_bytes(word), Ordering::Relaxed);
         }
+    }
+
+    fn overwrite_mode(&self) -> bool {
+        self.overwrite
     }
 
     fn load_record(&self, index: u32) -> Record {

@@ -1,6 +1,5 @@
-use crate::ring::{Ring, Slot, Validated};
+use crate::ring::{Missing, Ring, Slot, Validated, classify_missing};
 use crate::storage::Storage;
-use ringlat_format::SlotState;
 
 /// What a [`Peeker`] does at a slot that is reserved but not committed yet.
 ///
@@ -26,9 +25,13 @@ pub enum InFlight {
 pub struct PeekStats {
     /// Records returned.
     pub returned: u64,
-    /// Records that were consumed or overwritten before this peeker could read them.
+    /// Positions whose record this peeker will never see: consumed or overwritten before it
+    /// could read them, or given up (the slot says so: a producer gave the position up, or
+    /// a consumer unblocked a stuck producer).
     pub missed: u64,
-    /// Slots whose producer died before committing them.
+    /// Of `missed`, the positions the slot says were given up (skipped or abandoned).
+    pub given_up: u64,
+    /// Slots found unfinished while the writer is dead or has closed the file: never coming.
     pub abandoned: u64,
     /// In-flight slots passed over ([`InFlight::Skip`]).
     pub in_flight: u64,
@@ -78,6 +81,10 @@ impl Peeker {
     }
 
     /// Reads up to `max` slots from the current position towards tail.
+    ///
+    /// `writer_dead` is asked at an unfinished slot: when the producers are gone (the writer
+    /// died, or closed the file: nothing is in flight after a clean close) the slot is
+    /// counted as abandoned instead of waited for.
     pub fn peek<S: Storage>(
         &mut self,
         ring: &Ring<S>,
@@ -107,26 +114,26 @@ impl Peeker {
                     stats.returned += 1;
                 }
                 Validated::Overwritten => stats.missed += 1,
-                Validated::NotCommitted(meta) => {
-                    let later_lap = meta.state() != Some(SlotState::Empty)
-                        && (1..=1u32 << 31).contains(&meta.position.wrapping_sub(self.next));
-                    if later_lap {
+                Validated::NotCommitted(word) => match classify_missing(word, self.next) {
+                    Missing::GivenUp => {
                         stats.missed += 1;
-                    } else if writer_dead() {
-                        match ring.read_validated(self.next) {
-                            Validated::Ok(slot) => {
-                                on_slot(slot);
-                                stats.returned += 1;
-                            }
-                            _ => stats.abandoned += 1,
+                        stats.given_up += 1;
+                    }
+                    Missing::Overwritten => stats.missed += 1,
+                    Missing::InFlight if writer_dead() => match ring.read_validated(self.next) {
+                        // Committed between our two looks, just before the writer went.
+                        Validated::Ok(slot) => {
+                            on_slot(slot);
+                            stats.returned += 1;
                         }
-                    } else if in_flight == InFlight::Skip {
-                        stats.in_flight += 1;
-                    } else {
+                        _ => stats.abandoned += 1,
+                    },
+                    Missing::InFlight if in_flight == InFlight::Skip => stats.in_flight += 1,
+                    Missing::InFlight => {
                         stats.waiting = true;
                         break;
                     }
-                }
+                },
             }
             self.next = self.next.wrapping_add(1);
         }

@@ -1,7 +1,9 @@
 use crate::storage::Storage;
 use crate::sync::{AtomicU8, AtomicU64, Ordering};
 use core::ptr::NonNull;
-use ringlat_format::{Geometry, META_SIZE, RECORD_SIZE, RING_WORD, Record};
+use ringlat_format::{
+    Geometry, META_SIZE, OVERFLOW_OVERWRITE, OVERFLOW_POLICY, RECORD_SIZE, RING_WORD, Record,
+};
 use thiserror::Error;
 
 /// Why a memory region cannot hold a ring of the given geometry.
@@ -146,6 +148,14 @@ impl Storage for RegionStorage {
             self.record_byte(index, byte)
                 .store(value, Ordering::Relaxed);
         }
+    }
+
+    fn overwrite_mode(&self) -> bool {
+        // SAFETY: OVERFLOW_POLICY (57) is inside the header, which `new` checked is part of
+        // the region; u8 needs no alignment.
+        let policy = unsafe { AtomicU8::from_ptr(self.base.as_ptr().add(OVERFLOW_POLICY)) };
+        // Relaxed: written once at creation, before the version store that publishes the file.
+        policy.load(Ordering::Relaxed) == OVERFLOW_OVERWRITE
     }
 
     fn load_record(&self, index: u32) -> Record {

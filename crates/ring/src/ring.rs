@@ -1,10 +1,14 @@
 use crate::producer::Full;
 use crate::storage::Storage;
-use crate::sync::{Ordering, fence};
-use ringlat_format::{Record, SlotMeta, SlotState, pack_positions, unpack_positions};
+use crate::sync::{AtomicU64, Ordering, fence};
+use ringlat_format::{Lap, Record, SlotMeta, SlotState, lap_of, pack_positions, unpack_positions};
 use thiserror::Error;
 
-/// Why a storage cannot carry a ring.
+/// The largest capacity a ring accepts: 2^30 slots. With 2^31 a full ring's `tail - head`
+/// would be 2^31, which the 32-bit lap arithmetic cannot tell from "behind".
+pub const MAX_CAPACITY: u32 = 1 << 30;
+
+/// Why a storage cannot carry a ring, or a ring refuses a role.
 ///
 /// ```
 /// use ringlat_ring::{HeapStorage, Ring, RingError};
@@ -12,9 +16,60 @@ use thiserror::Error;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RingError {
-    /// Capacity must be a power of two between 2 and 2^31.
-    #[error("ring capacity {0} is not a power of two between 2 and 2^31")]
+    /// Capacity must be a power of two between 2 and 2^30.
+    #[error("ring capacity {0} is not a power of two between 2 and 2^30")]
     BadCapacity(u32),
+    /// A consumer was attached to an overwrite-mode ring, whose producers move head
+    /// themselves: a consumer would move it backwards. Read such rings with a `Peeker`.
+    #[error("an overwrite-mode ring has no consumer (its producers move head); peek instead")]
+    OverwriteRing,
+}
+
+/// Why a push wrote nothing. Every variant is a dropped record for the caller's counters.
+///
+/// ```
+/// use ringlat_ring::{HeapStorage, PushError, Ring};
+/// use ringlat_format::Record;
+/// let ring = Ring::new(HeapStorage::new(2)).unwrap();
+/// let record = Record::new(0, 0, 0, 0);
+/// ring.push(0, 0, &record).unwrap();
+/// ring.push(0, 0, &record).unwrap();
+/// assert_eq!(ring.push(0, 0, &record), Err(PushError::Full));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum PushError {
+    /// The ring had no free slot; nothing was reserved.
+    #[error("the ring is full")]
+    Full,
+    /// The position was reserved but its record given up: the consumer unblocked the slot
+    /// before the commit (the producer was stuck longer than the unblock timeout), or the
+    /// slot was still held by a producer stuck since an earlier lap.
+    #[error("position {position} was given up before its commit")]
+    Lost {
+        /// The position that has no record.
+        position: u32,
+    },
+    /// A [`crate::SingleProducer`] found that something else moved the tail (two single
+    /// producers, e.g. after `fork`, or a multi-producer push on its ring). It refuses every
+    /// later push instead of spinning.
+    #[error("another producer moved the tail of this single-producer ring")]
+    NotSingle,
+}
+
+impl From<Full> for PushError {
+    fn from(_: Full) -> Self {
+        PushError::Full
+    }
+}
+
+/// Where a producer is inside a push, for [`Ring::push_hooked`] (tests that park a producer
+/// between reserving and committing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushStage {
+    /// The position is reserved; the slot is not claimed yet.
+    Reserved,
+    /// The slot is claimed and the record bytes are stored; the commit comes next.
+    Written,
 }
 
 /// One record read from the ring, with the slot metadata it was committed with.
@@ -58,19 +113,22 @@ pub struct Slot {
 pub struct Ring<S> {
     storage: S,
     mask: u32,
+    overwrite: bool,
 }
 
 impl<S: Storage> Ring<S> {
-    /// Wraps a storage; its capacity must be a power of two between 2 and 2^31 (so that the
+    /// Wraps a storage; its capacity must be a power of two between 2 and 2^30 (so that the
     /// distance between two 32-bit positions is never ambiguous).
     pub fn new(storage: S) -> Result<Self, RingError> {
         let capacity = storage.capacity();
-        if !capacity.is_power_of_two() || !(2..=1 << 31).contains(&capacity) {
+        if !capacity.is_power_of_two() || !(2..=MAX_CAPACITY).contains(&capacity) {
             return Err(RingError::BadCapacity(capacity));
         }
+        let overwrite = storage.overwrite_mode();
         Ok(Ring {
             storage,
             mask: capacity - 1,
+            overwrite,
         })
     }
 
@@ -84,8 +142,17 @@ impl<S: Storage> Ring<S> {
         self.mask + 1
     }
 
+    /// Whether the storage says this is an overwrite-mode ring (no consumer allowed).
+    pub fn overwrite_mode(&self) -> bool {
+        self.overwrite
+    }
+
     pub(crate) fn index(&self, position: u32) -> u32 {
         position & self.mask
+    }
+
+    pub(crate) fn meta_of(&self, position: u32) -> &AtomicU64 {
+        self.storage.meta(self.index(position))
     }
 
     /// Places head and tail at `position`. Only for a ring nobody uses yet (file creation,
@@ -136,30 +203,61 @@ impl<S: Storage> Ring<S> {
         }
     }
 
-    /// Multi-producer push: reserve a position, write the record, commit. Returns the position.
+    /// Multi-producer push: reserve a position, claim its slot, write the record, commit.
+    /// Returns the position.
     ///
-    /// Never blocks: when the ring is full it returns `Full` at once.
+    /// Never blocks: when the ring is full it returns [`PushError::Full`] at once; when the
+    /// position was given up (see [`PushError::Lost`]) it returns that.
     #[inline]
-    pub fn push(&self, kind: u8, class: u8, record: &Record) -> Result<u32, Full> {
-        let position = self.reserve()?;
-        self.write_slot(position, kind, class, record);
-        Ok(position)
+    pub fn push(&self, kind: u8, class: u8, record: &Record) -> Result<u32, PushError> {
+        self.push_with_fill(kind, class, record)
+            .map(|(position, _)| position)
     }
 
     /// [`Ring::push`], returning `(position, fill after the reservation)`.
     #[inline]
-    pub fn push_with_fill(&self, kind: u8, class: u8, record: &Record) -> Result<(u32, u32), Full> {
+    pub fn push_with_fill(
+        &self,
+        kind: u8,
+        class: u8,
+        record: &Record,
+    ) -> Result<(u32, u32), PushError> {
+        self.push_hooked(kind, class, record, |_, _| {})
+    }
+
+    /// [`Ring::push_with_fill`] that calls `hook` after the reservation and again between the
+    /// record stores and the commit: the test hook that parks a producer there (the same
+    /// code as `push`, which passes a hook that does nothing).
+    ///
+    /// ```
+    /// use ringlat_ring::{HeapStorage, PushStage, Ring};
+    /// use ringlat_format::Record;
+    /// let ring = Ring::new(HeapStorage::new(2)).unwrap();
+    /// let mut stages = Vec::new();
+    /// ring.push_hooked(0, 0, &Record::new(1, 0, 0, 0), |stage, _| stages.push(stage)).unwrap();
+    /// assert_eq!(stages, [PushStage::Reserved, PushStage::Written]);
+    /// ```
+    #[inline]
+    pub fn push_hooked(
+        &self,
+        kind: u8,
+        class: u8,
+        record: &Record,
+        mut hook: impl FnMut(PushStage, u32),
+    ) -> Result<(u32, u32), PushError> {
         let (position, fill) = self.reserve_with_fill()?;
-        self.write_slot(position, kind, class, record);
+        hook(PushStage::Reserved, position);
+        self.claim_write_commit(position, kind, class, record, &mut hook)?;
         Ok((position, fill))
     }
 
     /// Overwrite-mode push (flight recorder): never full. When the ring is full, head and tail
     /// advance together in the one CAS of the packed word, dropping the oldest record.
     ///
-    /// Because the slot may still belong to a producer of an earlier lap, the slot is claimed
-    /// by a CAS on its stamp; if it is being written by another producer (one that stalled for
-    /// a whole lap) or already holds a later lap, the record is given up, never torn.
+    /// Because the slot may still be held by a producer of an earlier lap (one that stalled
+    /// for a whole lap), the slot is claimed by a CAS on its stamp; if it is held, the record
+    /// is given up (never torn), and the give-up is written into the slot (abandoned state)
+    /// so that readers count the position as missed instead of waiting for it.
     ///
     /// ```
     /// use ringlat_ring::{HeapStorage, Ring, Overwritten};
@@ -177,46 +275,30 @@ impl<S: Storage> Ring<S> {
         class: u8,
         record: &Record,
     ) -> Result<Overwritten, SlotBusy> {
+        self.push_overwriting_hooked(kind, class, record, |_, _| {})
+    }
+
+    /// [`Ring::push_overwriting`] with the test hook of [`Ring::push_hooked`].
+    #[inline]
+    pub fn push_overwriting_hooked(
+        &self,
+        kind: u8,
+        class: u8,
+        record: &Record,
+        mut hook: impl FnMut(PushStage, u32),
+    ) -> Result<Overwritten, SlotBusy> {
         let (position, overwrote) = self.reserve_overwriting();
-        let index = self.index(position);
-        let meta = self.storage.meta(index);
-        // Relaxed: a guess for the CAS below.
-        let mut current = meta.load(Ordering::Relaxed);
-        loop {
-            let seen = SlotMeta::from_word(current);
-            let later_lap = seen.state() != Some(SlotState::Empty)
-                && (1..=1u32 << 31).contains(&seen.position.wrapping_sub(position));
-            if seen.state() == Some(SlotState::Writing) || later_lap {
-                return Err(SlotBusy {
-                    position,
-                    overwrote,
-                });
-            }
-            // Success Acquire: pairs with the Release commit store of the slot's previous
-            // writer, so its record stores come before ours in every byte's modification order
-            // (the last writer's bytes are the ones that stay). Then the Release fence orders
-            // our writing stamp before our record stores, as in `write_slot` (seqlock pair).
-            match meta.compare_exchange(
-                current,
-                SlotMeta::writing(position, kind, class).to_word(),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(now) => current = now,
-            }
+        hook(PushStage::Reserved, position);
+        match self.claim_write_commit(position, kind, class, record, &mut hook) {
+            Ok(()) => Ok(Overwritten {
+                position,
+                overwrote,
+            }),
+            Err(_) => Err(SlotBusy {
+                position,
+                overwrote,
+            }),
         }
-        fence(Ordering::Release);
-        self.storage.store_record(index, record);
-        // Release: pairs with the Acquire stamp load of peekers (as in `write_slot`).
-        meta.store(
-            SlotMeta::committed(position, kind, class).to_word(),
-            Ordering::Release,
-        );
-        Ok(Overwritten {
-            position,
-            overwrote,
-        })
     }
 
     /// Reserves the next position, advancing head too when the ring is full.
@@ -230,8 +312,7 @@ impl<S: Storage> Ring<S> {
             let full = tail.wrapping_sub(head) >= self.capacity();
             let head = if full { head.wrapping_add(1) } else { head };
             let next = pack_positions(head, tail.wrapping_add(1));
-            // Acquire on success: as in `reserve_with_fill` (no consumer is expected in this
-            // mode, but one that drains an overwrite ring must still not race our writes).
+            // Acquire on success: as in `reserve_with_fill`.
             match word.compare_exchange(current, next, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return (tail, full),
                 Err(seen) => current = seen,
@@ -239,9 +320,102 @@ impl<S: Storage> Ring<S> {
         }
     }
 
-    /// Writes and commits the record of a reserved `position`.
+    /// The multi-producer slot protocol for a reserved `position`: claim, store, commit.
     #[inline]
-    pub fn write_slot(&self, position: u32, kind: u8, class: u8, record: &Record) {
+    fn claim_write_commit(
+        &self,
+        position: u32,
+        kind: u8,
+        class: u8,
+        record: &Record,
+        hook: &mut impl FnMut(PushStage, u32),
+    ) -> Result<(), PushError> {
+        let index = self.index(position);
+        let meta = self.storage.meta(index);
+        self.claim(meta, position, kind, class)?;
+        // Release fence: orders the writing stamp (the claim above) before the record stores
+        // below; pairs with the peeker's Acquire fence before its stamp re-check (seqlock).
+        fence(Ordering::Release);
+        self.storage.store_record(index, record);
+        hook(PushStage::Written, position);
+        self.commit(meta, position, kind, class)
+    }
+
+    /// Claims the slot for `position`: a CAS from a free stamp of an earlier lap to the
+    /// writing stamp. A slot still held (writing or abandoned, of an earlier lap) is not
+    /// written: the position is given up with a CAS to `abandoned(position)`, the
+    /// read-modify-write that confirms the slot really was held (a plain load may be stale).
+    /// A slot that already says our position has no record (the consumer unblocked it before
+    /// we got here), or that holds a later lap, is left alone.
+    #[inline]
+    fn claim(&self, meta: &AtomicU64, position: u32, kind: u8, class: u8) -> Result<(), PushError> {
+        let writing = SlotMeta::writing(position, kind, class).to_word();
+        // Relaxed: a guess for the CAS below, which reads the latest stamp.
+        let mut current = meta.load(Ordering::Relaxed);
+        loop {
+            let seen = SlotMeta::from_word(current);
+            let next = match (
+                SlotMeta::state_of_word(current),
+                lap_of(seen.position, position),
+            ) {
+                (Some(SlotState::Empty) | None, _) => writing,
+                (Some(state), Lap::Earlier) if state.is_free() => writing,
+                (Some(SlotState::Writing | SlotState::Abandoned), Lap::Earlier) => {
+                    SlotMeta::abandoned(position).to_word()
+                }
+                _ => return Err(PushError::Lost { position }),
+            };
+            // Success Acquire: pairs with the Release commit (or release) of the slot's
+            // previous holder, so its record stores come before ours in every byte's
+            // modification order (the last writer's bytes are the ones that stay). The
+            // consumer's reads of the slot are ordered by the reserving CAS (see crate docs).
+            match meta.compare_exchange(current, next, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) if next == writing => return Ok(()),
+                Ok(_) => return Err(PushError::Lost { position }),
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// Commits the claimed slot of `position`: a CAS from our writing stamp to the committed
+    /// stamp. If it fails, a consumer unblocked the slot (we were stuck past its timeout):
+    /// we still hold the slot, so we release it (abandoned → skipped) and report the record
+    /// lost. Nobody else writes a held slot, so our record stores, late as they are, tear
+    /// nothing.
+    #[inline]
+    fn commit(
+        &self,
+        meta: &AtomicU64,
+        position: u32,
+        kind: u8,
+        class: u8,
+    ) -> Result<(), PushError> {
+        let writing = SlotMeta::writing(position, kind, class).to_word();
+        let committed = SlotMeta::committed(position, kind, class).to_word();
+        // Success Release: pairs with the Acquire stamp load of consumers and peekers, making
+        // the record bytes visible to whoever sees this stamp.
+        let Err(mut current) =
+            meta.compare_exchange(writing, committed, Ordering::Release, Ordering::Relaxed)
+        else {
+            return Ok(());
+        };
+        while SlotMeta::state_of_word(current) == Some(SlotState::Abandoned) {
+            let skipped = SlotMeta::skipped(SlotMeta::from_word(current).position).to_word();
+            // Release: pairs with the Acquire claim of the slot's next producer, so our late
+            // record stores come before its stores (its bytes are the ones that stay).
+            match meta.compare_exchange(current, skipped, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => current = now,
+            }
+        }
+        Err(PushError::Lost { position })
+    }
+
+    /// Writes and commits the record of `position` for the single producer, which publishes
+    /// tail only afterwards: no consumer or producer can touch this slot meanwhile, so plain
+    /// stores do (no claim or commit CAS).
+    #[inline]
+    pub(crate) fn write_single(&self, position: u32, kind: u8, class: u8, record: &Record) {
         let index = self.index(position);
         let meta = self.storage.meta(index);
         // Relaxed store then Release fence: the fence orders this stamp before the record
@@ -260,18 +434,19 @@ impl<S: Storage> Ring<S> {
         );
     }
 
-    /// Reads the slot of `position` if it is committed for exactly that position.
+    /// Reads the slot of `position` as the consumer: the stamp (Acquire), and the record if
+    /// the stamp is the committed stamp of exactly that position.
     ///
     /// The caller must know that no producer can be rewriting the slot (it lies between head
     /// and tail and the caller is the consumer); peekers use [`Ring::read_validated`].
-    pub(crate) fn read_committed(&self, position: u32) -> Option<Slot> {
+    pub(crate) fn read_for_consumer(&self, position: u32) -> Result<Slot, u64> {
         let index = self.index(position);
-        // Acquire: pairs with the producer's Release commit store in `write_slot`.
+        // Acquire: pairs with the producer's Release commit CAS (or store, single producer).
         let word = self.storage.meta(index).load(Ordering::Acquire);
         if !SlotMeta::word_is_committed_at(word, position) {
-            return None;
+            return Err(word);
         }
-        Some(Slot {
+        Ok(Slot {
             position,
             meta: SlotMeta::from_word(word),
             record: self.storage.load_record(index),
@@ -282,10 +457,10 @@ impl<S: Storage> Ring<S> {
     pub(crate) fn read_validated(&self, position: u32) -> Validated {
         let index = self.index(position);
         let meta = self.storage.meta(index);
-        // Acquire: pairs with the producer's Release commit store in `write_slot`.
+        // Acquire: pairs with the producer's Release commit in `commit` / `write_single`.
         let before = meta.load(Ordering::Acquire);
         if !SlotMeta::word_is_committed_at(before, position) {
-            return Validated::NotCommitted(SlotMeta::from_word(before));
+            return Validated::NotCommitted(before);
         }
         let record = self.storage.load_record(index);
         // Acquire fence: pairs with the producer's Release fence after its writing stamp; if
@@ -304,6 +479,32 @@ impl<S: Storage> Ring<S> {
     }
 }
 
+/// What the stamp of a slot says about one position, for readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missing {
+    /// Given up (skipped, or abandoned for exactly this position): never coming.
+    GivenUp,
+    /// The slot holds a later lap: the position's record (if any) was overwritten.
+    Overwritten,
+    /// Reserved and not finished: writing, not claimed yet, or waiting behind a slot an
+    /// earlier lap's producer still holds.
+    InFlight,
+}
+
+/// Classifies a stamp that is not the committed stamp of `position`.
+pub(crate) fn classify_missing(word: u64, position: u32) -> Missing {
+    let seen = SlotMeta::from_word(word);
+    match (
+        SlotMeta::state_of_word(word),
+        lap_of(seen.position, position),
+    ) {
+        (Some(SlotState::Empty), _) => Missing::InFlight,
+        (Some(state), Lap::Same) if state.is_given_up() => Missing::GivenUp,
+        (Some(_), Lap::Later) => Missing::Overwritten,
+        _ => Missing::InFlight,
+    }
+}
+
 /// A record written by [`Ring::push_overwriting`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overwritten {
@@ -313,9 +514,9 @@ pub struct Overwritten {
     pub overwrote: bool,
 }
 
-/// [`Ring::push_overwriting`] gave the record up: its slot was still being written by a
-/// producer of an earlier lap, or already held a later lap. The position stays unfilled;
-/// readers count it as missed.
+/// [`Ring::push_overwriting`] gave the record up: its slot was still held by a producer of
+/// an earlier lap, or already held a later lap. The slot says so (readers count the position
+/// as missed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotBusy {
     /// The position that was reserved and given up.
@@ -327,8 +528,8 @@ pub struct SlotBusy {
 /// What a seqlock read of one slot found.
 pub(crate) enum Validated {
     Ok(Slot),
-    /// The stamp is not the committed stamp of the position: empty, in flight, or another lap.
-    NotCommitted(SlotMeta),
+    /// The stamp (the raw word) is not the committed stamp of the position.
+    NotCommitted(u64),
     /// The stamp changed while the record was read: a later lap overwrote it.
     Overwritten,
 }

@@ -27,6 +27,10 @@ pub trait Storage {
     fn store_record(&self, index: u32, record: &Record);
     /// Loads the record of slot `index` with relaxed atomic reads.
     fn load_record(&self, index: u32) -> Record;
+    /// Whether the ring is in overwrite mode (producers move head; no consumer may attach).
+    fn overwrite_mode(&self) -> bool {
+        false
+    }
 }
 
 impl<S: Storage + ?Sized> Storage for &S {
@@ -44,5 +48,8 @@ impl<S: Storage + ?Sized> Storage for &S {
     }
     fn load_record(&self, index: u32) -> Record {
         (**self).load_record(index)
+    }
+    fn overwrite_mode(&self) -> bool {
+        (**self).overwrite_mode()
     }
 }

@@ -1,5 +1,5 @@
 //! Loom models of the ring: run with
-//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ringlat-ring --test loom --release`.
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target-loom cargo test -p ringlat-ring --test loom --release`.
 //!
 //! Every model starts the ring just below the 2^32 wrap, uses records whose fields all derive
 //! from one value (so a torn read is detectable), and checks conservation: every record a
@@ -12,7 +12,7 @@ mod common;
 use common::{record_of, tagged, value_of};
 use loom::sync::Arc;
 use loom::thread;
-use ringlat_ring::{Consumer, HeapStorage, InFlight, Peeker, Ring, SingleProducer};
+use ringlat_ring::{Consumer, HeapStorage, InFlight, Peeker, PushError, Ring, SingleProducer};
 
 /// Interleavings explored by the running model, printed so a reader can see loom did work.
 static ITERATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -27,14 +27,25 @@ fn model(test: impl Fn() + Sync + Send + 'static) {
 fn model_capped(max: usize, test: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(2).min(max));
+    let began = std::time::Instant::now();
     builder.check(move || {
         ITERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         test()
     });
     eprintln!(
-        "loom explored {} interleavings",
-        ITERATIONS.swap(0, std::sync::atomic::Ordering::Relaxed)
+        "loom explored {} interleavings in {:.1} s (preemption bound {:?})",
+        ITERATIONS.swap(0, std::sync::atomic::Ordering::Relaxed),
+        began.elapsed().as_secs_f64(),
+        builder.preemption_bound
     );
+}
+
+/// A consumer that never unblocks on a timeout (no wall clock in a model): only the models
+/// of unblocking ask for it, with a zero timeout.
+fn consumer_of(ring: &Ring<HeapStorage>) -> Consumer {
+    let mut consumer = Consumer::attach(ring).unwrap();
+    consumer.set_unblock_after(None);
+    consumer
 }
 
 fn ring_near_wrap(capacity: u32) -> Arc<Ring<HeapStorage>> {
@@ -62,7 +73,7 @@ fn spsc_crosses_the_wrap_in_order() {
         let ring = ring_near_wrap(2);
         let consumer_ring = Arc::clone(&ring);
         let consumer = thread::spawn(move || {
-            let mut consumer = Consumer::attach(&*consumer_ring);
+            let mut consumer = consumer_of(&consumer_ring);
             let mut got = Vec::new();
             for _ in 0..2 {
                 consumer.consume(&consumer_ring, 1, &mut || false, |slot| {
@@ -106,7 +117,7 @@ fn mpsc_two_producers_one_consumer_conserve_records() {
             .collect();
         let consumer_ring = Arc::clone(&ring);
         let consumer = thread::spawn(move || {
-            let mut consumer = Consumer::attach(&*consumer_ring);
+            let mut consumer = consumer_of(&consumer_ring);
             let mut got = Vec::new();
             consumer.consume(&consumer_ring, 2, &mut || false, |slot| {
                 let value = value_of(&slot.record).expect("torn record");
@@ -144,7 +155,7 @@ fn peek_races_producer_and_consumer_without_tearing() {
         let start = ring.positions().0;
         let consumer_ring = Arc::clone(&ring);
         let consumer = thread::spawn(move || {
-            let mut consumer = Consumer::attach(&*consumer_ring);
+            let mut consumer = consumer_of(&consumer_ring);
             let mut got = Vec::new();
             consumer.consume(&consumer_ring, 2, &mut || false, |slot| {
                 got.push(value_of(&slot.record).expect("torn record"));
@@ -240,7 +251,7 @@ fn peek_detects_a_slot_recycled_while_it_reads() {
             });
             returned
         });
-        let mut consumer = Consumer::attach(&*ring);
+        let mut consumer = consumer_of(&ring);
         consumer.consume(&ring, 1, &mut || false, |_| {});
         producer.push(&ring, 0, 0, &record_of(2)).unwrap();
         peeker.join().unwrap();
@@ -256,7 +267,8 @@ fn overwrite_two_producers_never_tear_and_keep_the_newest() {
     use ringlat_format::{SlotMeta, SlotState};
     use ringlat_ring::Storage;
     model_capped(2, || {
-        let ring = ring_near_wrap(2);
+        let ring = Arc::new(Ring::new(HeapStorage::new_overwrite(2)).unwrap());
+        ring.set_start_position(u32::MAX - 1);
         let (start, _) = ring.positions();
         let peek_ring = Arc::clone(&ring);
         let peeker = thread::spawn(move || {
@@ -316,5 +328,110 @@ fn overwrite_two_producers_never_tear_and_keep_the_newest() {
                 assert_eq!(ring.storage().load_record(index), record_of(value));
             }
         }
+        // Every producer has finished (the writer is alive but idle): a follower must not
+        // wait at a given-up position, it counts it as missed (issue 8 item 5: fails when a
+        // give-up leaves the slot's word unchanged).
+        let mut follower = Peeker::at_head(&*ring);
+        let stats = follower.peek(&ring, 8, InFlight::Wait, &mut || false, |_| {});
+        assert!(
+            !stats.waiting,
+            "a follower waits forever at a given-up position"
+        );
+        assert_eq!(stats.returned + stats.missed, 2);
+        let given_up = outcomes.iter().filter(|o| !o.2).count() as u64;
+        assert!(stats.given_up <= given_up);
+    });
+}
+
+/// Overwrite mode: producer A pushes two records, then B pushes one. If B's reservation
+/// comes after A's second one, A's commit of the first record (same slot) came before it,
+/// so B must never give up: the "busy" decision is confirmed by a read-modify-write, never
+/// taken from a plain load that may be stale (fails with a give-up on a relaxed load).
+#[test]
+fn overwrite_never_gives_up_on_a_stale_read() {
+    model(|| {
+        let ring = Arc::new(Ring::new(HeapStorage::new_overwrite(2)).unwrap());
+        ring.set_start_position(u32::MAX - 1);
+        let (start, _) = ring.positions();
+        let first_ring = Arc::clone(&ring);
+        let first = thread::spawn(move || {
+            for sequence in 0..2 {
+                // May be given up legitimately: B may hold the slot when A laps into it.
+                let _ = first_ring.push_overwriting(0, 0, &record_of(tagged(0, sequence)));
+            }
+        });
+        let outcome = ring.push_overwriting(1, 0, &record_of(tagged(1, 0)));
+        first.join().unwrap();
+        match outcome {
+            Ok(done) => assert!(done.position.wrapping_sub(start) < 3),
+            Err(busy) => assert_ne!(
+                busy.position,
+                start.wrapping_add(2),
+                "gave up a slot whose previous record was committed before it reserved"
+            ),
+        }
+    });
+}
+
+/// A producer stuck between reserve and commit, a consumer that unblocks at once (timeout
+/// zero), and a second producer that laps into the same slot. Exactly one of the commit and
+/// the unblock wins: every record whose push succeeded is consumed once and untorn, every lost
+/// one is one abandoned position, and taken + abandoned == positions (fails with a commit
+/// that is a plain store, or a claim that is not a CAS).
+#[test]
+fn unblock_races_the_commit_and_the_late_commit_loses_cleanly() {
+    model(|| {
+        let ring = ring_near_wrap(2);
+        let (start, _) = ring.positions();
+        let stuck_ring = Arc::clone(&ring);
+        let stuck = thread::spawn(move || {
+            let value = tagged(0, 0);
+            (stuck_ring.push(0, 0, &record_of(value)), value)
+        });
+        let consumer_ring = Arc::clone(&ring);
+        let consumer = thread::spawn(move || {
+            let mut consumer = Consumer::attach(&*consumer_ring).unwrap();
+            consumer.set_unblock_after(Some(std::time::Duration::ZERO));
+            let mut got = Vec::new();
+            let stats = consumer.consume(&consumer_ring, 2, &mut || false, |slot| {
+                got.push(value_of(&slot.record).expect("torn record"));
+            });
+            (consumer, got, stats.abandoned)
+        });
+        let mut mine = Vec::new();
+        for sequence in 0..2 {
+            let value = tagged(1, sequence);
+            mine.push((ring.push(1, 0, &record_of(value)), value));
+        }
+        let mut outcomes = vec![stuck.join().unwrap()];
+        outcomes.extend(mine);
+        let (mut consumer, mut got, mut abandoned) = consumer.join().unwrap();
+        let stats = consumer.consume(&ring, usize::MAX, &mut || true, |slot| {
+            got.push(value_of(&slot.record).expect("torn record"));
+        });
+        abandoned += stats.abandoned;
+        let (head, tail) = ring.positions();
+        assert_eq!(head, tail);
+        let mut written: Vec<u64> = outcomes
+            .iter()
+            .filter(|(result, _)| result.is_ok())
+            .map(|(_, value)| *value)
+            .collect();
+        let lost = outcomes
+            .iter()
+            .filter(|(result, _)| matches!(result, Err(PushError::Lost { .. })))
+            .count();
+        written.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, written, "committed records consumed exactly once");
+        assert_eq!(
+            abandoned, lost,
+            "each lost record is one abandoned position"
+        );
+        assert_eq!(
+            got.len() + abandoned,
+            tail.wrapping_sub(start) as usize,
+            "taken + abandoned == positions"
+        );
     });
 }

@@ -36,7 +36,7 @@ fn single_producer_laps_across_the_wrap_in_order() {
             }
         }
     });
-    let mut consumer = Consumer::attach(&*ring);
+    let mut consumer = Consumer::attach(&*ring).unwrap();
     let mut expected = 0;
     while expected < total {
         let stats = consumer.consume(&ring, 3, &mut || false, |slot| {
@@ -82,7 +82,9 @@ fn multi_producer_conserves_every_record_and_per_producer_order() {
             })
         })
         .collect();
-    let mut consumer = Consumer::attach(&*ring);
+    let mut consumer = Consumer::attach(&*ring).unwrap();
+    // Conservation only: no unblocking of a producer this shared machine deschedules.
+    consumer.set_unblock_after(None);
     let mut last = vec![None::<u64>; PRODUCERS as usize];
     let mut consumed = 0u64;
     loop {
@@ -126,7 +128,7 @@ fn peeker_never_returns_a_torn_or_recycled_record() {
         let (ring, stop) = (Arc::clone(&ring), Arc::clone(&stop));
         thread::spawn(move || {
             let mut producer = SingleProducer::attach(&*ring);
-            let mut consumer = Consumer::attach(&*ring);
+            let mut consumer = Consumer::attach(&*ring).unwrap();
             let mut value = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 if producer.push(&ring, 0, 0, &record_of(value)).is_ok() {

@@ -8,7 +8,8 @@ use crate::shared::Shared;
 use crate::stripes::EXTRA_OVERWRITTEN;
 use ringlat_format::{
     DURABLE_POSITION, DURABLE_VALID, GlobalCounter, HEADER_SIZE, HEARTBEAT_UNIX_NS, KindCounter,
-    KindField, META_SIZE, RECORD_SIZE, STATE, STATE_CLOSED, SlotMeta,
+    KindField, META_SIZE, RECORD_SIZE, STATE, STATE_CLOSED, STUCK_POSITION, STUCK_SINCE_UNIX_NS,
+    STUCK_VALID, SlotMeta,
 };
 use ringlat_ring::Storage;
 use std::sync::atomic::Ordering;
@@ -26,6 +27,10 @@ pub(crate) struct ColdState {
     last_sync: Instant,
     rate_window_start: Instant,
     calls_at_window_start: Vec<u64>,
+    /// The watchdog's cursor: positions before it (and at or after head) are finished.
+    watch: u32,
+    /// The unfinished position the watchdog stopped at, since when (monotonic, UNIX ns).
+    stuck: Option<(u32, Instant, u64)>,
 }
 
 impl ColdState {
@@ -37,6 +42,8 @@ impl ColdState {
             last_sync: now,
             rate_window_start: now,
             calls_at_window_start: vec![0; kinds],
+            watch: start_position,
+            stuck: None,
         }
     }
 }
@@ -46,6 +53,14 @@ impl Shared {
         if let Some(cell) = self.ring.storage().u64_at(offset) {
             // Relaxed: statistics and status; a reader that needs them complete reads after
             // the Release store of STATE on close (or the heartbeat's Release below).
+            cell.store(value, Ordering::Relaxed);
+        }
+    }
+
+    fn header_u32_store(&self, offset: usize, value: u32) {
+        if let Some(cell) = self.ring.storage().u32_at(offset) {
+            // Relaxed: as in `header_u64_store`. A `u32` field is stored with a `u32` access,
+            // the size FORMAT.md gives it and readers load it with (no mixed-size access).
             cell.store(value, Ordering::Relaxed);
         }
     }
@@ -106,7 +121,7 @@ impl Shared {
                 );
                 let class = kind.levels[level];
                 self.set_class(kind.kind, class);
-                self.header_u64_store(KindField::CurrentClass.offset(kind.kind), u64::from(class));
+                self.header_u32_store(KindField::CurrentClass.offset(kind.kind), u32::from(class));
             }
             if let Some(slot) = cold.calls_at_window_start.get_mut(kind.dense) {
                 *slot = calls;
@@ -148,8 +163,8 @@ impl Shared {
         ranges
     }
 
-    /// Where the committed prefix starting at `from` ends (stops at `tail` or at the first
-    /// slot not yet committed for its position).
+    /// Where the finished prefix starting at `from` ends (stops at `tail` or at the first
+    /// position not finished yet; a given-up position has no record and does not stop it).
     fn committed_prefix_end(&self, from: u32, tail: u32) -> u32 {
         let mut position = from;
         while position != tail {
@@ -157,7 +172,7 @@ impl Shared {
             // Acquire: pairs with the producer's Release commit store; the record bytes it
             // covers are in the mapping before we ask msync to write them.
             let word = self.ring.storage().meta(index).load(Ordering::Acquire);
-            if !SlotMeta::word_is_committed_at(word, position) {
+            if !SlotMeta::word_is_finished_at(word, position) {
                 break;
             }
             position = position.wrapping_add(1);
@@ -204,6 +219,53 @@ impl Shared {
         Ok(())
     }
 
+    /// The watchdog (LTTng's anchor): walks a cursor over finished positions (committed,
+    /// given up, or overwritten) towards tail, at most one lap per tick. A position the cursor
+    /// stops at on two ticks in a row is published in the header as stuck, with the instant
+    /// it was first seen, so that `ringcat stat` can say which position and for how long; the
+    /// mark goes once the position is finished (committed, or unblocked by a consumer).
+    fn watch_stuck(&self, cold: &mut ColdState, now: Instant) {
+        let (head, tail) = self.ring.positions();
+        if tail.wrapping_sub(cold.watch) > tail.wrapping_sub(head) {
+            // Consumed or overwritten past the cursor (or the cursor is nonsense): restart.
+            cold.watch = head;
+        }
+        let mask = self.ring.capacity() - 1;
+        let mut steps = 0;
+        while cold.watch != tail && steps <= mask {
+            let index = cold.watch & mask;
+            // Acquire: pairs with the producer's Release commit, like any reader of a stamp.
+            let word = self.ring.storage().meta(index).load(Ordering::Acquire);
+            let finished = SlotMeta::word_is_finished_at(word, cold.watch);
+            if !finished {
+                break;
+            }
+            cold.watch = cold.watch.wrapping_add(1);
+            steps += 1;
+        }
+        if cold.watch == tail {
+            if cold.stuck.take().is_some() {
+                self.header_u64_store(STUCK_POSITION, 0);
+            }
+            return;
+        }
+        match cold.stuck {
+            Some((position, first_seen, since_unix))
+                if position == cold.watch && now > first_seen =>
+            {
+                self.header_u64_store(STUCK_SINCE_UNIX_NS, since_unix);
+                self.header_u64_store(STUCK_POSITION, STUCK_VALID | u64::from(position));
+            }
+            Some((position, ..)) if position == cold.watch => {}
+            _ => {
+                if cold.stuck.is_some() {
+                    self.header_u64_store(STUCK_POSITION, 0);
+                }
+                cold.stuck = Some((cold.watch, now, self.anchor().unix_now()));
+            }
+        }
+    }
+
     /// One period of the background thread.
     pub(crate) fn tick(&self) -> std::io::Result<()> {
         let mut cold = self.cold.lock().unwrap_or_else(PoisonError::into_inner);
@@ -211,6 +273,8 @@ impl Shared {
         self.publish_counters();
         self.adjust_rates(&mut cold, now);
         self.maybe_close_breaker();
+        self.mirror_breaker();
+        self.watch_stuck(&mut cold, now);
         self.heartbeat();
         match self.policy.flush {
             Flush::Async => self.flush_async(&mut cold),

@@ -115,6 +115,72 @@ impl Ring {
         )
     }
 
+    /// `record_inner` through the ring's test hook (the same push code, plus the hook calls).
+    fn record_hooked(
+        &self,
+        kind: u8,
+        trace_id: u64,
+        status: u8,
+        delta: Duration,
+        nanotime: Option<u64>,
+        mut hook: impl FnMut(ringlat_ring::PushStage, u32),
+    ) -> Outcome {
+        let shared = self.shared();
+        let call = Call {
+            kind,
+            trace_id,
+            status,
+            delta,
+            nanotime,
+            from_clock: false,
+        };
+        let counting = Counting::Stripe(thread_stripe());
+        // One of the two paths (break: `push`; overwrite: the shared hook) calls the hook.
+        let hook = RefCell::new(&mut hook);
+        let call_hook = |stage, position| {
+            if let Ok(mut hook) = hook.try_borrow_mut() {
+                (*hook)(stage, position);
+            }
+        };
+        shared.record_hooked(
+            counting,
+            call,
+            |ring, class, record| {
+                ring.push_hooked(kind, class, record, call_hook)
+                    .map(|(_, fill)| fill)
+            },
+            call_hook,
+        )
+    }
+
+    /// Test hook: [`Ring::record`] that calls `park` with the reserved position after the
+    /// record bytes are stored and before the commit, on the calling thread; a `park` that
+    /// blocks makes a producer stuck between reserve and commit. Not part of the API.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # use std::time::Duration;
+    /// let ring = ringlat::Ring::builder(dir.path().join("p.ring")).kind(0, "op").create().unwrap();
+    /// let mut parked_at = None;
+    /// ring.record_parked(0, 1, 0, Duration::from_micros(5), |position| parked_at = Some(position));
+    /// assert!(parked_at.is_some());
+    /// ```
+    #[doc(hidden)]
+    pub fn record_parked(
+        &self,
+        kind: u8,
+        trace_id: u64,
+        status: u8,
+        delta: Duration,
+        mut park: impl FnMut(u32),
+    ) -> Outcome {
+        self.record_hooked(kind, trace_id, status, delta, None, |stage, position| {
+            if stage == ringlat_ring::PushStage::Written {
+                park(position);
+            }
+        })
+    }
+
     /// Publishes the counters to the header and flushes synchronously (`msync(MS_SYNC)`);
     /// afterwards the header's counters account for every call that happened before, and its
     /// durable position covers every committed record.
@@ -263,7 +329,7 @@ impl SingleProducerRing {
                     Ok(mut producer) => producer
                         .push_with_fill(ring, kind, class, record)
                         .map(|(_, fill)| fill),
-                    Err(_) => Err(ringlat_ring::Full),
+                    Err(_) => Err(ringlat_ring::PushError::NotSingle),
                 }
             })
     }

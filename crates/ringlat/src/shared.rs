@@ -9,7 +9,7 @@ use crate::{Error, Outcome};
 use crossbeam_utils::CachePadded;
 use memmap2::MmapMut;
 use ringlat_format::{DeltaUnit, GlobalCounter, KindCounter, Record};
-use ringlat_ring::{Full, RegionStorage};
+use ringlat_ring::{PushError, PushStage, RegionStorage};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -246,6 +246,12 @@ impl Shared {
         self.store_breaker_state(false);
     }
 
+    /// Re-stores the header's breaker mirror from the flag (each background tick), so that a
+    /// trip racing a close cannot leave the mirror saying the opposite of the breaker.
+    pub(crate) fn mirror_breaker(&self) {
+        self.store_breaker_state(self.breaker_is_open());
+    }
+
     fn store_breaker_state(&self, open: bool) {
         if let Some(state) = self.ring.storage().u32_at(ringlat_format::BREAKER_STATE) {
             // Relaxed: a status for readers.
@@ -265,7 +271,20 @@ impl Shared {
         &self,
         counting: Counting,
         call: Call,
-        push: impl FnOnce(&ringlat_ring::Ring<RegionStorage>, u8, &Record) -> Result<u32, Full>,
+        push: impl FnOnce(&ringlat_ring::Ring<RegionStorage>, u8, &Record) -> Result<u32, PushError>,
+    ) -> Outcome {
+        self.record_hooked(counting, call, push, |_, _| {})
+    }
+
+    /// [`Shared::record`] with the ring's test hook (called after the reservation and before
+    /// the commit; overwrite mode only, as break mode goes through `push`).
+    #[inline]
+    pub(crate) fn record_hooked(
+        &self,
+        counting: Counting,
+        call: Call,
+        push: impl FnOnce(&ringlat_ring::Ring<RegionStorage>, u8, &Record) -> Result<u32, PushError>,
+        hook: impl FnMut(PushStage, u32),
     ) -> Outcome {
         let Call {
             kind,
@@ -307,13 +326,19 @@ impl Shared {
                     }
                     true
                 }
-                Err(Full) => {
+                Err(PushError::Full) => {
                     self.trip();
                     false
                 }
+                // Given up (the consumer unblocked us while we were stuck, or the slot was
+                // held by a stuck producer), or a single producer misused: dropped.
+                Err(PushError::Lost { .. } | PushError::NotSingle) => false,
             },
             Overflow::Overwrite => {
-                let (written, overwrote) = match self.ring.push_overwriting(kind, class, &record) {
+                let pushed = self
+                    .ring
+                    .push_overwriting_hooked(kind, class, &record, hook);
+                let (written, overwrote) = match pushed {
                     Ok(done) => (true, done.overwrote),
                     Err(busy) => (false, busy.overwrote),
                 };

@@ -172,6 +172,10 @@ pub struct DrainArgs {
     /// fsync the archive after every batch (slower; survives an OS crash).
     #[arg(long)]
     pub sync: bool,
+    /// Unblock a slot that a live producer reserved and has not committed for this long:
+    /// it is skipped and counted as abandoned (the producer's late commit loses).
+    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true, default_value = "1s")]
+    pub unblock_after: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -28,6 +28,7 @@ pub(crate) struct DrainTotals {
 pub(crate) fn run(args: &DrainArgs) -> Result<(), Failure> {
     let mut drainer =
         Drainer::open(&args.file).map_err(|e| crate::select::explain_archive(&args.file, e))?;
+    drainer.set_unblock_after(Some(args.unblock_after));
     match &args.output {
         Some(archive) => {
             let mut writer =
@@ -67,7 +68,7 @@ fn notes(totals: &DrainTotals) -> String {
     }
     if totals.abandoned > 0 {
         notes += &format!(
-            " ({} slots abandoned by a dead writer were skipped)",
+            " ({} slots abandoned by a dead or stuck producer were skipped)",
             totals.abandoned
         );
     }
@@ -166,6 +167,12 @@ fn drain_loop(
             continue;
         }
         let writer_gone = drainer.file().writer_state() != WriterState::Alive;
+        if stats.blocked && !writer_gone && !stop() {
+            // A live producer has not committed the next slot yet: wait for it, at most the
+            // unblock timeout (then the drainer skips it and counts it abandoned).
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
         if !follow || writer_gone || stop() {
             // One more pass picks up what a dying or stopping writer committed last.
             let stats = drainer.drain_batch(usize::MAX, |batch| write_out(batch, &mut totals))?;

@@ -117,6 +117,11 @@ fn json(file: &RingFile) -> Value {
         "writer_disagreement": liveness.disagreement,
         "heartbeat": file.heartbeat_unix_ns().map(rfc3339_nanos),
         "heartbeat_age_ms": heartbeat_age_ms(file),
+        "stuck": file.stuck_position().map(|stuck| json!({
+            "position": stuck.position,
+            "since": rfc3339_nanos(stuck.since_unix_ns),
+            "for_ms": stuck.stuck_for(now_unix_ns()).as_secs_f64() * 1e3,
+        })),
         "durable_position": file.durable_position(),
         "overflow": if policy.overwrite { "overwrite" } else { "break" },
         "breaker": file.breaker().map(|b| json!({
@@ -219,6 +224,14 @@ fn text(file: &RingFile) -> String {
                 ))
         ),
         format!("breaker     {breaker}"),
+        match file.stuck_position() {
+            Some(stuck) => format!(
+                "stuck       position {} unfinished for {:.1} s (a producer between reserve and commit; a drain unblocks it after --unblock-after)",
+                stuck.position,
+                stuck.stuck_for(now_unix_ns()).as_secs_f64()
+            ),
+            None => "stuck       none".into(),
+        },
         format!(
             "sampling    decision {}, keep if slower than {}, degrade x{} down to {}",
             if policy.trace_id_decision {
@@ -430,6 +443,27 @@ fn prom(file: &RingFile) -> String {
             "gauge",
             "Seconds since the writer's last heartbeat.",
             vec![(String::new(), format!("{:.3}", age / 1000.0))],
+        );
+    }
+    let stuck = file.stuck_position();
+    metric(
+        "ringlat_stuck_seconds",
+        "gauge",
+        "Seconds the oldest unfinished position has been stuck between reserve and commit (0: none).",
+        vec![(
+            String::new(),
+            format!(
+                "{:.3}",
+                stuck.map_or(0.0, |s| s.stuck_for(now_unix_ns()).as_secs_f64())
+            ),
+        )],
+    );
+    if let Some(stuck) = stuck {
+        metric(
+            "ringlat_stuck_position",
+            "gauge",
+            "The position stuck between reserve and commit.",
+            gauge(stuck.position.into()),
         );
     }
     if let Some(durable) = file.durable_position() {
