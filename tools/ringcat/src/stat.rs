@@ -2,7 +2,7 @@
 
 use crate::Failure;
 use crate::cli::{StatArgs, StatFormat};
-use crate::time::{now_unix_ns, rfc3339_nanos};
+use crate::time::{display_time, now_unix_ns, rfc3339_nanos};
 use ringlat_format::{GlobalCounter, KindCounter};
 use ringlat_read::{FlushMode, LockHolder, RingFile};
 use serde_json::{Map, Value, json};
@@ -211,7 +211,7 @@ fn text(file: &RingFile) -> String {
             "fill        {fill} ({:.1}%)",
             100.0 * f64::from(fill) / f64::from(geometry.capacity)
         ),
-        format!("created     {}", rfc3339_nanos(file.created_unix_ns())),
+        format!("created     {}", display_time(file.created_unix_ns())),
         format!(
             "writer      pid {} ({}), {heartbeat}{}",
             file.writer_pid(),

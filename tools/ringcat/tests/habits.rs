@@ -750,3 +750,29 @@ fn format_names_agree_across_subcommands() {
     assert_eq!(rows[1]["window_start"], "1795276805000000000");
     assert_eq!(rows[1]["window"], "2026-11-21T16:00:05.000000000Z");
 }
+
+#[test]
+fn stat_shows_local_time_unless_utc() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = fixed_ring(dir.path(), "s.ring");
+    let ring = ring.to_str().unwrap();
+    let created = |args: &[&str]| -> String {
+        let mut all = vec!["stat", ring];
+        all.extend(args);
+        let output = run(&all, &[("TZ", "Europe/Paris")]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+            .lines()
+            .find(|l| l.starts_with("created"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let local = created(&[]);
+    let utc = created(&["--utc"]);
+    assert!(
+        local.contains("+01:00") || local.contains("+02:00"),
+        "local time with its offset: {local}"
+    );
+    assert!(!utc.contains("+01:00") && !utc.contains("+02:00"), "{utc}");
+    assert_ne!(local, utc);
+}
