@@ -52,6 +52,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write records (rings and archives, merged by time) to Parquet for DuckDB, ClickHouse, Spark.
     Export(crate::export::ExportArgs),
+    /// Serve the rings' metrics to Prometheus: HTTP /metrics, or a node_exporter textfile.
+    Serve(crate::serve::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout: `ringcat man > ringcat.1`.
@@ -157,6 +159,11 @@ pub struct StatArgs {
     /// Redraw every DUR (e.g. 1s, 500ms) until interrupted.
     #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub watch: Option<Duration>,
+    /// With --format prom: the `le` boundaries of ringlat_latency_seconds (5ms, or bare
+    /// seconds as Prometheus prints them: 0.005), ascending, comma-separated; +Inf is
+    /// always added. Default: 1, 2.5 and 5 per decade from 1us to 10s.
+    #[arg(long, value_name = "LE,...", value_parser = crate::prom::Buckets::parse, default_value_t = crate::prom::Buckets::default())]
+    pub buckets: crate::prom::Buckets,
 }
 
 #[derive(Debug, Args)]
