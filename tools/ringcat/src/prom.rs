@@ -409,7 +409,59 @@ impl Exposition {
         kinds: &[(u8, String, [u64; 6])],
         buckets: &Buckets,
     ) {
-        let _ = (file, path, kinds, buckets);
+        let bounds = buckets.bounds_ns();
+        let mut series = Vec::new();
+        for population in file.population() {
+            let Some(histogram) = population.histogram else {
+                continue; // the writer turned histograms off: no series rather than zeros
+            };
+            let Some((_, kind, _)) = kinds.iter().find(|(k, _, _)| *k == population.kind) else {
+                continue;
+            };
+            let cells: Vec<PopulationBucket> = histogram
+                .buckets()
+                .map(|(low_ns, high_ns, count)| PopulationBucket {
+                    lower_ns: low_ns,
+                    upper_ns: high_ns.saturating_sub(1),
+                    count,
+                })
+                .collect();
+            let counts = cumulative(bounds, &cells, histogram.negative(), histogram.overflow());
+            let les = bounds
+                .iter()
+                .map(|ns| seconds_text(*ns))
+                .chain(std::iter::once("+Inf".to_string()));
+            for (le, count) in les.zip(&counts) {
+                series.push(Series {
+                    name: "ringlat_latency_seconds_bucket".into(),
+                    file: path.to_string(),
+                    labels: format!("kind=\"{kind}\",le=\"{le}\""),
+                    value: count.to_string(),
+                });
+            }
+            series.push(Series {
+                name: "ringlat_latency_seconds_sum".into(),
+                file: path.to_string(),
+                labels: format!("kind=\"{kind}\""),
+                value: format!("{}", histogram.sum_ns() as f64 / 1e9),
+            });
+            series.push(Series {
+                name: "ringlat_latency_seconds_count".into(),
+                file: path.to_string(),
+                labels: format!("kind=\"{kind}\""),
+                value: histogram.count().to_string(),
+            });
+        }
+        if series.is_empty() {
+            return;
+        }
+        self.family(
+            "ringlat_latency_seconds",
+            "histogram",
+            "Latency of every call that was not rejected (population histogram, whatever sampling and the breaker kept); a population bucket straddling an le boundary counts at the next boundary up.",
+        )
+        .series
+        .extend(series);
     }
 
     /// Moves `other`'s series into this exposition, family by family.
