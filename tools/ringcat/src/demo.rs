@@ -232,6 +232,16 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
         archive_path.display()
     );
     println!("  open {}", svg_path.display());
+    println!("{}", style.bold("the P99.9 glitch, in three steps (README \"Three-step attribution\"):"));
+    println!(
+        "  1 alert   ringcat serve {} + docs/alerts.yml: P99.9 above 8 ms per kind",
+        ring_path.display()
+    );
+    println!(
+        "  2 cause   ringcat slice {} --above 5ms --by status --since '<alert start - 1m>'",
+        archive_path.display()
+    );
+    println!("  3 system  perf sched latency / perf trace -s on the host, in the same window");
     Ok(())
 }
 
