@@ -232,7 +232,10 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
         archive_path.display()
     );
     println!("  open {}", svg_path.display());
-    println!("{}", style.bold("the P99.9 glitch, in three steps (README \"Three-step attribution\"):"));
+    println!(
+        "{}",
+        style.bold("the P99.9 glitch, in three steps (README \"Three-step attribution\"):")
+    );
     println!(
         "  1 alert   ringcat serve {} + docs/alerts.yml: P99.9 above 8 ms per kind",
         ring_path.display()

@@ -63,12 +63,12 @@ fn gateway(dir: &Path) -> PathBuf {
     };
     // (kind, lowest us, highest us, calls): log-uniform between the two.
     for (kind, low, high, calls) in [
-        (0u8, 8.0, 3_000.0, 40_000),
+        (0u8, 8.0f64, 3_000.0, 40_000),
         (1, 20.0, 40_000.0, 30_000),
         (2, 3.0, 700.0, 20_000),
     ] {
         for call in 0..calls {
-            let micros = low * (high / low as f64).powf(uniform());
+            let micros = low * (high / low).powf(uniform());
             let latency = Duration::from_nanos((micros * 1e3) as u64);
             ring.record(kind, call, 0, latency);
         }
