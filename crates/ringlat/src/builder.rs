@@ -331,13 +331,11 @@ impl Builder {
     }
 
     fn create_shared(self, multi_producer: bool) -> Result<Shared, Error> {
+        // The capacity is checked first: its error is the one a bad builder reports.
+        let geometry = Geometry::for_capacity(self.capacity)?;
         let names = self.checked_kinds()?;
         let declared = names.iter().flatten().count() as u32;
-        let geometry = Geometry::for_capacity(self.capacity)?.with_histograms(if self.histograms {
-            declared
-        } else {
-            0
-        });
+        let geometry = geometry.with_histograms(if self.histograms { declared } else { 0 });
         let kind_settings = self.kind_settings(&names)?;
         let classes = Classes::build(&kind_settings, &self.policy)?;
         let (low_water, high_water) = self.policy.water_marks_for(geometry.capacity);

@@ -289,6 +289,16 @@ pub struct PctArgs {
     /// matches no records is a usage error (exit 1).
     #[arg(long = "fail-if", value_name = "RULE")]
     pub fail_if: Vec<String>,
+    /// Only the population percentiles (from the writers' histograms: every call).
+    #[arg(long, conflicts_with = "sampled")]
+    pub population: bool,
+    /// Only the sampled percentiles (from the records, weighted by 1/p).
+    #[arg(long)]
+    pub sampled: bool,
+    /// Warn on stderr when a group's coverage (the share of calls its records represent) is
+    /// below this percentage.
+    #[arg(long, value_name = "PCT", default_value_t = 99.0)]
+    pub coverage_warn: f64,
     /// With --format hgrm: write one .hgrm file per group into this directory
     /// (`kind=limit.hgrm`, `all.hgrm`) instead of one stream on stdout.
     #[arg(short, long, value_name = "DIR", requires = "format")]

@@ -11,6 +11,7 @@ mod export;
 mod output;
 mod pct;
 mod plot;
+mod population;
 mod progress;
 mod prom;
 mod select;
