@@ -93,14 +93,15 @@ pub(crate) fn drain_into_archive(
 ) -> Result<DrainTotals, Failure> {
     let ring = RingInfo::of(drainer.file());
     let writer = std::cell::RefCell::new(writer);
-    let mut last_snapshot: Option<std::time::Instant> = None;
+    // The first snapshot one interval in (or at the end): a one-shot drain appends its
+    // records, then one snapshot.
+    let mut last_snapshot = std::time::Instant::now();
     let mut snapshot = |file: &RingFile, last: bool| -> Result<(), DrainError> {
-        let due = last_snapshot.is_none_or(|at| at.elapsed() >= interval);
-        if last || due {
+        if last || last_snapshot.elapsed() >= interval {
             writer
                 .borrow_mut()
                 .append_snapshot(&ring, now_unix_ns(), &file.population())?;
-            last_snapshot = Some(std::time::Instant::now());
+            last_snapshot = std::time::Instant::now();
         }
         Ok(())
     };
