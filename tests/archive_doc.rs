@@ -254,7 +254,9 @@ fn a_decoder_written_from_archive_md_reads_what_ringcat_drain_wrote() {
         let anchor = snap(i, "word_1");
         for &e in &run[run.len() - n..] {
             let words = [snap(e, "word_0"), snap(e, "word_1"), snap(e, "word_2")];
-            let sum = sums.entry((anchor, name(snap(e, "snap_kind")))).or_default();
+            let sum = sums
+                .entry((anchor, name(snap(e, "snap_kind"))))
+                .or_default();
             let index = snap(e, "snap_index");
             match snap(e, "entry_type") {
                 2 => sum.0[3 * index as usize..3 * index as usize + 3].copy_from_slice(&words),
