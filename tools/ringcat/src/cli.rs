@@ -183,6 +183,10 @@ pub struct DrainArgs {
     /// it is skipped and counted as abandoned (the producer's late commit loses).
     #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true, default_value = "1s")]
     pub unblock_after: Duration,
+    /// Into an archive: write a snapshot of the ring's counters and population histograms
+    /// (the differences since the previous one) this often, and at the end.
+    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true, default_value = "1s")]
+    pub interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

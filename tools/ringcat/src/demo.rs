@@ -5,6 +5,9 @@
 use crate::Failure;
 use crate::cli::{By, DemoArgs, SliceOrder, Unit};
 use crate::drain::drain_into_archive;
+
+/// The demo's drain writes a population snapshot this often.
+const SNAPSHOT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 use crate::pct::{Grouping, compute, parse_quantiles, table};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources};
@@ -200,7 +203,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
     let finished = AtomicBool::new(false);
     let drained = std::thread::scope(|scope| {
         let drain = scope.spawn(|| {
-            drain_into_archive(&mut drainer, &mut archive, true, &|| {
+            drain_into_archive(&mut drainer, &mut archive, true, SNAPSHOT_INTERVAL, &|| {
                 finished.load(Ordering::Acquire)
             })
         });
@@ -215,7 +218,13 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
     };
     ring.close().map_err(|e| Failure::File(e.to_string()))?;
     // Whatever was committed between the drainer's last pass and the close.
-    let rest = drain_into_archive(&mut drainer, &mut archive, false, &|| true)?;
+    let rest = drain_into_archive(
+        &mut drainer,
+        &mut archive,
+        false,
+        SNAPSHOT_INTERVAL,
+        &|| true,
+    )?;
     archive.sync()?;
     drop(drainer);
     summary(&ring_path, totals.records + rest.records, &archive_path)?;

@@ -482,6 +482,7 @@ pub(crate) fn render(
     } else {
         Show::Both
     };
+    let populations = populations.filter(|_| !args.sampled);
     let Some(populations) = populations else {
         if args.population {
             eprintln!(
