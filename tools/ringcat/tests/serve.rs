@@ -266,3 +266,36 @@ fn textfile_is_written_whole_and_labels_are_checked() {
         assert_eq!(ringcat(&args).status.code(), Some(1), "{args:?}");
     }
 }
+
+#[test]
+fn textfile_is_rewritten_every_interval_without_a_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = known_ring(dir.path(), "i.ring");
+    let out = dir.path().join("collector");
+    std::fs::create_dir(&out).unwrap();
+    let textfile = out.join("ringlat.prom");
+    let _server = common::Running(
+        Command::new(env!("CARGO_BIN_EXE_ringcat"))
+            .args(["serve", ring.to_str().unwrap(), "--label", "gw"])
+            .args(["--textfile", out.to_str().unwrap(), "--interval", "100ms"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let wait_for = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !check() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("the first textfile", &|| textfile.exists());
+    // Damaged under the writer of the textfile: the next round says so, and it goes on.
+    std::fs::write(&ring, b"damaged").unwrap();
+    wait_for("ringlat_up 0 in the textfile", &|| {
+        std::fs::read_to_string(&textfile)
+            .is_ok_and(|text| text.contains("ringlat_up{file=\"gw\"} 0\n"))
+    });
+    std::fs::remove_file(&textfile).unwrap();
+    wait_for("the textfile rewritten", &|| textfile.exists());
+}
