@@ -16,32 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The default `le` boundaries of `ringcat serve`, in nanoseconds.
-const LE_NS: [u64; 22] = [
-    1_000,
-    2_500,
-    5_000,
-    10_000,
-    25_000,
-    50_000,
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    5_000_000_000,
-    10_000_000_000,
-];
-
 /// A closed ring of three kinds with different tails (log-uniform latencies from a fixed
 /// generator), one sampled at 10%: the population histogram holds every call.
 fn gateway(dir: &Path) -> PathBuf {
@@ -135,7 +109,14 @@ fn real_prometheus_histogram_quantile_matches_the_population_p99() {
     let ring = gateway(dir.path());
     let broken = dir.path().join("broken.ring");
     std::fs::write(&broken, b"not a ring").unwrap();
+    // Boundaries 10% apart from 1 us to about 120 ms: the check below is then that tight.
+    let buckets: Vec<String> = (0..=122)
+        .map(|i| format!("{}ns", (1_000.0 * 1.1f64.powi(i)).round()))
+        .collect();
+    let buckets = buckets.join(",");
     let (_serve, target) = serve(&[
+        "--buckets",
+        &buckets,
         ring.to_str().unwrap(),
         broken.to_str().unwrap(),
         "--label",
@@ -188,6 +169,25 @@ fn real_prometheus_histogram_quantile_matches_the_population_p99() {
         started.elapsed().as_secs_f64()
     );
 
+    // The le boundaries served, in nanoseconds.
+    let exposition = get(&target, "/metrics").2;
+    let le_ns: Vec<u64> = exposition
+        .lines()
+        .filter(|line| {
+            line.starts_with("ringlat_latency_seconds_bucket{") && line.contains("kind=\"market\"")
+        })
+        .filter_map(|line| {
+            line.split(",le=\"")
+                .nth(1)?
+                .split('"')
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .filter(|le| le.is_finite())
+        .map(|le| (le * 1e9).round() as u64)
+        .collect();
+    assert_eq!(le_ns.len(), 123, "{exposition}");
     let file = ringlat_read::RingFile::open(&ring).unwrap();
     let populations = file.population();
     let results = query(
@@ -207,13 +207,13 @@ fn real_prometheus_histogram_quantile_matches_the_population_p99() {
             .unwrap_or_else(|| panic!("no answer for {kind}: {results:?}"));
         // The population bucket [low, high) holding the p99 is counted at the first boundary
         // at or above high - 1; Prometheus interpolates inside the le bucket that ends there.
-        let below = LE_NS
+        let below = le_ns
             .iter()
             .rev()
             .find(|le| **le <= p99.low_ns)
             .copied()
             .unwrap_or(0);
-        let above = *LE_NS.iter().find(|le| **le >= p99.high_ns - 1).unwrap();
+        let above = *le_ns.iter().find(|le| **le >= p99.high_ns - 1).unwrap();
         let answer_ns = answer * 1e9;
         eprintln!(
             "{kind}: Prometheus histogram_quantile(0.99) {:.1} us, population p99 {:.1} us (bucket {}..{} ns), le bounds {}..{} ns",
