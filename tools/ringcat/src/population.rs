@@ -574,3 +574,63 @@ pub(crate) fn render(
         ),
     }
 }
+
+/// `stat`'s text lines: per kind, the population p50/p99/p99.9 of every call and the
+/// coverage (nothing when the ring has no histograms).
+pub(crate) fn stat_lines(file: &ringlat_read::RingFile) -> Vec<String> {
+    let population = file.population();
+    if population.iter().all(|k| k.histogram.is_none()) {
+        return vec!["population: no histograms (the writer turned them off)".into()];
+    }
+    let mut lines = vec![
+        String::new(),
+        "population (every call, from the histograms):".into(),
+    ];
+    for kind in population {
+        let Some(h) = &kind.histogram else { continue };
+        let at = |q: f64| {
+            h.percentile(q)
+                .map_or_else(|| "-".to_string(), |e| latency_text(e.value_ns))
+        };
+        lines.push(format!(
+            "  {:<12} {:>10} calls  p50 {}  p99 {}  p99.9 {}  coverage {:.2}%",
+            file.kind_label(kind.kind),
+            h.count(),
+            at(0.5),
+            at(0.99),
+            at(0.999),
+            kind.coverage() * 100.0
+        ));
+    }
+    lines
+}
+
+/// A latency in the unit that reads best: `850ns`, `12.3us`, `4.56ms`, `1.20s`.
+fn latency_text(ns: u64) -> String {
+    match ns {
+        0..1_000 => format!("{ns}ns"),
+        1_000..1_000_000 => format!("{:.1}us", ns as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.2}ms", ns as f64 / 1e6),
+        _ => format!("{:.2}s", ns as f64 / 1e9),
+    }
+}
+
+/// `stat`'s json `population` array: per kind `{"kind", "calls", "p50", "p99", "p99.9"` (ns,
+/// null when empty), `"coverage"}`; empty when the ring has no histograms.
+pub(crate) fn stat_json(file: &ringlat_read::RingFile) -> serde_json::Value {
+    file.population()
+        .iter()
+        .filter_map(|kind| {
+            let h = kind.histogram.as_ref()?;
+            let at = |q: f64| h.percentile(q).map(|e| e.value_ns);
+            Some(serde_json::json!({
+                "kind": file.kind_label(kind.kind),
+                "calls": h.count(),
+                "p50": at(0.5),
+                "p99": at(0.99),
+                "p99.9": at(0.999),
+                "coverage": kind.coverage(),
+            }))
+        })
+        .collect()
+}

@@ -95,6 +95,7 @@ fn json(file: &RingFile) -> Value {
     let policy = file.policy();
     let liveness = file.liveness();
     json!({
+        "population": crate::population::stat_json(file),
         "path": file.path().display().to_string(),
         "version": ringlat_format::VERSION,
         "capacity": geometry.capacity,
@@ -308,6 +309,7 @@ fn text(file: &RingFile) -> String {
             .collect::<Vec<_>>()
             .join(", "),
     );
+    lines.extend(crate::population::stat_lines(file));
     lines.join("\n")
 }
 
