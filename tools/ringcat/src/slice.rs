@@ -157,7 +157,11 @@ pub(crate) fn run(args: &SliceArgs) -> Result<(), Failure> {
     let text = match args.format {
         SliceFormat::Text => {
             let line = crate::population::slice_line(tail.listed.len(), tail.records, counted);
-            line + &text(&sources, &tail, args.by, args.order, args.unit)
+            let mut text = text(&sources, &tail, args.by, args.order, args.unit);
+            // After the threshold and tail lines.
+            let at = text.find("\n\n").map_or(0, |i| i + 1);
+            text.insert_str(at, &line);
+            text
         }
         SliceFormat::Json => {
             let mut value = json(&sources, &tail);
