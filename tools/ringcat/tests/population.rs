@@ -103,7 +103,7 @@ fn simulate(path: &Path) -> Simulated {
         sampled: vec![Vec::new(); 3],
         rejected: vec![0; 3],
     };
-    let mut drain = |drainer: &mut Drainer, sampled: &mut Vec<Vec<(u64, f64)>>| {
+    let drain = |drainer: &mut Drainer, sampled: &mut Vec<Vec<(u64, f64)>>| {
         drainer
             .drain(usize::MAX, |d| {
                 sampled[d.kind as usize].push((d.record.delta() as u64, 1.0 / d.probability));
@@ -112,7 +112,7 @@ fn simulate(path: &Path) -> Simulated {
             .unwrap();
     };
     let mut draws = Draws(42);
-    let mut call = |sim: &mut Simulated, kind: u8, delta: Duration, trace: u64| {
+    let call = |sim: &mut Simulated, kind: u8, delta: Duration, trace: u64| {
         ring.record(kind, trace, 0, delta);
         sim.truth[kind as usize].push(delta.as_nanos() as u64);
     };
