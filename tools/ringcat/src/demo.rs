@@ -307,7 +307,26 @@ fn report(archive_path: &Path, svg_path: &Path, style: &Style) -> Result<(), Fai
             archive_path.display()
         ))
     );
-    print!("{}", table(&sources, &rows, &quantiles, grouping, Unit::Us));
+    // Population (every call, from the drain's snapshots) beside the sampled records, and
+    // the coverage warning where the breaker dropped calls.
+    match crate::population::collect(&sources, &filter, grouping)? {
+        Some(populations) => {
+            print!(
+                "{}",
+                crate::population::table(
+                    &sources,
+                    &rows,
+                    &populations,
+                    &quantiles,
+                    grouping,
+                    Unit::Us,
+                    crate::population::Show::Both,
+                )
+            );
+            crate::population::warn_low_coverage(&sources, &populations, grouping, 0.99);
+        }
+        None => print!("{}", table(&sources, &rows, &quantiles, grouping, Unit::Us)),
+    }
     let query = SliceQuery {
         above: "p99",
         by: By {

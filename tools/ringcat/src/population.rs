@@ -634,3 +634,42 @@ pub(crate) fn stat_json(file: &ringlat_read::RingFile) -> serde_json::Value {
         })
         .collect()
 }
+
+/// For `slice`: the calls above `threshold_ns` that the population histograms count, and all
+/// calls they count, over the selection; `None` when the selection has no population.
+pub(crate) fn calls_above(
+    sources: &Sources,
+    filter: &Filter,
+    threshold_ns: i64,
+) -> Result<Option<(u64, u64)>, Failure> {
+    let grouping = Grouping {
+        by: crate::cli::By::default(),
+        window_ns: None,
+        raw: false,
+    };
+    let Some(groups) = collect(sources, filter, grouping)? else {
+        return Ok(None);
+    };
+    let mut above = 0u64;
+    let mut calls = 0u64;
+    for population in groups.values() {
+        let Some(h) = &population.histogram else {
+            return Ok(None);
+        };
+        above += h.count_above(u64::try_from(threshold_ns).unwrap_or(0));
+        calls += h.count();
+    }
+    Ok(Some((above, calls)))
+}
+
+/// `slice`'s line about the population: `N records listed of about M calls above the
+/// threshold (the population histograms count every call)`.
+pub(crate) fn slice_line(listed: usize, records: u64, counted: Option<(u64, u64)>) -> String {
+    match counted {
+        Some((above, calls)) => format!(
+            "population {listed} records shown ({records} records above it) out of about {above} \
+             calls above it of {calls} calls (the writers' histograms count every call)\n"
+        ),
+        None => "population not known for this selection (histograms count whole kinds)\n".into(),
+    }
+}

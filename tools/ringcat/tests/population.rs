@@ -103,7 +103,7 @@ fn simulate(path: &Path) -> Simulated {
         sampled: vec![Vec::new(); 3],
         rejected: vec![0; 3],
     };
-    let mut drain = |drainer: &mut Drainer, sampled: &mut Vec<Vec<(u64, f64)>>| {
+    let drain = |drainer: &mut Drainer, sampled: &mut Vec<Vec<(u64, f64)>>| {
         drainer
             .drain(usize::MAX, |d| {
                 sampled[d.kind as usize].push((d.record.delta() as u64, 1.0 / d.probability));
@@ -112,7 +112,7 @@ fn simulate(path: &Path) -> Simulated {
             .unwrap();
     };
     let mut draws = Draws(42);
-    let mut call = |sim: &mut Simulated, kind: u8, delta: Duration, trace: u64| {
+    let call = |sim: &mut Simulated, kind: u8, delta: Duration, trace: u64| {
         ring.record(kind, trace, 0, delta);
         sim.truth[kind as usize].push(delta.as_nanos() as u64);
     };
@@ -256,6 +256,33 @@ fn population_matches_the_truth_and_the_loss_is_flagged() {
     assert_eq!(broken.status.code(), Some(3), "{broken:?}");
     let held = ringcat(&["pct", path_arg, "--fail-if", "limit:coverage<99%"]);
     assert_eq!(held.status.code(), Some(0), "{held:?}");
+    // slice: how many calls above its threshold the population counts.
+    let output = ringcat(&["slice", path_arg, "--above", "5ms", "--format", "json"]);
+    assert!(output.status.success(), "{output:?}");
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let above = value["calls_above"]["above"].as_u64().unwrap() as f64;
+    let truth_above = sim
+        .truth
+        .iter()
+        .flatten()
+        .filter(|ns| **ns > 5_000_000)
+        .count() as f64;
+    assert!(
+        (above - truth_above).abs() <= truth_above * 0.01,
+        "{above} vs {truth_above}"
+    );
+    let text = ringcat(&["slice", path_arg, "--above", "5ms"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("calls above it"));
+    // stat: the population p50/p99/p99.9 per kind.
+    let output = ringcat(&["stat", path_arg, "--format", "json"]);
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let market_stat = &value["population"][0];
+    assert_eq!(market_stat["kind"], "market");
+    let p999 = market_stat["p99.9"].as_f64().unwrap();
+    let truth_p999 = true_percentile(&sim.truth[0], 0.999) as f64;
+    assert!((p999 - truth_p999).abs() <= truth_p999 * 0.01);
+    let text = ringcat(&["stat", path_arg]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("population (every call"));
     // The table names both kinds of rows.
     let table = ringcat(&["pct", path_arg, "--by", "kind"]);
     let text = String::from_utf8_lossy(&table.stdout);
