@@ -71,7 +71,12 @@ fn a_decoder_written_from_archive_md_reads_what_ringcat_drain_wrote() {
     let tables = tables_from_archive_md();
     // Every table describes every byte of what it lays out, in order.
     let mut fields = HashMap::new();
-    for (table, total) in [("header", 16_384), ("source row", 64), ("entry", 32)] {
+    for (table, total) in [
+        ("header", 16_384),
+        ("source row", 64),
+        ("entry", 32),
+        ("snapshot", 32),
+    ] {
         let rows = tables
             .get(table)
             .unwrap_or_else(|| panic!("ARCHIVE.md has no {table} table"));
@@ -154,7 +159,10 @@ fn a_decoder_written_from_archive_md_reads_what_ringcat_drain_wrote() {
     assert_eq!(get("skipped_invalid"), 0);
     assert_eq!((bytes.len() - header_size) % entry_size, 0, "whole entries");
     let entries = (bytes.len() - header_size) / entry_size;
-    assert_eq!(entries, 6);
+    let marker = f.at("marker").0;
+    let is_snapshot = |i: usize| bytes[header_size + entry_size * i + marker] == 255;
+    let records: Vec<usize> = (0..entries).filter(|i| !is_snapshot(*i)).collect();
+    assert_eq!(records.len(), 6);
 
     let class_table = f.at("class_table").0;
     let probability = |class: u64| f64::from_bits(le(&bytes, class_table + 8 * class as usize, 8));
@@ -187,8 +195,8 @@ fn a_decoder_written_from_archive_md_reads_what_ringcat_drain_wrote() {
         assert_eq!(row(index, "source_skipped_invalid"), 0);
     }
     assert_eq!(row(0, "first_entry"), 0);
-    assert_eq!(row(1, "first_entry"), 4);
-    assert_eq!(row(1, "covered"), 6);
+    assert_eq!(row(1, "first_entry"), records[4] as u64);
+    assert_eq!(row(1, "covered"), records[5] as u64 + 1);
 
     // (trace, status, delta_ns, kind name, probability, source row, position)
     let expected = [
@@ -201,7 +209,7 @@ fn a_decoder_written_from_archive_md_reads_what_ringcat_drain_wrote() {
     ];
     let mut alpha_kind = None;
     for (i, want) in expected.iter().enumerate() {
-        let entry = header_size + entry_size * i;
+        let entry = header_size + entry_size * records[i];
         let field = |name: &str| {
             let (offset, size) = f.at(name);
             le(&bytes, entry + offset, size)
@@ -223,4 +231,70 @@ fn a_decoder_written_from_archive_md_reads_what_ringcat_drain_wrote() {
     assert_eq!(name(0), "market");
     assert_eq!(name(1), "limit");
     assert_eq!(alpha_kind, Some(2));
+
+    // Snapshots, decoded from the snapshot table: per (ring anchor, kind name) the 9 words of
+    // the kind entries and the bucket counts, summed over the snapshots.
+    let snap = |i: usize, field: &str| {
+        let (offset, size) = f.at(field);
+        le(&bytes, header_size + entry_size * i + offset, size)
+    };
+    type Sums = HashMap<(u64, String), ([u64; 9], HashMap<u64, u64>)>;
+    let mut sums: Sums = HashMap::new();
+    let mut run: Vec<usize> = Vec::new();
+    for i in 0..entries {
+        if !is_snapshot(i) {
+            run.clear();
+            continue;
+        }
+        if snap(i, "entry_type") != 1 {
+            run.push(i);
+            continue;
+        }
+        let n = snap(i, "snap_index") as usize;
+        let anchor = snap(i, "word_1");
+        for &e in &run[run.len() - n..] {
+            let words = [snap(e, "word_0"), snap(e, "word_1"), snap(e, "word_2")];
+            let sum = sums
+                .entry((anchor, name(snap(e, "snap_kind"))))
+                .or_default();
+            let index = snap(e, "snap_index");
+            match snap(e, "entry_type") {
+                2 => sum.0[3 * index as usize..3 * index as usize + 3].copy_from_slice(&words),
+                3 => {
+                    for (k, count) in words.iter().enumerate().filter(|(_, c)| **c > 0) {
+                        *sum.1.entry(index + k as u64).or_default() += count;
+                    }
+                }
+                other => panic!("snapshot entry type {other}"),
+            }
+        }
+        run.clear();
+    }
+    // The bucket of a latency, from FORMAT.md's bucket scheme.
+    let bucket = |ns: u64| {
+        if ns < 256 {
+            ns
+        } else {
+            let e = 63 - u64::from(ns.leading_zeros());
+            256 + (e - 8) * 128 + (ns >> (e - 7)) - 128
+        }
+    };
+    let first_anchor = ring_header_u64(&first, 64, 8);
+    let second_anchor = ring_header_u64(&second, 64, 8);
+    for (anchor, kind, written, latencies) in [
+        (first_anchor, "limit", 3, vec![7_000, 8_000, 9_000]),
+        (first_anchor, "market", 1, vec![100_000]),
+        (second_anchor, "alpha", 1, vec![5]),
+        (second_anchor, "limit", 1, vec![6]),
+    ] {
+        let (words, buckets) = &sums[&(anchor, kind.to_string())];
+        assert_eq!(words[0], written, "{kind}: written");
+        assert_eq!(words[1..8], [0; 7], "{kind}: nothing else happened");
+        assert_eq!(words[8], latencies.iter().sum::<u64>(), "{kind}: sum_ns");
+        let mut want: HashMap<u64, u64> = HashMap::new();
+        for ns in latencies {
+            *want.entry(bucket(ns)).or_default() += 1;
+        }
+        assert_eq!(*buckets, want, "{kind}: buckets");
+    }
 }

@@ -248,3 +248,119 @@ fn overwritten_counts_positions_pushed_out_of_an_overwrite_ring() {
     assert_eq!(tail.wrapping_sub(head), 4, "full, never more than capacity");
     assert_eq!(get("overwritten"), 6, "10 positions, 4 still in the ring");
 }
+
+/// The population histogram area, decoded and turned into percentiles with nothing but
+/// FORMAT.md ("Population histograms"): equal to the true percentiles of every call within
+/// 1%, and to what `ringlat-read` reports.
+#[test]
+fn population_percentiles_from_the_document_alone() {
+    let f = fields_from_format_md();
+    let at = |name: &str| {
+        *f.get(name)
+            .unwrap_or_else(|| panic!("FORMAT.md has no field {name}"))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pop.ring");
+    // (kind, calls' latencies in ns): kind 1 is sampled at 1%, so the records say little.
+    let mut truth: Vec<(u8, Vec<u64>)> = vec![
+        (
+            1,
+            (0..20_000u64)
+                .map(|i| 150 + (i * 7_919) % 4_000_000)
+                .collect(),
+        ),
+        (4, (0..500u64).map(|i| 90 + i * i * 1_000).collect()),
+    ];
+    {
+        let ring = ringlat::Ring::builder(&path)
+            .capacity(64)
+            .kind(1, "sampled")
+            .rate(1, 0.01)
+            .kind(4, "whole")
+            .overflow(ringlat::Overflow::Overwrite)
+            .create()
+            .unwrap();
+        for (kind, values) in &truth {
+            for (i, ns) in values.iter().enumerate() {
+                ring.record(*kind, i as u64, 0, Duration::from_nanos(*ns));
+            }
+        }
+        ring.close().unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    let get = |name: &str| {
+        let (offset, size) = at(name);
+        le(&bytes, offset, size)
+    };
+    assert_eq!(get("hist_scheme"), 1);
+    assert_eq!(get("hist_kinds"), 2);
+    let area = get("hist_offset") as usize;
+    let block_size = 36_928;
+    assert_eq!(
+        get("hist_size"),
+        (2 * block_size as u64).div_ceil(4096) * 4096
+    );
+    assert_eq!(area as u64 + get("hist_size"), bytes.len() as u64);
+    let file = ringlat_read::RingFile::open(&path).unwrap();
+    let library = file.population();
+    for (index, (kind, values)) in truth.iter_mut().enumerate() {
+        let block = area + block_size * index;
+        assert_eq!(
+            le(&bytes, block + at("hist_block_kind").0, 4),
+            u64::from(*kind)
+        );
+        let (buckets_at, buckets_size) = at("hist_buckets");
+        let buckets: Vec<u64> = (0..buckets_size / 8)
+            .map(|b| le(&bytes, block + buckets_at + 8 * b, 8))
+            .collect();
+        let overflow = le(&bytes, block + at("hist_overflow").0, 8);
+        let negative = le(&bytes, block + at("hist_negative").0, 8);
+        let count = buckets.iter().sum::<u64>() + overflow + negative;
+        assert_eq!(count, values.len() as u64, "every call of kind {kind}");
+        assert_eq!(
+            le(&bytes, block + at("hist_sum_ns").0, 8),
+            values.iter().sum::<u64>()
+        );
+        // The bounds of bucket b, from the document.
+        let bounds = |b: u64| {
+            if b < 256 {
+                (b, b + 1)
+            } else {
+                let e = 8 + (b - 256) / 128;
+                let m = 128 + (b - 256) % 128;
+                (m << (e - 7), (m + 1) << (e - 7))
+            }
+        };
+        let percentile = |q: f64| -> u64 {
+            let rank = ((q * count as f64) - 1e-7).ceil().max(1.0) as u64;
+            if rank <= negative {
+                return 0;
+            }
+            let mut seen = negative;
+            for (b, c) in buckets.iter().enumerate() {
+                seen += c;
+                if seen >= rank {
+                    let (low, high) = bounds(b as u64);
+                    return if high - low == 1 {
+                        low
+                    } else {
+                        low + (high - low) / 2
+                    };
+                }
+            }
+            1 << 42
+        };
+        values.sort_unstable();
+        let histogram = library[index].histogram.as_ref().unwrap();
+        for q in [0.5, 0.9, 0.99, 0.999] {
+            let rank = ((q * values.len() as f64) - 1e-7).ceil() as usize;
+            let exact = values[rank - 1] as f64;
+            let decoded = percentile(q);
+            assert!(
+                (decoded as f64 - exact).abs() <= exact * 0.01,
+                "kind {kind} p{q}: {decoded} vs {exact}"
+            );
+            assert_eq!(histogram.percentile(q).unwrap().value_ns, decoded);
+        }
+    }
+}

@@ -304,6 +304,22 @@ fn main() {
     };
 
     let sp = written_ring("sp.ring").create_single_producer().unwrap();
+    // Population histograms are on by default; the `histograms off` rows measure their cost.
+    let sp_off = written_ring("sp_off.ring")
+        .population_histograms(false)
+        .create_single_producer()
+        .unwrap();
+    let mp1_off = written_ring("mp1_off.ring")
+        .population_histograms(false)
+        .create()
+        .unwrap();
+    let sampled_random_off = Ring::builder(rings("sampled_off.ring"))
+        .capacity(CAPACITY as u64)
+        .kind(0, "op")
+        .rate(0, 1e-6)
+        .population_histograms(false)
+        .create()
+        .unwrap();
     let sp_at = written_ring("sp_at.ring").create_single_producer().unwrap();
     let mp1 = written_ring("mp1.ring").create().unwrap();
     let mp1_at = written_ring("mp1_at.ring").create().unwrap();
@@ -427,6 +443,19 @@ fn main() {
                 sp_written(&sp, false, n, first)
             })
         }),
+        row("ringlat single producer, histograms off", |n, first| {
+            with_consumer(ringlat_pop(rings("sp_off.ring")), || {
+                sp_written(&sp_off, false, n, first)
+            })
+        }),
+        row(
+            "ringlat multi producer, 1 thread, histograms off",
+            |n, first| {
+                with_consumer(ringlat_pop(rings("mp1_off.ring")), || {
+                    mp_written(&mp1_off, false, n, first)
+                })
+            },
+        ),
         row("ringlat single producer, record_at", |n, first| {
             with_consumer(ringlat_pop(rings("sp_at.ring")), || {
                 sp_written(&sp_at, true, n, first)
@@ -609,6 +638,9 @@ fn main() {
         }),
         row("ringlat sampled out, random", |n, first| {
             dropped_rows(&sampled_random, Outcome::SampledOut, n, first)
+        }),
+        row("ringlat sampled out, random, histograms off", |n, first| {
+            dropped_rows(&sampled_random_off, Outcome::SampledOut, n, first)
         }),
         row("ringlat sampled out, trace id", |n, first| {
             dropped_rows(&sampled_trace, Outcome::SampledOut, n, first)

@@ -29,6 +29,11 @@ pub struct Geometry {
     pub meta_offset: u64,
     /// Total file size.
     pub file_size: u64,
+    /// Offset of the population histogram area (version 2), 0 = none; it follows the
+    /// metadata area (see [`crate::population`]).
+    pub hist_offset: u64,
+    /// Kind blocks in the histogram area (0 = none).
+    pub hist_kinds: u32,
 }
 
 const fn round_up_to_page(len: u64) -> u64 {
@@ -55,7 +60,45 @@ impl Geometry {
             records_offset,
             meta_offset,
             file_size,
+            hist_offset: 0,
+            hist_kinds: 0,
         })
+    }
+
+    /// The same layout with a population histogram area of `kinds` blocks (0: none) appended
+    /// after the metadata area.
+    ///
+    /// ```
+    /// use ringlat_format::Geometry;
+    /// let ring = Geometry::for_capacity(64).unwrap();
+    /// let g = ring.with_histograms(2);
+    /// assert_eq!(g.hist_offset, ring.file_size);
+    /// assert_eq!(g.file_size, ring.file_size + ringlat_format::population::area_size(2));
+    /// ```
+    pub const fn with_histograms(self, kinds: u32) -> Geometry {
+        let ring_end = self.file_size - crate::population::area_size(self.hist_kinds);
+        if kinds == 0 {
+            return Geometry {
+                file_size: ring_end,
+                hist_offset: 0,
+                hist_kinds: 0,
+                ..self
+            };
+        }
+        Geometry {
+            file_size: ring_end + crate::population::area_size(kinds),
+            hist_offset: ring_end,
+            hist_kinds: kinds,
+            ..self
+        }
+    }
+
+    /// Offset of the histogram block `index` (0 ..< `hist_kinds`), `None` past the last.
+    pub const fn hist_block_offset(&self, index: u32) -> Option<u64> {
+        if index >= self.hist_kinds {
+            return None;
+        }
+        Some(self.hist_offset + index as u64 * crate::population::BLOCK_SIZE as u64)
     }
 
     /// Offset of the record in slot `index`.
@@ -90,6 +133,13 @@ impl Geometry {
         put(DELTA_UNIT, &[unit.code()]);
         put(START_POSITION, &start_position.to_le_bytes());
         put(CLASS_TABLE, &1.0f64.to_le_bytes());
+        if self.hist_kinds > 0 {
+            use crate::population as p;
+            put(p::HIST_OFFSET, &self.hist_offset.to_le_bytes());
+            put(p::HIST_SIZE, &p::area_size(self.hist_kinds).to_le_bytes());
+            put(p::HIST_KINDS, &self.hist_kinds.to_le_bytes());
+            put(p::HIST_SCHEME, &p::SCHEME_LOG_LINEAR_NS.to_le_bytes());
+        }
     }
 }
 

@@ -269,6 +269,7 @@ impl<'a> HeaderView<'a> {
             crate::META_SIZE as u64,
         )?;
         let geometry = Geometry::for_capacity(self.u32_at(CAPACITY).into())?;
+        let geometry = crate::population::validate_area(self, geometry)?;
         expect_field(
             "records_offset",
             self.u64_at(RECORDS_OFFSET),

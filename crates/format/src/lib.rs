@@ -20,6 +20,7 @@ mod geometry;
 mod header;
 mod kind;
 mod meta;
+pub mod population;
 mod record;
 mod unit;
 

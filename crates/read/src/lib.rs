@@ -35,6 +35,7 @@ mod locks;
 mod mapping;
 mod open;
 pub mod percentile;
+pub mod population;
 mod sample;
 mod status;
 mod stuck;

@@ -271,6 +271,7 @@ impl Shared {
         let mut cold = self.cold.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         self.publish_counters();
+        self.publish_histograms();
         self.adjust_rates(&mut cold, now);
         self.maybe_close_breaker();
         self.mirror_breaker();
@@ -289,6 +290,7 @@ impl Shared {
     pub(crate) fn flush_now(&self) -> Result<(), Error> {
         let mut cold = self.cold.lock().unwrap_or_else(PoisonError::into_inner);
         self.publish_counters();
+        self.publish_histograms();
         self.heartbeat();
         self.flush_sync(&mut cold)
             .map_err(self.io_error("flushing (msync)"))

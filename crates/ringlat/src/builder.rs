@@ -38,6 +38,7 @@ pub struct Builder {
     settings: Vec<(u8, KindSetting)>,
     policy: Policy,
     seed: Option<u64>,
+    histograms: bool,
 }
 
 /// One per-kind setting, applied in order at `create`.
@@ -63,6 +64,7 @@ impl Builder {
             settings: Vec::new(),
             policy: Policy::default(),
             seed: None,
+            histograms: true,
         }
     }
 
@@ -166,6 +168,24 @@ impl Builder {
     /// yet ([`crate::seed_thread_rng`] seeds one thread exactly).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Population histograms (on by default): every call that is not rejected adds its
+    /// latency to its kind's histogram in the file, whatever sampling or the breaker keep, so
+    /// readers know the percentiles of every call. Off saves that work on every `record`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let ring = ringlat::Ring::builder(dir.path().join("r.ring"))
+    ///     .kind(0, "op")
+    ///     .population_histograms(false)
+    ///     .create()
+    ///     .unwrap();
+    /// # drop(ring);
+    /// ```
+    pub fn population_histograms(mut self, on: bool) -> Self {
+        self.histograms = on;
         self
     }
 
@@ -311,8 +331,11 @@ impl Builder {
     }
 
     fn create_shared(self, multi_producer: bool) -> Result<Shared, Error> {
+        // The capacity is checked first: its error is the one a bad builder reports.
         let geometry = Geometry::for_capacity(self.capacity)?;
         let names = self.checked_kinds()?;
+        let declared = names.iter().flatten().count() as u32;
+        let geometry = geometry.with_histograms(if self.histograms { declared } else { 0 });
         let kind_settings = self.kind_settings(&names)?;
         let classes = Classes::build(&kind_settings, &self.policy)?;
         let (low_water, high_water) = self.policy.water_marks_for(geometry.capacity);
@@ -409,6 +432,14 @@ impl Builder {
                 );
             }
         }
+        for (index, kind) in configured.iter().enumerate() {
+            if let Some(block) = geometry.hist_block_offset(index as u32) {
+                let at = block as usize + ringlat_format::population::BLOCK_KIND;
+                if let Some(cell) = map.get_mut(at..at + 4) {
+                    cell.copy_from_slice(&u32::from(*kind).to_le_bytes());
+                }
+            }
+        }
         // SAFETY: the mapping lives in `Shared` beside the ring and is dropped after it (field
         // order); it is file_size bytes long, page-aligned, and every other process touches
         // the ring word, metadata and records only atomically (FORMAT.md).
@@ -449,6 +480,7 @@ impl Builder {
             map,
             file: created_file,
             path: self.path,
+            histograms: self.histograms,
         }))
     }
 }

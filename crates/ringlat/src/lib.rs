@@ -33,6 +33,7 @@ mod handle;
 mod kind_handle;
 mod outcome;
 mod policy;
+mod population;
 mod sampler;
 mod shared;
 mod stripes;

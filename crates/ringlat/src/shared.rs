@@ -66,6 +66,7 @@ pub(crate) struct Shared {
     low_water: u32,
     breaker_open: CachePadded<AtomicBool>,
     stripes: Stripes,
+    histograms: crate::population::Histograms,
     unit: DeltaUnit,
     anchor: Anchor,
     max_skew_ns: u64,
@@ -91,6 +92,8 @@ pub(crate) struct SharedParts {
     pub map: MmapMut,
     pub file: File,
     pub path: PathBuf,
+    /// Population histograms on (the builder's option).
+    pub histograms: bool,
 }
 
 impl Shared {
@@ -126,6 +129,11 @@ impl Shared {
             low_water,
             breaker_open: CachePadded::new(AtomicBool::new(false)),
             stripes: Stripes::new(parts.configured.len()),
+            histograms: crate::population::Histograms::new(if parts.histograms {
+                parts.configured.len()
+            } else {
+                0
+            }),
             unit: parts.unit,
             anchor: parts.anchor,
             max_skew_ns: u64::try_from(parts.policy.max_skew.as_nanos()).unwrap_or(u64::MAX),
@@ -144,6 +152,10 @@ impl Shared {
 
     pub(crate) fn stripes(&self) -> &Stripes {
         &self.stripes
+    }
+
+    pub(crate) fn histograms(&self) -> &crate::population::Histograms {
+        &self.histograms
     }
 
     pub(crate) fn anchor(&self) -> &Anchor {
@@ -306,6 +318,7 @@ impl Shared {
             self.count(counting, dense, KindCounter::Rejected);
             return Outcome::Rejected;
         }
+        self.histograms.add(counting, dense, delta);
         let Some(class) = self.sample(kind, trace_id, delta) else {
             self.count(counting, dense, KindCounter::SampledOut);
             return Outcome::SampledOut;

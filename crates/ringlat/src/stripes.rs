@@ -52,6 +52,13 @@ pub(crate) fn thread_stripe() -> usize {
     })
 }
 
+/// Stripes handed out so far (stripe 0 and the thread stripes), an upper bound on the stripes
+/// anyone wrote: summing beyond it would only add zeros.
+pub(crate) fn stripes_in_use() -> usize {
+    // Relaxed: a bound read by the aggregator; a thread's choice happens before its first add.
+    (NEXT_STRIPE.load(Ordering::Relaxed) + 1).min(STRIPES)
+}
+
 impl Stripes {
     /// Stripes for `kinds` configured kinds (dense indices 0..kinds).
     pub(crate) fn new(kinds: usize) -> Self {

@@ -229,13 +229,15 @@ fn follow_archive(
         .unwrap_or_default();
     let kinds = filter.kinds_for(sources, 0);
     let keeps = |sample: &Sample| filter.keeps(sample, &kinds);
+    // Records printed so far (snapshot and bad entries are not records), and entries seen.
     let mut seen = 0u64;
+    let mut seen_entries = 0u64;
     let mut last = VecDeque::new();
     let mut first = true;
     let mut idle = 0u32;
     loop {
         let archive = ArchiveReader::open(path)?;
-        if archive.len() > seen {
+        if archive.len() > seen_entries {
             let mut index = 0u64;
             let mut fresh = Vec::new();
             archive.for_each(|record| {
@@ -251,7 +253,8 @@ fn follow_archive(
                 }
                 index += 1;
             })?;
-            seen = archive.len();
+            seen = index;
+            seen_entries = archive.len();
             if first {
                 keep_last(&mut last, lines, fresh.into_iter(), keeps);
                 for sample in last.drain(..) {

@@ -52,6 +52,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write records (rings and archives, merged by time) to Parquet for DuckDB, ClickHouse, Spark.
     Export(crate::export::ExportArgs),
+    /// Serve the rings' metrics to Prometheus: HTTP /metrics, or a node_exporter textfile.
+    Serve(crate::serve::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout: `ringcat man > ringcat.1`.
@@ -157,6 +159,11 @@ pub struct StatArgs {
     /// Redraw every DUR (e.g. 1s, 500ms) until interrupted.
     #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub watch: Option<Duration>,
+    /// With --format prom: the `le` boundaries of ringlat_latency_seconds (5ms, or bare
+    /// seconds as Prometheus prints them: 0.005), ascending, comma-separated; +Inf is
+    /// always added. Default: 1, 2.5 and 5 per decade from 1us to 10s.
+    #[arg(long, value_name = "LE,...", value_parser = crate::prom::Buckets::parse, default_value_t = crate::prom::Buckets::default())]
+    pub buckets: crate::prom::Buckets,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +183,10 @@ pub struct DrainArgs {
     /// it is skipped and counted as abandoned (the producer's late commit loses).
     #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true, default_value = "1s")]
     pub unblock_after: Duration,
+    /// Into an archive: write a snapshot of the ring's counters and population histograms
+    /// (the differences since the previous one) this often, and at the end.
+    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true, default_value = "1s")]
+    pub interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -282,6 +293,16 @@ pub struct PctArgs {
     /// matches no records is a usage error (exit 1).
     #[arg(long = "fail-if", value_name = "RULE")]
     pub fail_if: Vec<String>,
+    /// Only the population percentiles (from the writers' histograms: every call).
+    #[arg(long, conflicts_with = "sampled")]
+    pub population: bool,
+    /// Only the sampled percentiles (from the records, weighted by 1/p).
+    #[arg(long)]
+    pub sampled: bool,
+    /// Warn on stderr when a group's coverage (the share of calls its records represent) is
+    /// below this percentage.
+    #[arg(long, value_name = "PCT", default_value_t = 99.0)]
+    pub coverage_warn: f64,
     /// With --format hgrm: write one .hgrm file per group into this directory
     /// (`kind=limit.hgrm`, `all.hgrm`) instead of one stream on stdout.
     #[arg(short, long, value_name = "DIR", requires = "format")]

@@ -5,6 +5,9 @@
 use crate::Failure;
 use crate::cli::{By, DemoArgs, SliceOrder, Unit};
 use crate::drain::drain_into_archive;
+
+/// The demo's drain writes a population snapshot this often.
+const SNAPSHOT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 use crate::pct::{Grouping, compute, parse_quantiles, table};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources};
@@ -200,7 +203,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
     let finished = AtomicBool::new(false);
     let drained = std::thread::scope(|scope| {
         let drain = scope.spawn(|| {
-            drain_into_archive(&mut drainer, &mut archive, true, &|| {
+            drain_into_archive(&mut drainer, &mut archive, true, SNAPSHOT_INTERVAL, &|| {
                 finished.load(Ordering::Acquire)
             })
         });
@@ -215,7 +218,13 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
     };
     ring.close().map_err(|e| Failure::File(e.to_string()))?;
     // Whatever was committed between the drainer's last pass and the close.
-    let rest = drain_into_archive(&mut drainer, &mut archive, false, &|| true)?;
+    let rest = drain_into_archive(
+        &mut drainer,
+        &mut archive,
+        false,
+        SNAPSHOT_INTERVAL,
+        &|| true,
+    )?;
     archive.sync()?;
     drop(drainer);
     summary(&ring_path, totals.records + rest.records, &archive_path)?;
@@ -232,6 +241,19 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
         archive_path.display()
     );
     println!("  open {}", svg_path.display());
+    println!(
+        "{}",
+        style.bold("the P99.9 glitch, in three steps (README \"Three-step attribution\"):")
+    );
+    println!(
+        "  1 alert   ringcat serve {} + docs/alerts.yml: P99.9 above 8 ms per kind",
+        ring_path.display()
+    );
+    println!(
+        "  2 cause   ringcat slice {} --above 5ms --by status --since '<alert start - 1m>'",
+        archive_path.display()
+    );
+    println!("  3 system  perf sched latency / perf trace -s on the host, in the same window");
     Ok(())
 }
 
@@ -285,7 +307,26 @@ fn report(archive_path: &Path, svg_path: &Path, style: &Style) -> Result<(), Fai
             archive_path.display()
         ))
     );
-    print!("{}", table(&sources, &rows, &quantiles, grouping, Unit::Us));
+    // Population (every call, from the drain's snapshots) beside the sampled records, and
+    // the coverage warning where the breaker dropped calls.
+    match crate::population::collect(&sources, &filter, grouping)? {
+        Some(populations) => {
+            print!(
+                "{}",
+                crate::population::table(
+                    &sources,
+                    &rows,
+                    &populations,
+                    &quantiles,
+                    grouping,
+                    Unit::Us,
+                    crate::population::Show::Both,
+                )
+            );
+            crate::population::warn_low_coverage(&sources, &populations, grouping, 0.99);
+        }
+        None => print!("{}", table(&sources, &rows, &quantiles, grouping, Unit::Us)),
+    }
     let query = SliceQuery {
         above: "p99",
         by: By {

@@ -7,7 +7,7 @@ use crate::Failure;
 use crate::cli::DrainArgs;
 use crate::time::now_unix_ns;
 use ringlat_read::archive::{ArchiveWriter, RingInfo};
-use ringlat_read::{Decoded, Drainer, ReadError, Sample, WriterState};
+use ringlat_read::{Decoded, Drainer, ReadError, RingFile, Sample, WriterState};
 use std::io::Write;
 use std::time::Duration;
 
@@ -33,7 +33,13 @@ pub(crate) fn run(args: &DrainArgs) -> Result<(), Failure> {
         Some(archive) => {
             let mut writer =
                 ArchiveWriter::open(archive, now_unix_ns())?.sync_each_batch(args.sync);
-            let totals = drain_into_archive(&mut drainer, &mut writer, args.follow, &|| false)?;
+            let totals = drain_into_archive(
+                &mut drainer,
+                &mut writer,
+                args.follow,
+                args.interval,
+                &|| false,
+            )?;
             eprintln!(
                 "ringcat: drained {} records into {}{}",
                 totals.records,
@@ -76,16 +82,31 @@ fn notes(totals: &DrainTotals) -> String {
 }
 
 /// Drains until the ring is empty (or, following, until the writer is gone and the ring is
-/// empty, or `stop()` says so).
+/// empty, or `stop()` says so), writing a snapshot of the ring's counters and population
+/// histograms into the archive every `interval`, and a last one at the end.
 pub(crate) fn drain_into_archive(
     drainer: &mut Drainer,
     writer: &mut ArchiveWriter,
     follow: bool,
+    interval: Duration,
     stop: &dyn Fn() -> bool,
 ) -> Result<DrainTotals, Failure> {
     let ring = RingInfo::of(drainer.file());
-    drain_loop(drainer, follow, stop, |batch, totals| {
-        let stats = writer.append(&ring, batch)?;
+    let writer = std::cell::RefCell::new(writer);
+    // The first snapshot one interval in (or at the end): a one-shot drain appends its
+    // records, then one snapshot.
+    let mut last_snapshot = std::time::Instant::now();
+    let mut snapshot = |file: &RingFile, last: bool| -> Result<(), DrainError> {
+        if last || last_snapshot.elapsed() >= interval {
+            writer
+                .borrow_mut()
+                .append_snapshot(&ring, now_unix_ns(), &file.population())?;
+            last_snapshot = std::time::Instant::now();
+        }
+        Ok(())
+    };
+    drain_loop(drainer, follow, stop, &mut snapshot, |batch, totals| {
+        let stats = writer.borrow_mut().append(&ring, batch)?;
         totals.records += stats.appended;
         totals.already_archived += stats.already_archived;
         totals.invalid += stats.invalid;
@@ -98,35 +119,42 @@ fn drain_to_stdout(drainer: &mut Drainer, follow: bool) -> Result<DrainTotals, F
     let unit_ns = ring.unit_ns;
     let names: Vec<String> = (0..=255u8).map(|k| drainer.file().kind_label(k)).collect();
     let stdout = std::io::stdout();
-    drain_loop(drainer, follow, &|| false, |batch, totals| {
-        let mut text = String::with_capacity(batch.len() * 160);
-        let mut printed = 0;
-        for decoded in batch {
-            if ring.defect(decoded).is_some() {
-                continue;
+    let mut no_snapshots = |_: &RingFile, _: bool| Ok(());
+    drain_loop(
+        drainer,
+        follow,
+        &|| false,
+        &mut no_snapshots,
+        |batch, totals| {
+            let mut text = String::with_capacity(batch.len() * 160);
+            let mut printed = 0;
+            for decoded in batch {
+                if ring.defect(decoded).is_some() {
+                    continue;
+                }
+                printed += 1;
+                let sample = Sample::from_decoded(decoded, unit_ns);
+                text.push_str(
+                    &crate::output::record_json(
+                        &sample,
+                        &names[sample.kind as usize],
+                        i64::from(decoded.record.delta()),
+                        unit_ns,
+                        None,
+                    )
+                    .to_string(),
+                );
+                text.push('\n');
             }
-            printed += 1;
-            let sample = Sample::from_decoded(decoded, unit_ns);
-            text.push_str(
-                &crate::output::record_json(
-                    &sample,
-                    &names[sample.kind as usize],
-                    i64::from(decoded.record.delta()),
-                    unit_ns,
-                    None,
-                )
-                .to_string(),
-            );
-            text.push('\n');
-        }
-        let mut out = stdout.lock();
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(DrainError::Output)?;
-        totals.records += printed;
-        totals.invalid += batch.len() as u64 - printed;
-        Ok(())
-    })
+            let mut out = stdout.lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(DrainError::Output)?;
+            totals.records += printed;
+            totals.invalid += batch.len() as u64 - printed;
+            Ok(())
+        },
+    )
 }
 
 /// Why a batch could not be written out (it then stays in the ring).
@@ -150,16 +178,21 @@ impl From<DrainError> for Failure {
     }
 }
 
+/// Called every turn of the drain loop (`false`) and once at its end (`true`).
+type SnapshotHook<'a> = dyn FnMut(&RingFile, bool) -> Result<(), DrainError> + 'a;
+
 fn drain_loop(
     drainer: &mut Drainer,
     follow: bool,
     stop: &dyn Fn() -> bool,
+    snapshot: &mut SnapshotHook<'_>,
     mut write_out: impl FnMut(&[Decoded], &mut DrainTotals) -> Result<(), DrainError>,
 ) -> Result<DrainTotals, Failure> {
     let mut totals = DrainTotals::default();
     let mut idle = 0u32;
     loop {
         drainer.file().check_intact()?;
+        snapshot(drainer.file(), false)?;
         let stats = drainer.drain_batch(BATCH, |batch| write_out(batch, &mut totals))?;
         totals.abandoned += stats.abandoned as u64;
         if stats.taken + stats.abandoned > 0 {
@@ -178,6 +211,7 @@ fn drain_loop(
             let stats = drainer.drain_batch(usize::MAX, |batch| write_out(batch, &mut totals))?;
             totals.abandoned += stats.abandoned as u64;
             drainer.file().check_intact()?;
+            snapshot(drainer.file(), true)?;
             return Ok(totals);
         }
         idle = (idle + 1).min(20);

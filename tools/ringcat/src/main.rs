@@ -11,8 +11,11 @@ mod export;
 mod output;
 mod pct;
 mod plot;
+mod population;
 mod progress;
+mod prom;
 mod select;
+mod serve;
 mod slice;
 mod stat;
 mod style;
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         cli::Command::Plot(args) => plot::run(&args),
         cli::Command::Demo(args) => demo::run(&args),
         cli::Command::Export(args) => export::run(&args),
+        cli::Command::Serve(args) => serve::run(&args),
         cli::Command::Completions(args) => cli::completions(args.shell),
         cli::Command::Man => cli::man_page(),
     };

@@ -144,8 +144,8 @@ pub(crate) fn parse_quantiles(list: &[String]) -> Result<Vec<Quantile>, Failure>
 pub(crate) fn run(args: &PctArgs) -> Result<(), Failure> {
     let sources = Sources::open(&args.files)?;
     let filter = Filter::parse(&args.filter)?;
-    let rules = args
-        .fail_if
+    let (coverage_rules, rules) = crate::population::split_rules(&args.fail_if)?;
+    let rules = rules
         .iter()
         .map(|r| SloRule::parse(r))
         .collect::<Result<Vec<_>, _>>()?;
@@ -153,6 +153,9 @@ pub(crate) fn run(args: &PctArgs) -> Result<(), Failure> {
         return Err(Failure::Usage(
             "-o DIR writes one .hgrm file per group: use it with --format hgrm".into(),
         ));
+    }
+    for kind in coverage_rules.iter().filter_map(|r| r.kind()) {
+        sources.check_kind(kind)?;
     }
     for kind in rules.iter().filter_map(|r| r.kind.as_deref()) {
         sources.check_kind(kind)?;
@@ -179,19 +182,33 @@ pub(crate) fn run(args: &PctArgs) -> Result<(), Failure> {
     } else {
         let quantiles = parse_quantiles(&args.percentiles)?;
         let rows = compute(&sources, &filter, grouping, &quantiles, &mut progress)?;
-        let text = match args.format {
-            PctFormat::Table => table(&sources, &rows, &quantiles, grouping, args.unit),
-            PctFormat::Json => json(&sources, &rows, &quantiles).to_string() + "\n",
-            PctFormat::Csv => csv(&sources, &rows, &quantiles, grouping, args.unit),
-            PctFormat::Hgrm => String::new(),
-        };
+        let populations = crate::population::collect(&sources, &filter, grouping)?;
+        let text = crate::population::render(
+            &sources,
+            &rows,
+            populations.as_ref(),
+            &quantiles,
+            grouping,
+            args,
+        );
         write!(out, "{text}")?;
+        if let Some(populations) = &populations {
+            crate::population::warn_low_coverage(
+                &sources,
+                populations,
+                grouping,
+                args.coverage_warn / 100.0,
+            );
+        }
     }
     out.flush()?;
-    if rules.is_empty() {
-        return Ok(());
+    let mut broken = false;
+    for rule in &coverage_rules {
+        broken |= rule.check(&sources, &filter)?;
     }
-    let broken = check_slos(&sources, &filter, args.raw, &rules, &mut progress)?;
+    if !rules.is_empty() {
+        broken |= check_slos(&sources, &filter, args.raw, &rules, &mut progress)?;
+    }
     if broken {
         Err(Failure::SloBroken)
     } else {
@@ -220,7 +237,7 @@ pub(crate) fn key_cells(sources: &Sources, key: &GroupKey, grouping: Grouping) -
     cells
 }
 
-fn key_headers(grouping: Grouping) -> Vec<String> {
+pub(crate) fn key_headers(grouping: Grouping) -> Vec<String> {
     let mut cells = Vec::new();
     if grouping.window_ns.is_some() {
         cells.push("window".to_string());
@@ -235,7 +252,7 @@ fn key_headers(grouping: Grouping) -> Vec<String> {
 }
 
 /// records, events (with `event_decimals`), min, the percentiles, max, mean; in `unit`.
-fn value_cells(row: &Row, unit: Unit, event_decimals: usize) -> Vec<String> {
+pub(crate) fn value_cells(row: &Row, unit: Unit, event_decimals: usize) -> Vec<String> {
     let mut cells = vec![
         row.summary.records.to_string(),
         format!("{:.*}", event_decimals, row.summary.events()),
@@ -252,7 +269,7 @@ fn value_cells(row: &Row, unit: Unit, event_decimals: usize) -> Vec<String> {
 }
 
 /// The column names of [`value_cells`].
-fn value_headers(quantiles: &[Quantile]) -> Vec<String> {
+pub(crate) fn value_headers(quantiles: &[Quantile]) -> Vec<String> {
     let mut cells: Vec<String> = ["records", "events", "min"].map(String::from).to_vec();
     cells.extend(quantiles.iter().map(|q| format!("p{}", q.label())));
     cells.extend(["max", "mean"].map(String::from));
@@ -294,7 +311,7 @@ pub(crate) fn table(
     text
 }
 
-fn json(sources: &Sources, rows: &[Row], quantiles: &[Quantile]) -> Value {
+pub(crate) fn json(sources: &Sources, rows: &[Row], quantiles: &[Quantile]) -> Value {
     Value::Array(
         rows.iter()
             .map(|row| {
@@ -330,7 +347,7 @@ fn json(sources: &Sources, rows: &[Row], quantiles: &[Quantile]) -> Value {
     )
 }
 
-fn csv(
+pub(crate) fn csv(
     sources: &Sources,
     rows: &[Row],
     quantiles: &[Quantile],

@@ -283,6 +283,19 @@ impl Filter {
         })
     }
 
+    /// True when the filter selects by kind at most (no status, trace, time or latency
+    /// bound): only then do population histograms, which know kinds only, match it.
+    pub(crate) fn kinds_only(&self) -> bool {
+        self.statuses.is_empty()
+            && self.trace.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+            && self.last.is_none()
+            && self.min_ns.is_none()
+            && self.max_ns.is_none()
+            && self.rule_status.is_none()
+    }
+
     /// This filter narrowed to a rule's kind and status.
     pub(crate) fn narrowed(&self, kind: Option<&str>, status: Option<u8>) -> Filter {
         Filter {

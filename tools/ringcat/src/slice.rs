@@ -153,9 +153,29 @@ pub(crate) fn run(args: &SliceArgs) -> Result<(), Failure> {
         raw: args.raw,
     };
     let tail = slice(&sources, &filter, &query, &mut progress)?;
+    let counted = crate::population::calls_above(&sources, &filter, tail.threshold_ns)?;
     let text = match args.format {
-        SliceFormat::Text => text(&sources, &tail, args.by, args.order, args.unit),
-        SliceFormat::Json => json(&sources, &tail).to_string() + "\n",
+        SliceFormat::Text => {
+            let line = crate::population::slice_line(tail.listed.len(), tail.records, counted);
+            let mut text = text(&sources, &tail, args.by, args.order, args.unit);
+            // After the threshold and tail lines.
+            let at = text.find("\n\n").map_or(0, |i| i + 1);
+            text.insert_str(at, &line);
+            text
+        }
+        SliceFormat::Json => {
+            let mut value = json(&sources, &tail);
+            if let serde_json::Value::Object(map) = &mut value {
+                map.insert(
+                    "calls_above".into(),
+                    counted.map_or(
+                        serde_json::Value::Null,
+                        |(above, calls)| json!({"above": above, "calls": calls}),
+                    ),
+                );
+            }
+            value.to_string() + "\n"
+        }
         SliceFormat::Csv => {
             let mut text = crate::output::csv_header(&sources) + "\n";
             for (source, sample) in &tail.listed {

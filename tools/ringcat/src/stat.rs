@@ -18,7 +18,7 @@ pub(crate) fn run(args: &StatArgs) -> Result<(), Failure> {
         let text = match args.format {
             StatFormat::Text => text(&file),
             StatFormat::Json => json(&file).to_string(),
-            StatFormat::Prom => prom(&file),
+            StatFormat::Prom => prom(&file, args),
         };
         // What was read while the file shrank may be zeros: report that instead.
         file.check_intact()?;
@@ -95,6 +95,7 @@ fn json(file: &RingFile) -> Value {
     let policy = file.policy();
     let liveness = file.liveness();
     json!({
+        "population": crate::population::stat_json(file),
         "path": file.path().display().to_string(),
         "version": ringlat_format::VERSION,
         "capacity": geometry.capacity,
@@ -308,6 +309,7 @@ fn text(file: &RingFile) -> String {
             .collect::<Vec<_>>()
             .join(", "),
     );
+    lines.extend(crate::population::stat_lines(file));
     lines.join("\n")
 }
 
@@ -320,166 +322,11 @@ fn percent(rate: f64) -> String {
     }
 }
 
-/// Prometheus text exposition (version 0.0.4).
-fn prom(file: &RingFile) -> String {
-    let path = escape_label(&file.path().display().to_string());
-    let (head, tail) = file.positions();
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (labels, value) in samples {
-            let extra = if labels.is_empty() {
-                String::new()
-            } else {
-                format!(",{labels}")
-            };
-            out.push_str(&format!("{name}{{file=\"{path}\"{extra}}} {value}\n"));
-        }
-    };
-    let kinds: Vec<(String, [u64; 6])> = file
-        .configured_kinds()
-        .into_iter()
-        .map(|kind| {
-            (
-                escape_label(&file.kind_label(kind)),
-                kind_values(file, kind),
-            )
-        })
-        .collect();
-    metric(
-        "ringlat_calls_total",
-        "counter",
-        "record() calls per kind.",
-        kinds
-            .iter()
-            .map(|(k, v)| {
-                (
-                    format!("kind=\"{k}\""),
-                    KindCounter::calls_of(v).to_string(),
-                )
-            })
-            .collect(),
-    );
-    metric(
-        "ringlat_outcomes_total",
-        "counter",
-        "record() calls per kind and outcome (saturated is a subset of written).",
-        kinds
-            .iter()
-            .flat_map(|(k, v)| {
-                KindCounter::ALL.iter().map(move |c| {
-                    (
-                        format!("kind=\"{k}\",outcome=\"{}\"", c.name()),
-                        v[c.index()].to_string(),
-                    )
-                })
-            })
-            .collect(),
-    );
-    metric(
-        "ringlat_sampling_rate",
-        "gauge",
-        "Sampling rate in force per kind.",
-        file.configured_kinds()
-            .into_iter()
-            .map(|kind| {
-                let label = escape_label(&file.kind_label(kind));
-                (
-                    format!("kind=\"{label}\""),
-                    file.kind_rates(kind).current.to_string(),
-                )
-            })
-            .collect(),
-    );
-    metric(
-        "ringlat_calls_per_second",
-        "gauge",
-        "Calls per second over the writer's last rate window.",
-        file.configured_kinds()
-            .into_iter()
-            .map(|kind| {
-                let label = escape_label(&file.kind_label(kind));
-                let rate = file.kind_rates(kind).calls_per_second;
-                (format!("kind=\"{label}\""), rate.to_string())
-            })
-            .collect(),
-    );
-    for counter in GlobalCounter::ALL {
-        metric(
-            &format!("ringlat_{}_total", counter.name()),
-            "counter",
-            "Global counter of the ring file.",
-            vec![(String::new(), file.global(counter).to_string())],
-        );
-    }
-    let gauge = |value: u64| vec![(String::new(), value.to_string())];
-    metric(
-        "ringlat_capacity_slots",
-        "gauge",
-        "Ring capacity.",
-        gauge(file.geometry().capacity.into()),
-    );
-    metric(
-        "ringlat_fill_slots",
-        "gauge",
-        "Records in the ring (tail - head).",
-        gauge(tail.wrapping_sub(head).into()),
-    );
-    metric(
-        "ringlat_breaker_open",
-        "gauge",
-        "1 while the circuit breaker drops records.",
-        gauge(file.breaker().is_some_and(|b| b.open).into()),
-    );
-    metric(
-        "ringlat_writer_alive",
-        "gauge",
-        "1 while the writer process holds the file.",
-        gauge((file.writer_state() == ringlat_read::WriterState::Alive).into()),
-    );
-    if let Some(age) = heartbeat_age_ms(file) {
-        metric(
-            "ringlat_heartbeat_age_seconds",
-            "gauge",
-            "Seconds since the writer's last heartbeat.",
-            vec![(String::new(), format!("{:.3}", age / 1000.0))],
-        );
-    }
-    let stuck = file.stuck_position();
-    metric(
-        "ringlat_stuck_seconds",
-        "gauge",
-        "Seconds the oldest unfinished position has been stuck between reserve and commit (0: none).",
-        vec![(
-            String::new(),
-            format!(
-                "{:.3}",
-                stuck.map_or(0.0, |s| s.stuck_for(now_unix_ns()).as_secs_f64())
-            ),
-        )],
-    );
-    if let Some(stuck) = stuck {
-        metric(
-            "ringlat_stuck_position",
-            "gauge",
-            "The position stuck between reserve and commit.",
-            gauge(stuck.position.into()),
-        );
-    }
-    if let Some(durable) = file.durable_position() {
-        metric(
-            "ringlat_durable_position",
-            "gauge",
-            "Position before which records are on stable storage.",
-            gauge(durable.into()),
-        );
-    }
-    out.trim_end().to_string()
-}
-
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Prometheus text exposition: what `serve` gives for this one file.
+fn prom(file: &RingFile, args: &StatArgs) -> String {
+    let label = file.path().display().to_string();
+    let mut exposition = crate::prom::Exposition::default();
+    exposition.add_up(&label, None);
+    exposition.add_ring(file, &label, &args.buckets);
+    exposition.render().trim_end().to_string()
 }

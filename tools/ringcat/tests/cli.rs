@@ -132,7 +132,16 @@ fn golden_outputs_of_every_format() {
         ),
         (
             "pct.json",
-            vec!["pct", archive, "--by", "kind", "--window", "5s"],
+            // --sampled: the population's windows follow the drain's snapshot times (now).
+            vec![
+                "pct",
+                archive,
+                "--by",
+                "kind",
+                "--window",
+                "5s",
+                "--sampled",
+            ],
         ),
         (
             "pct.csv",
@@ -277,7 +286,17 @@ fn exit_codes_and_corrupt_files() {
     broken[16] = 99; // entry size
     std::fs::write(&broken_archive, &broken).unwrap();
     let cut_archive = dir.path().join("cut.archive");
-    std::fs::write(&cut_archive, &archive_bytes[..archive_bytes.len() - 7]).unwrap();
+    // Cut inside the last record entry (the drain's population snapshot follows it).
+    let whole = (archive_bytes.len() - 16_384) / 32;
+    let last_record = (0..whole)
+        .rev()
+        .find(|i| archive_bytes[16_384 + 32 * i + 27] != 0xFF)
+        .unwrap();
+    std::fs::write(
+        &cut_archive,
+        &archive_bytes[..16_384 + 32 * last_record + 25],
+    )
+    .unwrap();
     for file in [&garbage, &empty, &truncated, &broken_archive] {
         for command in [
             vec!["cat"],

@@ -113,6 +113,14 @@ impl ArchiveReader {
         })
     }
 
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The format version of the file (1 or 2).
     pub fn version(&self) -> u32 {
         self.header.version
@@ -185,6 +193,10 @@ impl ArchiveReader {
             }
             for bytes in chunk.chunks_exact(ENTRY_SIZE) {
                 let raw = RawEntry::parse(bytes);
+                if raw.source == super::snapshot::SNAPSHOT_SOURCE && self.header.version != 1 {
+                    // A snapshot entry (counters and histograms), not a record.
+                    continue;
+                }
                 let probability = self.header.classes[raw.class as usize];
                 let named = self.header.version != ARCHIVE_VERSION
                     || self.header.names[raw.kind as usize].is_some();

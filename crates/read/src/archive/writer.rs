@@ -58,6 +58,8 @@ pub struct ArchiveWriter {
     /// The ring the kind map below was built for, and ring kind -> archive kind.
     kind_map: Option<(RingIdentity, Box<[Option<u8>; 256]>)>,
     sync: bool,
+    /// Per ring, what the archive's snapshots of it add up to (read on first use).
+    snapshot_bases: super::snapshot::Bases,
 }
 
 impl ArchiveWriter {
@@ -98,6 +100,7 @@ impl ArchiveWriter {
             recovered: [false; MAX_SOURCES],
             kind_map: None,
             sync: false,
+            snapshot_bases: Default::default(),
         }
     }
 
@@ -241,6 +244,42 @@ impl ArchiveWriter {
         let header = self.header.to_bytes();
         self.write_header(0, header[..CHECKPOINT_PAGE].to_vec())?;
         Ok(stats)
+    }
+
+    pub(crate) fn snapshot_bases(&mut self) -> &mut super::snapshot::Bases {
+        &mut self.snapshot_bases
+    }
+
+    pub(crate) fn file_parts(&self) -> (&File, &Path, u64) {
+        (&self.file, &self.path, self.entries)
+    }
+
+    pub(crate) fn header_mut(&mut self) -> &mut Header {
+        &mut self.header
+    }
+
+    pub(crate) fn archive_error(&self, what: &str) -> ReadError {
+        self.error(what.to_string())
+    }
+
+    /// Writes the whole header (new kind names) before entries refer to them.
+    pub(crate) fn rewrite_header(&mut self) -> Result<(), ReadError> {
+        self.write_header(0, self.header.to_bytes())?;
+        self.sync_if_asked()
+    }
+
+    /// Appends whole entries that belong to no source (snapshots) in one write, then the
+    /// checkpoint; returns the entries written.
+    pub(crate) fn append_raw(&mut self, bytes: &[u8]) -> Result<u64, ReadError> {
+        let end = ARCHIVE_HEADER_SIZE as u64 + self.entries * ENTRY_SIZE as u64;
+        if let Err(error) = self.file.write_all_at(bytes, end) {
+            let _ = self.file.set_len(end);
+            return Err(ReadError::io(&self.path, "appending to the archive")(error));
+        }
+        self.sync_if_asked()?;
+        let written = (bytes.len() / ENTRY_SIZE) as u64;
+        self.entries += written;
+        Ok(written)
     }
 
     /// Puts everything appended so far on stable storage (fdatasync).
