@@ -423,3 +423,67 @@ fn archive_snapshots_add_up_across_restarts_and_torn_snapshots() {
         .sum();
     assert_eq!(calls, 9000);
 }
+
+#[test]
+fn every_thread_and_the_single_producer_are_counted_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Many threads: more than the 32 stripes, so stripes are shared (fetch_add) and all used.
+    let path = dir.path().join("threads.ring");
+    let ring = Ring::builder(&path)
+        .capacity(1 << 10)
+        .kind(0, "a")
+        .rate(0, 0.25)
+        .kind(1, "b")
+        .create()
+        .unwrap();
+    std::thread::scope(|scope| {
+        for thread in 0..40u64 {
+            let ring = ring.clone();
+            scope.spawn(move || {
+                for i in 0..2_000u64 {
+                    let kind = (i % 2) as u8;
+                    ring.record(
+                        kind,
+                        thread << 32 | i,
+                        0,
+                        Duration::from_nanos(100 + i * 37),
+                    );
+                }
+            });
+        }
+    });
+    ring.flush().unwrap();
+    let file = RingFile::open(&path).unwrap();
+    for kind in file.population() {
+        let histogram = kind.histogram.as_ref().unwrap();
+        assert_eq!(histogram.count(), 40_000, "kind {}", kind.kind);
+        assert_eq!(
+            kind.calls(),
+            histogram.count() + kind.get(KindCounter::Rejected)
+        );
+        assert!(kind.dropped() > 0, "a 1024-slot ring nobody drains drops");
+    }
+    drop(file);
+    ring.close().unwrap();
+    // The single producer (its own stripe, load + store).
+    let path = dir.path().join("single.ring");
+    let single = Ring::builder(&path)
+        .kind(3, "c")
+        .create_single_producer()
+        .unwrap();
+    for i in 0..5_000u64 {
+        single.record(3, i, 0, Duration::from_micros(i));
+    }
+    single.close().unwrap();
+    let file = RingFile::open(&path).unwrap();
+    let c = &file.population()[0];
+    assert_eq!(c.histogram.as_ref().unwrap().count(), 5_000);
+    let p50 = c
+        .histogram
+        .as_ref()
+        .unwrap()
+        .percentile(0.5)
+        .unwrap()
+        .value_ns as f64;
+    assert!((p50 - 2_499_000.0).abs() <= 2_499_000.0 * 0.01, "{p50}");
+}
