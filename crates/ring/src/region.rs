@@ -365,7 +365,6 @@ mod tests {
             };
             assert_eq!(storage.load_record(index), expected, "slot {index}");
         }
-        drop(storage);
         let bytes: &[u8] = bytemuck_bytes(&memory);
         let at = geometry.record_offset(5) as usize;
         assert_eq!(bytes[at..at + RECORD_SIZE], [0; RECORD_SIZE]);

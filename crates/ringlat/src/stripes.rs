@@ -8,7 +8,6 @@
 //! alive at once share the one [`SHARED_STRIPE`], which counts with `fetch_add`. Stripe 0
 //! belongs to a single producer (its handle is the only writer).
 
-use crossbeam_utils::CachePadded;
 use ringlat_format::KindCounter;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -27,20 +26,27 @@ const EXTRAS: usize = 1;
 /// u64s per line of [`Line`].
 const LINE: usize = 16;
 
-/// 16 counters on their own cache lines (`CachePadded`: 128 bytes on x86-64, where the
-/// adjacent-line prefetcher pairs lines), so stripes never share a line.
-type Line = CachePadded<[AtomicU64; LINE]>;
+/// 16 counters on their own pair of cache lines (128 bytes: the adjacent-line prefetcher of
+/// x86-64 pairs lines), so stripes never share a line. Exactly 128 bytes, no padding, so an
+/// array of lines is also an array of counters.
+#[repr(C, align(128))]
+struct Line([AtomicU64; LINE]);
+
+const _: () = assert!(size_of::<Line>() == LINE * size_of::<AtomicU64>());
 
 /// Bit `s` set: stripe `s` is owned by a live thread (bits 1..=OWNED_STRIPES).
 static OWNED: AtomicU32 = AtomicU32::new(0);
 const OWNABLE: u32 = ((1u64 << (OWNED_STRIPES + 1)) - 2) as u32;
 
-/// A thread's stripe, given back when the thread exits.
-struct Owner(Cell<usize>);
+/// Gives the thread's owned stripe back when the thread exits.
+struct GiveBack(Cell<usize>);
 
-impl Drop for Owner {
+impl Drop for GiveBack {
     fn drop(&mut self) {
         let stripe = self.0.get();
+        // Calls made later by other thread-locals' destructors count on the shared stripe.
+        // (`STRIPE` has no destructor, so it is still there.)
+        let _ = STRIPE.try_with(|chosen| chosen.set(SHARED_STRIPE));
         if (1..=OWNED_STRIPES).contains(&stripe) {
             // Release: pairs with the Acquire claim of the stripe's next owner, so this
             // thread's counter stores happen before its loads (it continues our counts).
@@ -50,11 +56,15 @@ impl Drop for Owner {
 }
 
 thread_local! {
-    /// This thread's stripe, 0 = not claimed yet.
-    static STRIPE: Owner = const { Owner(Cell::new(0)) };
+    /// This thread's stripe, 0 = not claimed yet. No destructor: the hot path reads it with
+    /// one load (a thread-local with a destructor would check its state on every access).
+    static STRIPE: Cell<usize> = const { Cell::new(0) };
+    /// Registered on the claim, to give the stripe back at thread exit.
+    static GIVE_BACK: GiveBack = const { GiveBack(Cell::new(0)) };
 }
 
-/// Claims a free owned stripe, or returns [`SHARED_STRIPE`] when all are taken.
+/// Claims a free owned stripe, or returns [`SHARED_STRIPE`] when all are taken (or when
+/// the thread is exiting and can no longer register the give-back).
 #[cold]
 fn claim() -> usize {
     // Relaxed: a guess for the CAS below.
@@ -72,33 +82,42 @@ fn claim() -> usize {
             Ordering::Acquire,
             Ordering::Relaxed,
         ) {
-            Ok(_) => return stripe as usize,
+            Ok(_) => {
+                let stripe = stripe as usize;
+                if GIVE_BACK.try_with(|give| give.0.set(stripe)).is_ok() {
+                    return stripe;
+                }
+                // Too late to register the give-back: do not keep the stripe.
+                // Release: as in `GiveBack::drop`.
+                OWNED.fetch_and(!(1u32 << stripe), Ordering::Release);
+                return SHARED_STRIPE;
+            }
             Err(now) => owned = now,
         }
     }
 }
 
 /// Which stripe the calling thread of a multi-producer ring uses: its own (1..=31), or
-/// [`SHARED_STRIPE`] when 31 other threads own one each (or while this thread's
+/// [`SHARED_STRIPE`] when 31 other threads own one each (or once this thread's
 /// thread-locals are being destroyed).
 #[inline]
 pub(crate) fn thread_stripe() -> usize {
-    STRIPE
-        .try_with(|owner| {
-            let stripe = owner.0.get();
-            if stripe != 0 {
-                return stripe;
-            }
-            let stripe = claim();
-            owner.0.set(stripe);
-            stripe
-        })
-        .unwrap_or(SHARED_STRIPE)
+    STRIPE.with(|chosen| {
+        let stripe = chosen.get();
+        if stripe != 0 {
+            return stripe;
+        }
+        let stripe = claim();
+        chosen.set(stripe);
+        stripe
+    })
 }
 
 /// The stripes of one ring.
 pub(crate) struct Stripes {
     lines: Box<[Line]>,
+    /// Counters in `lines`: `lines.len() * 16`.
+    cells: usize,
     stride: usize,
     kinds: usize,
 }
@@ -116,10 +135,11 @@ impl Stripes {
     pub(crate) fn new(kinds: usize) -> Self {
         let used = kinds * PER_KIND + EXTRAS;
         let stride = used.div_ceil(LINE) * LINE;
-        let lines = (0..stride / LINE * STRIPES)
-            .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
+        let lines: Box<[Line]> = (0..stride / LINE * STRIPES)
+            .map(|_| Line(std::array::from_fn(|_| AtomicU64::new(0))))
             .collect();
         Stripes {
+            cells: lines.len() * LINE,
             lines,
             stride,
             kinds,
@@ -129,7 +149,13 @@ impl Stripes {
     #[inline]
     fn cell(&self, stripe: usize, index: usize) -> Option<&AtomicU64> {
         let at = stripe * self.stride + index;
-        self.lines.get(at / LINE).map(|line| &line[at % LINE])
+        if at >= self.cells {
+            return None;
+        }
+        // SAFETY: a `Line` is 16 `AtomicU64`s with no padding (asserted above) and the lines
+        // are contiguous, so `lines` holds `cells` initialised counters in a row, owned by
+        // `self`; `at < cells`.
+        Some(unsafe { &*self.lines.as_ptr().cast::<AtomicU64>().add(at) })
     }
 
     /// Adds one to `cell`: a plain load and store on an owned stripe, `fetch_add` on the
