@@ -181,18 +181,12 @@ unsafe fn store_split<const PHASE: usize>(start: *mut u8, bytes: &[u8; RECORD_SI
         unsafe {
             let ptr = start.add(at);
             match size {
-                8 => AtomicU64::from_ptr(ptr.cast()).store(
-                    u64::from_le_bytes(piece::<8>(bytes, at)),
-                    Ordering::Relaxed,
-                ),
-                4 => AtomicU32::from_ptr(ptr.cast()).store(
-                    u32::from_le_bytes(piece::<4>(bytes, at)),
-                    Ordering::Relaxed,
-                ),
-                2 => AtomicU16::from_ptr(ptr.cast()).store(
-                    u16::from_le_bytes(piece::<2>(bytes, at)),
-                    Ordering::Relaxed,
-                ),
+                8 => AtomicU64::from_ptr(ptr.cast())
+                    .store(u64::from_le_bytes(piece::<8>(bytes, at)), Ordering::Relaxed),
+                4 => AtomicU32::from_ptr(ptr.cast())
+                    .store(u32::from_le_bytes(piece::<4>(bytes, at)), Ordering::Relaxed),
+                2 => AtomicU16::from_ptr(ptr.cast())
+                    .store(u16::from_le_bytes(piece::<2>(bytes, at)), Ordering::Relaxed),
                 _ => AtomicU8::from_ptr(ptr).store(bytes[at], Ordering::Relaxed),
             }
         }
@@ -330,7 +324,11 @@ mod tests {
                 let (at, size) = (usize::from(at), usize::from(size));
                 assert_eq!(at, next, "phase {phase}: pieces are contiguous");
                 assert!([1, 2, 4, 8].contains(&size));
-                assert_eq!((phase + at) % size, 0, "phase {phase}: piece at {at} aligned");
+                assert_eq!(
+                    (phase + at) % size,
+                    0,
+                    "phase {phase}: piece at {at} aligned"
+                );
                 next = at + size;
             }
             assert_eq!(next, RECORD_SIZE, "phase {phase}: covers 21 bytes");

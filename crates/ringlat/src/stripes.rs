@@ -270,10 +270,7 @@ mod tests {
             .unwrap();
             assert_ne!(stripe, SHARED_STRIPE, "a stripe was free");
         }
-        assert_eq!(
-            stripes.sum(0, KindCounter::Written),
-            threads as u64 * 1000
-        );
+        assert_eq!(stripes.sum(0, KindCounter::Written), threads as u64 * 1000);
     }
 
     #[test]
