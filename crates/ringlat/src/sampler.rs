@@ -180,6 +180,29 @@ mod tests {
     use crate::policy::Policy;
 
     #[test]
+    fn random_draws_are_uniform_and_reproducible_from_a_seed() {
+        seed_thread_rng(7);
+        let first: Vec<u64> = (0..4).map(|_| random_draw()).collect();
+        seed_thread_rng(7);
+        assert_eq!((0..4).map(|_| random_draw()).collect::<Vec<_>>(), first);
+        let n = 200_000;
+        for rate in [0.5, 0.1, 0.01] {
+            let kept = (0..n).filter(|_| random_draw() <= threshold(rate)).count();
+            let expected = rate * n as f64;
+            // More than 5 standard deviations off would not happen by chance.
+            let sd = (n as f64 * rate * (1.0 - rate)).sqrt();
+            assert!(
+                (kept as f64 - expected).abs() < 5.0 * sd,
+                "rate {rate}: {kept}"
+            );
+        }
+        let other = std::thread::spawn(|| (0..4).map(|_| random_draw()).collect::<Vec<_>>())
+            .join()
+            .unwrap();
+        assert_ne!(other, first, "unseeded threads get their own streams");
+    }
+
+    #[test]
     fn thresholds_are_monotonic_and_exact_at_the_ends() {
         assert_eq!(threshold(1.0), u64::MAX);
         assert_eq!(threshold(0.5), (1u64 << 63) - 1);
