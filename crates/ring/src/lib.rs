@@ -68,7 +68,7 @@ pub use heap::HeapStorage;
 pub use peek::{InFlight, PeekStats, Peeker};
 pub use producer::{Full, SingleProducer};
 #[cfg(not(loom))]
-pub use region::{RegionError, RegionStorage};
+pub use region::{RECORD_SPLITS, RegionError, RegionStorage};
 pub use ring::{MAX_CAPACITY, Overwritten, PushError, PushStage, Ring, RingError, Slot, SlotBusy};
 pub use storage::Storage;
 pub use sync::{AtomicU8, AtomicU64, Ordering};

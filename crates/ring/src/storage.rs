@@ -34,21 +34,27 @@ pub trait Storage {
 }
 
 impl<S: Storage + ?Sized> Storage for &S {
+    #[inline]
     fn capacity(&self) -> u32 {
         (**self).capacity()
     }
+    #[inline]
     fn ring_word(&self) -> &AtomicU64 {
         (**self).ring_word()
     }
+    #[inline]
     fn meta(&self, index: u32) -> &AtomicU64 {
         (**self).meta(index)
     }
+    #[inline]
     fn store_record(&self, index: u32, record: &Record) {
         (**self).store_record(index, record)
     }
+    #[inline]
     fn load_record(&self, index: u32) -> Record {
         (**self).load_record(index)
     }
+    #[inline]
     fn overwrite_mode(&self) -> bool {
         (**self).overwrite_mode()
     }

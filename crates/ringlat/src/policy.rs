@@ -16,8 +16,8 @@ use std::time::Duration;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Decision {
-    /// A fast per-thread pseudo-random generator (`rand`'s `SmallRng`), seeded without a
-    /// system call. The default.
+    /// A fast per-thread pseudo-random generator (SplitMix64: one add and the
+    /// [`trace_hash`](crate::trace_hash) mix), seeded without a system call. The default.
     #[default]
     Random,
     /// A hash of the trace id against the rate's threshold: every process sampling the same

@@ -1,8 +1,8 @@
 //! Population histograms: every call that is not rejected adds its latency to its kind's
 //! log-linear histogram (the bucket scheme of `ringlat_format::population`), whatever sampling
 //! or the breaker did with it. Thread-owned like the counters of `stripes`: the single
-//! producer owns stripe 0 (relaxed load + store), multi-producer threads add to their stripe
-//! with a relaxed `fetch_add` (a stripe may be shared). The background thread (and `flush`,
+//! producer owns stripe 0 and each multi-producer thread its own stripe (relaxed load + store,
+//! no locked instruction); only threads past the 31st share a stripe, with a relaxed `fetch_add`. The background thread (and `flush`,
 //! close) sums the stripes into the file's histogram area.
 //!
 //! The storage is allocated zeroed at creation for the declared kinds (the kernel hands the
@@ -117,7 +117,9 @@ impl Histograms {
         }
         let nanos = u64::try_from(delta.as_nanos()).unwrap_or(u64::MAX);
         let (stripe, owned) = match counting {
-            Counting::Stripe(stripe) => (stripe, false),
+            // An owned stripe has one writer, its thread (stripes::claim); only the shared
+            // stripe of the threads past the 31st needs the locked add.
+            Counting::Stripe(stripe) => (stripe, stripe != crate::stripes::SHARED_STRIPE),
             Counting::Exclusive => (0, true),
         };
         let base = Self::base(stripe, self.kinds, kind);

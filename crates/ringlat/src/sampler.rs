@@ -3,8 +3,7 @@
 
 use crate::Error;
 use crate::policy::{KindSettings, Policy};
-use rand::{Rng, SeedableRng, rngs::SmallRng};
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Most degradation steps a kind can take (each multiplies its rate by the factor).
@@ -118,8 +117,13 @@ static SEED_BASE: AtomicU64 = AtomicU64::new(0x853C_49E6_748F_EA9B);
 /// Distinguishes the threads' streams.
 static THREAD_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
+/// The SplitMix64 increment (2^64 / golden ratio, odd: the state visits every u64).
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
 thread_local! {
-    static RNG: RefCell<Option<SmallRng>> = const { RefCell::new(None) };
+    /// The thread's SplitMix64 state, 0 = not seeded yet. A `Cell` (no borrow flag): a draw
+    /// re-entered from a signal handler at worst repeats a draw, which only biases nothing.
+    static RNG: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Mixes `seed` into the seed of threads that have not drawn yet (called at ring creation,
@@ -137,27 +141,36 @@ pub(crate) fn mix_seed_base(seed: u64) {
 /// ringlat::seed_thread_rng(42);
 /// ```
 pub fn seed_thread_rng(seed: u64) {
-    RNG.with(|rng| {
-        if let Ok(mut rng) = rng.try_borrow_mut() {
-            *rng = Some(SmallRng::seed_from_u64(seed));
-        }
-    });
+    let _ = RNG.try_with(|state| state.set(nonzero_state(trace_hash(seed))));
 }
 
-/// A uniform 64-bit draw from the calling thread's generator.
+/// A state the generator can start from (0 means "not seeded").
+fn nonzero_state(state: u64) -> u64 {
+    if state == 0 { GAMMA } else { state }
+}
+
+/// The first state of a thread that never called [`seed_thread_rng`].
+#[cold]
+fn first_state() -> u64 {
+    // Relaxed: seed material only.
+    let sequence = THREAD_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let base = SEED_BASE.load(Ordering::Relaxed);
+    nonzero_state(base ^ trace_hash(sequence.wrapping_add(1)))
+}
+
+/// A uniform 64-bit draw from the calling thread's generator: SplitMix64 (Steele, Lea and
+/// Flood 2014; passes BigCrush), one add and the [`trace_hash`] finaliser, no borrow flag.
 #[inline]
 pub(crate) fn random_draw() -> u64 {
-    RNG.with(|rng| match rng.try_borrow_mut() {
-        Ok(mut rng) => rng
-            .get_or_insert_with(|| {
-                // Relaxed: seed material only.
-                let sequence = THREAD_SEQUENCE.fetch_add(1, Ordering::Relaxed);
-                let base = SEED_BASE.load(Ordering::Relaxed);
-                SmallRng::seed_from_u64(base ^ trace_hash(sequence.wrapping_add(1)))
-            })
-            .random(),
-        // Re-entered from a signal handler or a destructor: keep the record (draw 0).
-        Err(_) => 0,
+    RNG.with(|state| {
+        let mut now = state.get();
+        if now == 0 {
+            now = first_state();
+        }
+        let next = now.wrapping_add(GAMMA);
+        // 0 is "not seeded": once every 2^64 draws the thread reseeds, harmlessly.
+        state.set(next);
+        trace_hash(next)
     })
 }
 
@@ -165,6 +178,29 @@ pub(crate) fn random_draw() -> u64 {
 mod tests {
     use super::*;
     use crate::policy::Policy;
+
+    #[test]
+    fn random_draws_are_uniform_and_reproducible_from_a_seed() {
+        seed_thread_rng(7);
+        let first: Vec<u64> = (0..4).map(|_| random_draw()).collect();
+        seed_thread_rng(7);
+        assert_eq!((0..4).map(|_| random_draw()).collect::<Vec<_>>(), first);
+        let n = 200_000;
+        for rate in [0.5, 0.1, 0.01] {
+            let kept = (0..n).filter(|_| random_draw() <= threshold(rate)).count();
+            let expected = rate * n as f64;
+            // More than 5 standard deviations off would not happen by chance.
+            let sd = (n as f64 * rate * (1.0 - rate)).sqrt();
+            assert!(
+                (kept as f64 - expected).abs() < 5.0 * sd,
+                "rate {rate}: {kept}"
+            );
+        }
+        let other = std::thread::spawn(|| (0..4).map(|_| random_draw()).collect::<Vec<_>>())
+            .join()
+            .unwrap();
+        assert_ne!(other, first, "unseeded threads get their own streams");
+    }
 
     #[test]
     fn thresholds_are_monotonic_and_exact_at_the_ends() {

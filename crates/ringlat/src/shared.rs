@@ -22,7 +22,7 @@ const UNCONFIGURED: u16 = u16::MAX;
 /// Whose counters a call adds to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Counting {
-    /// A multi-producer thread's stripe (may be shared with other threads).
+    /// A multi-producer thread's stripe (owned by the thread, or the shared one).
     Stripe(usize),
     /// The single producer's own stripe.
     Exclusive,
@@ -165,16 +165,16 @@ impl Shared {
     #[inline]
     fn count(&self, counting: Counting, dense: usize, counter: KindCounter) {
         match counting {
-            Counting::Stripe(stripe) => self.stripes.add_shared(stripe, dense, counter),
-            Counting::Exclusive => self.stripes.add_exclusive(dense, counter),
+            Counting::Stripe(stripe) => self.stripes.add(stripe, dense, counter),
+            Counting::Exclusive => self.stripes.add(0, dense, counter),
         }
     }
 
     #[inline]
     fn count_overwritten(&self, counting: Counting) {
         match counting {
-            Counting::Stripe(stripe) => self.stripes.add_extra(stripe, EXTRA_OVERWRITTEN, false),
-            Counting::Exclusive => self.stripes.add_extra(0, EXTRA_OVERWRITTEN, true),
+            Counting::Stripe(stripe) => self.stripes.add_extra(stripe, EXTRA_OVERWRITTEN),
+            Counting::Exclusive => self.stripes.add_extra(0, EXTRA_OVERWRITTEN),
         }
     }
 
