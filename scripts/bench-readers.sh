@@ -6,6 +6,8 @@
 #   scripts/bench-readers.sh            # 20M records (640 MB), 3 runs per row
 #   scripts/bench-readers.sh 100000000  # the issue's 100M records (3.2 GB)
 #   RUNS=5 BENCH_DIR=/var/tmp/rb scripts/bench-readers.sh
+#   BEFORE=/tmp/ringcat-old scripts/bench-readers.sh   # also time an older ringcat, same run
+#   ONLY='pct|slice' scripts/bench-readers.sh          # only the rows whose name matches
 #
 # Warm page cache: the archive is read once before timing. Timings on a shared machine are
 # noisy: quote the ratios (each pair runs back to back) and medians. This script never judges.
@@ -63,9 +65,19 @@ run_once() {
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 anchor="cat '$big' > /dev/null"
-printf '# %s records (%s MB), %s runs per row, %s\n' "$records" "$(($(stat -c %s "$big") / 1000000))" "$runs" "$(date -u +%FT%TZ)"
+printf '# %s records (%s MB), %s runs per row, %s, load %s\n' "$records" "$(($(stat -c %s "$big") / 1000000))" "$runs" "$(date -u +%FT%TZ)" "$(cut -d' ' -f1 /proc/loadavg)"
 printf '%-46s %9s %9s %9s %9s  %s\n' "command" "wall s" "cat s" "x cat" "RSS MiB" "note"
+# bench NAME COMMAND [NOTE]: COMMAND is a shell command where RINGCAT stands for the binary.
 bench() {
+    local name=$1 template=$2 note=${3:-}
+    [[ -n ${ONLY:-} && ! $name =~ $ONLY ]] && return 0
+    if [[ -n ${BEFORE:-} ]]; then
+        bench_one "$name (before)" "${template//RINGCAT/$BEFORE}" "$note"
+        name="$name (after)"
+    fi
+    bench_one "$name" "${template//RINGCAT/$ringcat}" "$note"
+}
+bench_one() {
     local name=$1 command=$2 note=${3:-}
     local walls=() anchors=() ratios=() rss=() i a b code=0
     for ((i = 0; i < runs; i++)); do
@@ -89,11 +101,11 @@ bench() {
     printf '%-46s %9s %9s %9s %9s  %s\n' "$name" "$wall" "$cat_s" "$ratio" "$((peak / 1024))" "$note"
 }
 
-bench "pct --by kind" "exec '$ringcat' pct '$big' --by kind > /dev/null"
-bench "pct --by kind,status --window 1s" "exec '$ringcat' pct '$big' --by kind,status --window 1s > /dev/null"
-bench "slice --above p99.9" "exec '$ringcat' slice '$big' --above p99.9 > /dev/null"
-bench "plot" "exec '$ringcat' plot '$big' -o - > /dev/null"
-bench "cat --last 10" "exec '$ringcat' cat '$big' --last 10 > /dev/null"
-bench "cat --since <last minute> | head -1" "'$ringcat' cat '$big' --since $since | head -1 > /dev/null"
-bench "cat ${many}x${many_records} files | head -1" "'$ringcat' cat ${files[*]} | head -1 > /dev/null"
-bench "cat --format json | (pipe)" "'$ringcat' cat '$big' --format json | cat > /dev/null" "records/s"
+bench "pct --by kind" "exec RINGCAT pct '$big' --by kind > /dev/null"
+bench "pct --by kind,status --window 1s" "exec RINGCAT pct '$big' --by kind,status --window 1s > /dev/null"
+bench "slice --above p99.9" "exec RINGCAT slice '$big' --above p99.9 > /dev/null"
+bench "plot" "exec RINGCAT plot '$big' -o - > /dev/null"
+bench "cat --last 10" "exec RINGCAT cat '$big' --last 10 > /dev/null"
+bench "cat --since <last minute> | head -1" "RINGCAT cat '$big' --since $since | head -1 > /dev/null"
+bench "cat ${many}x${many_records} files | head -1" "RINGCAT cat ${files[*]} | head -1 > /dev/null"
+bench "cat --format json | (pipe)" "RINGCAT cat '$big' --format json | cat > /dev/null" "records/s"

@@ -397,6 +397,7 @@ impl<K: Ord + Clone> Histograms<K> {
             }
             let mut exact: Vec<(i64, BTreeMap<i64, u128>)> =
                 targets.iter().map(|t| (t.bin, BTreeMap::new())).collect();
+            exact.sort_by_key(|(bin, _)| *bin);
             exact.dedup_by_key(|(bin, _)| *bin);
             let planned = Planned {
                 summary: pass.summary,
@@ -420,7 +421,7 @@ struct Target {
 struct Planned {
     summary: Summary,
     targets: Vec<Target>,
-    /// The target bins (a few: one per percentile at most) and the exact values seen in each.
+    /// The target bins (ascending, distinct: one per percentile at most) and the exact values seen in each.
     exact: Vec<(i64, BTreeMap<i64, u128>)>,
 }
 
@@ -437,13 +438,9 @@ impl<K: Ord + Clone> Selection<K> {
         let Some(at) = self.groups.find(key, None) else {
             return;
         };
-        let bin = bin_of(value);
-        if let Some((_, values)) = self.groups.values[at]
-            .exact
-            .iter_mut()
-            .find(|(b, _)| *b == bin)
-        {
-            *values.entry(value).or_insert(0) += weight;
+        let exact = &mut self.groups.values[at].exact;
+        if let Ok(found) = exact.binary_search_by_key(&bin_of(value), |(bin, _)| *bin) {
+            *exact[found].1.entry(value).or_insert(0) += weight;
         }
     }
 
