@@ -542,6 +542,56 @@ mod tests {
         }
     }
 
+    /// Many groups, records interleaved among them (more groups than are kept at hand), each
+    /// group's percentiles equal to the brute force over that group alone.
+    #[test]
+    fn many_interleaved_groups_match_brute_force() {
+        let quantiles: Vec<Quantile> = ["0", "50", "99", "99.9", "100"]
+            .iter()
+            .map(|q| Quantile::parse(q).unwrap())
+            .collect();
+        let mut state = 7u64;
+        let records: Vec<(u16, i64, u128)> = (0..60_000)
+            .map(|i| {
+                let key = if i % 7 == 0 {
+                    (lcg(&mut state) % 40) as u16
+                } else {
+                    (i % 5) as u16
+                };
+                let value = (lcg(&mut state) % (1 << 30)) as i64 - (1 << 20);
+                let p = [1.0, 0.5, 0.1][(lcg(&mut state) % 3) as usize];
+                (key, value, weight_of(p, false))
+            })
+            .collect();
+        let mut pass1 = Histograms::new(quantiles.clone());
+        for (key, value, weight) in &records {
+            pass1.add(*key, *value, *weight);
+        }
+        let mut pass2 = pass1.plan();
+        for (key, value, weight) in &records {
+            pass2.add(key, *value, *weight);
+        }
+        let rows = pass2.finish();
+        let keys: std::collections::BTreeSet<u16> = records.iter().map(|r| r.0).collect();
+        assert_eq!(rows.len(), keys.len());
+        for (key, values, summary) in rows {
+            let group: Vec<(i64, u128)> = records
+                .iter()
+                .filter(|r| r.0 == key)
+                .map(|r| (r.1, r.2))
+                .collect();
+            assert_eq!(summary.records, group.len() as u64);
+            for (quantile, value) in quantiles.iter().zip(values) {
+                assert_eq!(
+                    value,
+                    brute_force(&group, quantile),
+                    "group {key}, p{}",
+                    quantile.label()
+                );
+            }
+        }
+    }
+
     #[test]
     fn quantile_parsing() {
         assert_eq!(Quantile::parse("99.99").unwrap().target(1_000_000), 999_900);
