@@ -7,9 +7,11 @@
 //! weight reaches `q% of the total weight`. Weights are fixed-point integers (`1/p` in units
 //! of 2^-32), so sums are exact and the result does not depend on the order of the records.
 //!
-//! Pass 1 builds, per group, a histogram over logarithmic bins (exact below 2048, then 1024
-//! bins per power of two) and finds the bin where each percentile falls. Pass 2 keeps the exact
-//! values of those bins only, and walks them to the answer.
+//! Pass 1 builds, per group, a histogram over logarithmic bins (exact below 128, then 64 bins
+//! per power of two, held in a dense array over the group's range of bins: one index per
+//! record, a few KiB per group) and finds the bin where each percentile falls. Pass 2 keeps the
+//! exact values of those bins only, and walks them to the answer. The bins only narrow down
+//! where to look: the answer is exact whatever their width.
 
 use std::collections::BTreeMap;
 
@@ -28,7 +30,13 @@ pub fn weight_of(probability: f64, raw: bool) -> u128 {
     if raw || !(probability > 0.0 && probability < 1.0) {
         WEIGHT_ONE
     } else {
-        (WEIGHT_ONE as f64 / probability).round() as u128
+        let weight = (WEIGHT_ONE as f64 / probability).round();
+        // The same value as `weight as u128`, without the slow 128-bit conversion when it fits.
+        if weight < u64::MAX as f64 {
+            u128::from(weight as u64)
+        } else {
+            weight as u128
+        }
     }
 }
 
@@ -94,23 +102,26 @@ impl Quantile {
     }
 }
 
-/// The bin of a value: exact below 2048, then 1024 bins per power of two; order-preserving,
-/// negative values mirrored below zero.
+/// The bin of a value: exact below 128, then 64 bins per power of two; order-preserving,
+/// negative values mirrored below zero (all bins lie in -3776..3776).
 ///
 /// ```
 /// use ringlat_read::percentile::bin_of;
 /// assert!(bin_of(-5) < bin_of(-4) && bin_of(-1) < bin_of(0) && bin_of(0) < bin_of(1));
 /// assert_eq!(bin_of(100), 100);
-/// assert!(bin_of(1_000_000) < bin_of(1_002_000));
+/// assert!(bin_of(1_000_000) < bin_of(1_020_000));
+/// assert!(bin_of(i64::MIN) >= -3776 && bin_of(i64::MAX) < 3776);
 /// ```
+#[inline]
 pub fn bin_of(value: i64) -> i64 {
+    #[inline]
     fn magnitude(v: u64) -> i64 {
-        if v < 2048 {
+        if v < 128 {
             return v as i64;
         }
-        let exponent = 63 - v.leading_zeros() as i64; // >= 11
-        let mantissa = ((v >> (exponent - 10)) & 1023) as i64;
-        2048 + (exponent - 11) * 1024 + mantissa
+        let exponent = 63 - v.leading_zeros() as i64; // >= 7
+        let mantissa = ((v >> (exponent - 6)) & 63) as i64;
+        128 + (exponent - 7) * 64 + mantissa
     }
     if value >= 0 {
         magnitude(value as u64)
@@ -163,10 +174,126 @@ impl Summary {
     }
 }
 
+/// A group's bins: a dense array over the range of bins seen so far (`first` is the bin of
+/// `weights[0]`), so that adding a record is an index, not a tree walk.
+#[derive(Debug, Clone, Default)]
+struct Bins {
+    first: i64,
+    weights: Vec<u128>,
+}
+
+impl Bins {
+    #[inline]
+    fn add(&mut self, bin: i64, weight: u128) {
+        let offset = bin - self.first;
+        if offset >= 0
+            && let Some(slot) = self.weights.get_mut(offset as usize)
+        {
+            *slot += weight;
+            return;
+        }
+        self.grow_to(bin);
+        self.weights[(bin - self.first) as usize] += weight;
+    }
+
+    /// Widens the range to hold `bin` (at most 7,552 bins: bounded by [`bin_of`]'s range).
+    #[cold]
+    fn grow_to(&mut self, bin: i64) {
+        if self.weights.is_empty() {
+            self.first = bin;
+            self.weights.push(0);
+        } else if bin < self.first {
+            let extra = (self.first - bin) as usize;
+            self.weights.splice(0..0, std::iter::repeat_n(0, extra));
+            self.first = bin;
+        } else {
+            self.weights.resize((bin - self.first) as usize + 1, 0);
+        }
+    }
+
+    /// (bin, weight) of the bins holding records, in bin order.
+    fn iter(&self) -> impl Iterator<Item = (i64, u128)> + '_ {
+        self.weights
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w > 0)
+            .map(|(i, w)| (self.first + i as i64, *w))
+    }
+}
+
 #[derive(Debug, Clone)]
 struct FirstPass {
-    bins: BTreeMap<i64, u128>,
+    bins: Bins,
     summary: Summary,
+}
+
+/// The groups of a pass: a map from key to index, with the last few keys looked up kept in a
+/// small array (rows rotate among a few kinds and statuses, and windows follow time), so that
+/// most records find their group without a tree walk.
+#[derive(Debug, Clone)]
+struct Groups<K, V> {
+    index: BTreeMap<K, usize>,
+    values: Vec<V>,
+    recent: Vec<(K, usize)>,
+    next_recent: usize,
+}
+
+/// How many recently used groups [`Groups`] keeps at hand.
+const RECENT_GROUPS: usize = 16;
+
+impl<K: Ord + Clone, V> Groups<K, V> {
+    fn new() -> Self {
+        Groups {
+            index: BTreeMap::new(),
+            values: Vec::new(),
+            recent: Vec::with_capacity(RECENT_GROUPS),
+            next_recent: 0,
+        }
+    }
+
+    /// The index of `key`'s group, made with `make` when it is new (`None`: new and no `make`).
+    #[inline]
+    fn find(&mut self, key: &K, make: Option<&dyn Fn() -> V>) -> Option<usize> {
+        if let Some((_, at)) = self.recent.iter().find(|(k, _)| k == key) {
+            return Some(*at);
+        }
+        self.find_slow(key, make)
+    }
+
+    #[cold]
+    fn find_slow(&mut self, key: &K, make: Option<&dyn Fn() -> V>) -> Option<usize> {
+        let at = match self.index.get(key) {
+            Some(at) => *at,
+            None => {
+                let make = make?;
+                self.values.push(make());
+                self.index.insert(key.clone(), self.values.len() - 1);
+                self.values.len() - 1
+            }
+        };
+        if self.recent.len() < RECENT_GROUPS {
+            self.recent.push((key.clone(), at));
+        } else {
+            self.recent[self.next_recent] = (key.clone(), at);
+            self.next_recent = (self.next_recent + 1) % RECENT_GROUPS;
+        }
+        Some(at)
+    }
+
+    /// Adds the group of a key not seen before.
+    fn push(&mut self, key: K, value: V) {
+        self.values.push(value);
+        self.index.insert(key, self.values.len() - 1);
+    }
+
+    /// Every group, in key order.
+    fn into_sorted(self) -> Vec<(K, V)> {
+        let mut values: Vec<Option<V>> = self.values.into_iter().map(Some).collect();
+        self.index
+            .into_iter()
+            .filter_map(|(key, at)| values[at].take().map(|v| (key, v)))
+            .collect()
+    }
 }
 
 /// Pass 1: feed every record with [`Histograms::add`], then [`Histograms::plan`].
@@ -184,7 +311,17 @@ struct FirstPass {
 #[derive(Debug, Clone)]
 pub struct Histograms<K> {
     quantiles: Vec<Quantile>,
-    groups: BTreeMap<K, FirstPass>,
+    groups: Groups<K, FirstPass>,
+}
+
+/// `weight` as a float, without the slow 128-bit conversion when it fits in 64 bits (the same
+/// value either way).
+#[inline]
+fn weight_f64(weight: u128) -> f64 {
+    match u64::try_from(weight) {
+        Ok(small) => small as f64,
+        Err(_) => weight as f64,
+    }
 }
 
 impl<K: Ord + Clone> Histograms<K> {
@@ -192,15 +329,15 @@ impl<K: Ord + Clone> Histograms<K> {
     pub fn new(quantiles: Vec<Quantile>) -> Self {
         Histograms {
             quantiles,
-            groups: BTreeMap::new(),
+            groups: Groups::new(),
         }
     }
 
     /// Adds one record of group `key`.
     #[inline]
     pub fn add(&mut self, key: K, value: i64, weight: u128) {
-        let group = self.groups.entry(key).or_insert_with(|| FirstPass {
-            bins: BTreeMap::new(),
+        let make = || FirstPass {
+            bins: Bins::default(),
             summary: Summary {
                 records: 0,
                 weight: 0,
@@ -209,63 +346,66 @@ impl<K: Ord + Clone> Histograms<K> {
                 weighted_sum: 0.0,
                 weighted_sum_sq: 0.0,
             },
-        });
-        *group.bins.entry(bin_of(value)).or_insert(0) += weight;
+        };
+        let Some(at) = self.groups.find(&key, Some(&make)) else {
+            return;
+        };
+        let group = &mut self.groups.values[at];
+        group.bins.add(bin_of(value), weight);
         let summary = &mut group.summary;
         summary.records += 1;
         summary.weight += weight;
         summary.min = summary.min.min(value);
         summary.max = summary.max.max(value);
-        summary.weighted_sum += value as f64 * weight as f64;
-        summary.weighted_sum_sq += (value as f64) * (value as f64) * weight as f64;
+        let weight = weight_f64(weight);
+        summary.weighted_sum += value as f64 * weight;
+        summary.weighted_sum_sq += (value as f64) * (value as f64) * weight;
     }
 
     /// Groups seen so far.
     pub fn len(&self) -> usize {
-        self.groups.len()
+        self.groups.values.len()
     }
 
     /// True when no record was added.
     pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
+        self.groups.values.is_empty()
     }
 
     /// Finds the bin of every percentile; pass 2 collects those bins' exact values.
     pub fn plan(self) -> Selection<K> {
-        let groups = self
-            .groups
-            .into_iter()
-            .map(|(key, pass)| {
-                let mut targets = Vec::with_capacity(self.quantiles.len());
-                for quantile in &self.quantiles {
-                    let target = quantile.target(pass.summary.weight);
-                    let mut before = 0u128;
-                    let mut found = None;
-                    for (bin, weight) in &pass.bins {
-                        if before + weight >= target {
-                            found = Some(*bin);
-                            break;
-                        }
-                        before += weight;
+        let mut groups = Groups::new();
+        for (key, pass) in self.groups.into_sorted() {
+            let mut targets = Vec::with_capacity(self.quantiles.len());
+            for quantile in &self.quantiles {
+                let target = quantile.target(pass.summary.weight);
+                let mut before = 0u128;
+                let mut found = None;
+                for (bin, weight) in pass.bins.iter() {
+                    if before + weight >= target {
+                        found = Some(bin);
+                        break;
                     }
-                    let bin = found.unwrap_or_else(|| bin_of(pass.summary.max));
-                    targets.push(Target {
-                        bin,
-                        before,
-                        target,
-                    });
+                    before += weight;
                 }
-                let exact = targets.iter().map(|t| (t.bin, BTreeMap::new())).collect();
-                (
-                    key,
-                    Planned {
-                        summary: pass.summary,
-                        targets,
-                        exact,
-                    },
-                )
-            })
-            .collect();
+                let bin = found.unwrap_or_else(|| bin_of(pass.summary.max));
+                targets.push(Target {
+                    bin,
+                    before,
+                    target,
+                });
+            }
+            let mut exact: Vec<(i64, BTreeMap<i64, u128>)> =
+                targets.iter().map(|t| (t.bin, BTreeMap::new())).collect();
+            exact.sort_by_key(|(bin, _)| *bin);
+            exact.dedup_by_key(|(bin, _)| *bin);
+            let planned = Planned {
+                summary: pass.summary,
+                targets,
+                exact,
+            };
+            groups.push(key, planned);
+        }
         Selection { groups }
     }
 }
@@ -281,29 +421,33 @@ struct Target {
 struct Planned {
     summary: Summary,
     targets: Vec<Target>,
-    exact: BTreeMap<i64, BTreeMap<i64, u128>>,
+    /// The target bins (ascending, distinct: one per percentile at most) and the exact values seen in each.
+    exact: Vec<(i64, BTreeMap<i64, u128>)>,
 }
 
 /// Pass 2: feed the same records again with [`Selection::add`], then [`Selection::finish`].
 #[derive(Debug, Clone)]
 pub struct Selection<K> {
-    groups: BTreeMap<K, Planned>,
+    groups: Groups<K, Planned>,
 }
 
 impl<K: Ord + Clone> Selection<K> {
     /// Adds one record (only values in a target bin are kept).
     #[inline]
     pub fn add(&mut self, key: &K, value: i64, weight: u128) {
-        if let Some(group) = self.groups.get_mut(key)
-            && let Some(values) = group.exact.get_mut(&bin_of(value))
-        {
-            *values.entry(value).or_insert(0) += weight;
+        let Some(at) = self.groups.find(key, None) else {
+            return;
+        };
+        let exact = &mut self.groups.values[at].exact;
+        if let Ok(found) = exact.binary_search_by_key(&bin_of(value), |(bin, _)| *bin) {
+            *exact[found].1.entry(value).or_insert(0) += weight;
         }
     }
 
     /// Each group's summary and percentile values, in key order.
     pub fn finish(self) -> Vec<(K, Vec<i64>, Summary)> {
         self.groups
+            .into_sorted()
             .into_iter()
             .map(|(key, group)| {
                 let values = group
@@ -311,7 +455,9 @@ impl<K: Ord + Clone> Selection<K> {
                     .iter()
                     .map(|target| {
                         let mut cumulative = target.before;
-                        if let Some(values) = group.exact.get(&target.bin) {
+                        if let Some((_, values)) =
+                            group.exact.iter().find(|(b, _)| *b == target.bin)
+                        {
                             for (value, weight) in values {
                                 cumulative += weight;
                                 if cumulative >= target.target {
@@ -393,6 +539,56 @@ mod tests {
             assert_eq!(summary.records, n as u64);
             assert_eq!(summary.min, records.iter().map(|r| r.0).min().unwrap());
             assert_eq!(summary.max, records.iter().map(|r| r.0).max().unwrap());
+        }
+    }
+
+    /// Many groups, records interleaved among them (more groups than are kept at hand), each
+    /// group's percentiles equal to the brute force over that group alone.
+    #[test]
+    fn many_interleaved_groups_match_brute_force() {
+        let quantiles: Vec<Quantile> = ["0", "50", "99", "99.9", "100"]
+            .iter()
+            .map(|q| Quantile::parse(q).unwrap())
+            .collect();
+        let mut state = 7u64;
+        let records: Vec<(u16, i64, u128)> = (0..60_000)
+            .map(|i| {
+                let key = if i % 7 == 0 {
+                    (lcg(&mut state) % 40) as u16
+                } else {
+                    (i % 5) as u16
+                };
+                let value = (lcg(&mut state) % (1 << 30)) as i64 - (1 << 20);
+                let p = [1.0, 0.5, 0.1][(lcg(&mut state) % 3) as usize];
+                (key, value, weight_of(p, false))
+            })
+            .collect();
+        let mut pass1 = Histograms::new(quantiles.clone());
+        for (key, value, weight) in &records {
+            pass1.add(*key, *value, *weight);
+        }
+        let mut pass2 = pass1.plan();
+        for (key, value, weight) in &records {
+            pass2.add(key, *value, *weight);
+        }
+        let rows = pass2.finish();
+        let keys: std::collections::BTreeSet<u16> = records.iter().map(|r| r.0).collect();
+        assert_eq!(rows.len(), keys.len());
+        for (key, values, summary) in rows {
+            let group: Vec<(i64, u128)> = records
+                .iter()
+                .filter(|r| r.0 == key)
+                .map(|r| (r.1, r.2))
+                .collect();
+            assert_eq!(summary.records, group.len() as u64);
+            for (quantile, value) in quantiles.iter().zip(values) {
+                assert_eq!(
+                    value,
+                    brute_force(&group, quantile),
+                    "group {key}, p{}",
+                    quantile.label()
+                );
+            }
         }
     }
 

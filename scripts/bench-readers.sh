@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Times the reading subcommands of issue 11 against `cat FILE > /dev/null` (the memory-speed
+# anchor), interleaved run by run, and prints per row the median wall time, the median ratio
+# to cat and the peak RSS (GNU time's maximum resident set size).
+#
+#   scripts/bench-readers.sh            # 20M records (640 MB), 3 runs per row
+#   scripts/bench-readers.sh 100000000  # the issue's 100M records (3.2 GB)
+#   RUNS=5 BENCH_DIR=/var/tmp/rb scripts/bench-readers.sh
+#   BEFORE=/tmp/ringcat-old scripts/bench-readers.sh   # also time an older ringcat, same run
+#   ONLY='pct|slice' scripts/bench-readers.sh          # only the rows whose name matches
+#
+# Warm page cache: the archive is read once before timing. Timings on a shared machine are
+# noisy: quote the ratios (each pair runs back to back) and medians. This script never judges.
+set -euo pipefail
+
+records=${1:-20000000}
+runs=${RUNS:-3}
+dir=${BENCH_DIR:-/tmp/ringlat-bench}
+# A row that takes longer than this is stopped and printed as a timeout.
+limit=${ROW_TIMEOUT:-300}
+many=8
+many_records=1000000
+
+cd "$(dirname "$0")/.."
+cargo build --release --quiet -p ringcat --bin ringcat --example synth_archive
+target=${CARGO_TARGET_DIR:-target}
+ringcat=$PWD/$target/release/ringcat
+synth=$PWD/$target/release/examples/synth_archive
+[[ -x /usr/bin/time ]] || { echo "bench-readers: needs GNU time at /usr/bin/time" >&2; exit 1; }
+
+mkdir -p "$dir"
+big=$dir/synth-$records.archive
+if [[ ! -s $big ]]; then
+    "$synth" "$big.tmp" "$records" >/dev/null
+    mv "$big.tmp" "$big"
+fi
+files=()
+for i in $(seq 1 $many); do
+    f=$dir/many-$i-$many_records.archive
+    if [[ ! -s $f ]]; then
+        "$synth" "$f.tmp" "$many_records" >/dev/null
+        mv "$f.tmp" "$f"
+    fi
+    files+=("$f")
+done
+cat "$big" "${files[@]}" >/dev/null # warm the page cache
+
+# The synthetic archive's records are 10 us apart from this instant (see synth_archive.rs).
+base_ns=1795276800000000000
+last_ns=$((base_ns + (records - 1) * 10000))
+since=$(date -u -d "@$(((last_ns - 60000000000) / 1000000000))" +%Y-%m-%dT%H:%M:%SZ)
+
+# One timed run of a shell command: prints "<wall seconds> <peak RSS KiB> <exit code>".
+run_once() {
+    local rss_file start end code
+    rss_file=$(mktemp)
+    start=$(date +%s%N)
+    code=0
+    timeout "$limit" /usr/bin/time -f %M -o "$rss_file" sh -c "$1" || code=$?
+    end=$(date +%s%N)
+    echo "$(awk -v n=$((end - start)) 'BEGIN { printf "%.3f", n / 1e9 }') $(tail -1 "$rss_file") $code"
+    rm -f "$rss_file"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+anchor="cat '$big' > /dev/null"
+printf '# %s records (%s MB), %s runs per row, %s, load %s\n' "$records" "$(($(stat -c %s "$big") / 1000000))" "$runs" "$(date -u +%FT%TZ)" "$(cut -d' ' -f1 /proc/loadavg)"
+printf '%-46s %9s %9s %9s %9s  %s\n' "command" "wall s" "cat s" "x cat" "RSS MiB" "note"
+# bench NAME COMMAND [NOTE]: COMMAND is a shell command where RINGCAT stands for the binary.
+bench() {
+    local name=$1 template=$2 note=${3:-}
+    [[ -n ${ONLY:-} && ! $name =~ $ONLY ]] && return 0
+    if [[ -n ${BEFORE:-} ]]; then
+        bench_one "$name (before)" "${template//RINGCAT/$BEFORE}" "$note"
+        name="$name (after)"
+    fi
+    bench_one "$name" "${template//RINGCAT/$ringcat}" "$note"
+}
+bench_one() {
+    local name=$1 command=$2 note=${3:-}
+    local walls=() anchors=() ratios=() rss=() i a b code=0
+    for ((i = 0; i < runs; i++)); do
+        read -r a _ _ < <(run_once "$anchor")
+        read -r b r c < <(run_once "$command")
+        [[ $c != 0 ]] && code=$c
+        walls+=("$b") anchors+=("$a") rss+=("$r")
+        ratios+=("$(awk -v b="$b" -v a="$a" 'BEGIN { printf "%.2f", b / (a > 0 ? a : 0.001) }')")
+        [[ $c == 124 ]] && break # timed out: one run says enough
+    done
+    local wall ratio cat_s peak
+    wall=$(printf '%s\n' "${walls[@]}" | median)
+    cat_s=$(printf '%s\n' "${anchors[@]}" | median)
+    ratio=$(printf '%s\n' "${ratios[@]}" | median)
+    peak=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
+    [[ $code == 124 ]] && note="TIMEOUT after ${limit}s $note"
+    [[ $code != 0 && $code != 124 ]] && note="exit $code $note"
+    if [[ $note == *records/s* ]]; then
+        note=$(awk -v n="$records" -v w="$wall" 'BEGIN { printf "%.2fM records/s", n / w / 1e6 }')
+    fi
+    printf '%-46s %9s %9s %9s %9s  %s\n' "$name" "$wall" "$cat_s" "$ratio" "$((peak / 1024))" "$note"
+}
+
+bench "pct --by kind" "exec RINGCAT pct '$big' --by kind > /dev/null"
+bench "pct --by kind,status --window 1s" "exec RINGCAT pct '$big' --by kind,status --window 1s > /dev/null"
+bench "slice --above p99.9" "exec RINGCAT slice '$big' --above p99.9 > /dev/null"
+bench "plot" "exec RINGCAT plot '$big' -o - > /dev/null"
+bench "cat --last 10" "exec RINGCAT cat '$big' --last 10 > /dev/null"
+bench "cat --since <last minute> | head -1" "RINGCAT cat '$big' --since $since | head -1 > /dev/null"
+bench "cat ${many}x${many_records} files | head -1" "RINGCAT cat ${files[*]} | head -1 > /dev/null"
+bench "cat --format json | (pipe)" "RINGCAT cat '$big' --format json | cat > /dev/null" "records/s"
