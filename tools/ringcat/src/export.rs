@@ -76,6 +76,10 @@ pub struct ExportArgs {
     /// Rows per row group (the unit a query engine reads in parallel, and the memory bound).
     #[arg(long, value_name = "N", default_value_t = 1 << 19)]
     pub row_group_rows: usize,
+    /// Also write the archives' interval snapshots (per interval and kind: counters and
+    /// population percentiles; see `ringcat drain --interval`) to this second Parquet file.
+    #[arg(long, value_name = "FILE")]
+    pub snapshots: Option<PathBuf>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -145,6 +149,18 @@ pub(crate) fn run(args: &ExportArgs) -> Result<(), Failure> {
         std::fs::rename(&temporary, &args.output)?;
         Ok(rows)
     })();
+    let result = result.and_then(|written| match &args.snapshots {
+        Some(path) => {
+            let rows =
+                crate::export_snapshots::export(&sources, &filter, &host_bytes, &kind_bytes, path)?;
+            eprintln!(
+                "ringcat: exported {rows} snapshot rows to {}",
+                path.display()
+            );
+            Ok(written)
+        }
+        None => Ok(written),
+    });
     match result {
         Ok((rows, groups)) => {
             let in_flight: u64 = sources.sources.iter().map(|s| s.in_flight_skipped()).sum();
@@ -164,7 +180,7 @@ pub(crate) fn run(args: &ExportArgs) -> Result<(), Failure> {
     }
 }
 
-fn temporary_path(output: &Path) -> PathBuf {
+pub(crate) fn temporary_path(output: &Path) -> PathBuf {
     let mut name = output.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{}.tmp", std::process::id()));
     output.with_file_name(name)

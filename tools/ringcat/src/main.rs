@@ -8,6 +8,7 @@ mod demo;
 mod drain;
 mod duration;
 mod export;
+mod export_snapshots;
 mod output;
 mod pct;
 mod plot;

@@ -325,6 +325,12 @@ impl Filter {
         allowed
     }
 
+    /// Whether `--since`/`--until` keep the instant `unix_ns` (for interval snapshots, which
+    /// carry a time but no status, trace or latency).
+    pub(crate) fn keeps_time(&self, unix_ns: u64) -> bool {
+        self.since.is_none_or(|t| unix_ns >= t) && self.until.is_none_or(|t| unix_ns < t)
+    }
+
     #[inline]
     pub(crate) fn keeps(&self, sample: &Sample, kinds: &[bool; 256]) -> bool {
         kinds[sample.kind as usize]

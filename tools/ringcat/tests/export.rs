@@ -301,3 +301,105 @@ fn records_out_of_order_within_a_file_come_out_by_time() {
     let traces: Vec<u64> = rows.iter().map(|r| r.trace_id).collect();
     assert_eq!(traces, (0..300).collect::<Vec<u64>>());
 }
+
+/// The snapshot table's rows as (kind, column name -> value) with integers only.
+fn read_snapshots(path: &Path) -> Vec<(String, std::collections::BTreeMap<String, Option<i64>>)> {
+    let reader = SerializedFileReader::try_from(std::fs::File::open(path).unwrap()).unwrap();
+    let mut rows = Vec::new();
+    for row in reader.get_row_iter(None).unwrap() {
+        let row = row.unwrap();
+        let mut kind = String::new();
+        let mut values = std::collections::BTreeMap::new();
+        for (name, field) in row.get_column_iter() {
+            match field {
+                Field::Str(s) if name == "kind" => kind = s.clone(),
+                Field::Long(v) => {
+                    values.insert(name.clone(), Some(*v));
+                }
+                Field::Null => {
+                    values.insert(name.clone(), None);
+                }
+                _ => {}
+            }
+        }
+        rows.push((kind, values));
+    }
+    rows
+}
+
+#[test]
+fn snapshots_go_to_a_second_table_and_add_up_to_the_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = ring(dir.path(), "gw.ring", 0, 0.5, 500);
+    let archive = dir.path().join("gw.archive");
+    let (r, a) = (ring.to_str().unwrap(), archive.to_str().unwrap());
+    ok(&["drain", r, "-o", a]);
+    let out = dir.path().join("records.parquet");
+    let snaps = dir.path().join("snapshots.parquet");
+    ok(&[
+        "export",
+        a,
+        "-o",
+        out.to_str().unwrap(),
+        "--snapshots",
+        snaps.to_str().unwrap(),
+    ]);
+    let rows = read_snapshots(&snaps);
+    assert!(
+        !rows.is_empty(),
+        "the drain wrote at least its final snapshot"
+    );
+    let total = |kind: &str, column: &str| -> i64 {
+        rows.iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, v)| v[column].unwrap())
+            .sum()
+    };
+    for kind in ["market", "limit"] {
+        assert_eq!(total(kind, "calls"), 250, "{kind}");
+        assert_eq!(total(kind, "histogram_count"), 250, "{kind}");
+        assert_eq!(
+            total(kind, "written") + total(kind, "sampled_out"),
+            250,
+            "{kind}: every call written or sampled out"
+        );
+    }
+    assert_eq!(total("market", "written"), 250);
+    assert!(total("limit", "sampled_out") > 0, "limit is sampled at 50%");
+    // Latencies 10..100 us: the interval's population p50 is inside that range.
+    for (_, values) in &rows {
+        if let Some(p50) = values["p50_ns"] {
+            assert!((10_000..100_000).contains(&p50), "{p50}");
+        }
+    }
+    // The records table is the same as without --snapshots.
+    assert_eq!(read(&out).0.len(), 250 + total("limit", "written") as usize);
+
+    // A ring has no snapshots: an empty table; --kind selects.
+    let only_ring = dir.path().join("ring-snapshots.parquet");
+    ok(&[
+        "export",
+        r,
+        "-o",
+        dir.path().join("r.parquet").to_str().unwrap(),
+        "--snapshots",
+        only_ring.to_str().unwrap(),
+    ]);
+    assert!(read_snapshots(&only_ring).is_empty());
+    let market_only = dir.path().join("market-snapshots.parquet");
+    ok(&[
+        "export",
+        a,
+        "--kind",
+        "market",
+        "-o",
+        dir.path().join("m.parquet").to_str().unwrap(),
+        "--snapshots",
+        market_only.to_str().unwrap(),
+    ]);
+    assert!(
+        read_snapshots(&market_only)
+            .iter()
+            .all(|(kind, _)| kind == "market")
+    );
+}
