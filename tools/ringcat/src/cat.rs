@@ -168,6 +168,8 @@ fn follow_ring(
         }
         let missed = follower.stats().missed;
         if missed > 0 && !overwrite && !told_drained {
+            // Positions missed because the file shrank are a truncation, not a drainer.
+            file.check_intact()?;
             told_drained = true;
             out.flush()?;
             eprintln!(

@@ -137,7 +137,16 @@ fn simulate(path: &Path) -> Simulated {
         call(&mut sim, 0, delta, 1_000_000 + i);
     }
     drain(&mut drainer, &mut sim.sampled);
-    std::thread::sleep(Duration::from_millis(50)); // a tick closes the breaker
+    // A background tick closes the breaker now that the ring is empty: wait for it (a loaded
+    // machine may run the tick late), so the calls below are not dropped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while ring.breaker_open() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the breaker never closed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     for i in 0..3_000u64 {
         let kind = (i % 3) as u8;
         call(&mut sim, kind, draws.latency(20_000.0), 2_000_000 + i);
