@@ -240,6 +240,10 @@ pub enum PctFormat {
     Csv,
     /// HdrHistogram's percentile distribution (the HdrHistogram plotter reads it).
     Hgrm,
+    /// The population histograms as an HdrHistogram interval log (V2 compressed; one tagged
+    /// line per kind and drain snapshot of an archive, or the ring's whole life): for
+    /// HistogramLogProcessor and the HdrHistogram tools. Latencies in ns.
+    Hlog,
 }
 
 /// Grouping of rows.

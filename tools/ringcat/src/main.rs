@@ -9,6 +9,7 @@ mod drain;
 mod duration;
 mod export;
 mod export_snapshots;
+mod hlog;
 mod output;
 mod pct;
 mod plot;

@@ -160,6 +160,18 @@ pub(crate) fn run(args: &PctArgs) -> Result<(), Failure> {
     for kind in rules.iter().filter_map(|r| r.kind.as_deref()) {
         sources.check_kind(kind)?;
     }
+    if args.format == PctFormat::Hlog {
+        let mut out = std::io::stdout().lock();
+        let written = crate::hlog::write(&sources, &filter, &mut out)?;
+        out.flush()?;
+        if written == 0 {
+            eprintln!(
+                "ringcat: no population histograms to log (an archive without drain \
+                 snapshots, or histograms turned off in the writer)"
+            );
+        }
+        return Ok(());
+    }
     let mut progress = Progress::new("reading", sources.len_hint());
     let grouping = Grouping {
         by: args.by,

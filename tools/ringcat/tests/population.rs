@@ -496,3 +496,70 @@ fn every_thread_and_the_single_producer_are_counted_exactly() {
         .value_ns as f64;
     assert!((p50 - 2_499_000.0).abs() <= 2_499_000.0 * 0.01, "{p50}");
 }
+
+#[test]
+fn pct_hlog_is_an_hdrhistogram_interval_log_of_the_population() {
+    use hdrhistogram::serialization::Deserializer;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let dir = tempfile::tempdir().unwrap();
+    let ring_path = dir.path().join("h.ring");
+    let ring = Ring::builder(&ring_path)
+        .capacity(1 << 14)
+        .delta_unit(ringlat::DeltaUnit::Nanos)
+        .kind(0, "market")
+        .kind(1, "limit")
+        .rate(1, 0.1)
+        .create()
+        .unwrap();
+    // market: 1..=1000 us, limit: 2000 calls at 5 ms (sampled at 10%, all in the population).
+    for i in 1..=1000u64 {
+        ring.record(0, i, 0, Duration::from_micros(i));
+    }
+    for i in 0..2000u64 {
+        ring.record(1, i, 0, Duration::from_millis(5));
+    }
+    ring.flush().unwrap();
+    let archive = dir.path().join("h.archive");
+    let (r, a) = (ring_path.to_str().unwrap(), archive.to_str().unwrap());
+    let drained = ringcat(&["drain", r, "-o", a]);
+    assert!(drained.status.success(), "{drained:?}");
+    for file in [r, a] {
+        let output = ringcat(&["pct", file, "--format", "hlog"]);
+        assert!(output.status.success(), "{output:?}");
+        let mut totals: std::collections::BTreeMap<String, hdrhistogram::Histogram<u64>> =
+            std::collections::BTreeMap::new();
+        let mut deserializer = Deserializer::new();
+        for entry in IntervalLogIterator::new(&output.stdout) {
+            if let LogEntry::Interval(interval) = entry.unwrap() {
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(interval.encoded_histogram())
+                    .unwrap();
+                let histogram: hdrhistogram::Histogram<u64> =
+                    deserializer.deserialize(&mut bytes.as_slice()).unwrap();
+                let tag = interval.tag().unwrap().as_str().to_string();
+                totals
+                    .entry(tag)
+                    .or_insert_with(|| hdrhistogram::Histogram::new(3).unwrap())
+                    .add(&histogram)
+                    .unwrap();
+            }
+        }
+        assert_eq!(totals["market"].len(), 1000, "{file}: every market call");
+        assert_eq!(
+            totals["limit"].len(),
+            2000,
+            "{file}: every limit call, not the 10%"
+        );
+        let p99 = totals["market"].value_at_quantile(0.99) as f64;
+        assert!(
+            (p99 - 990_000.0).abs() / 990_000.0 < 0.01,
+            "{file}: p99 {p99}"
+        );
+        let limit = totals["limit"].value_at_quantile(0.5) as f64;
+        assert!(
+            (limit - 5e6).abs() / 5e6 < 0.01,
+            "{file}: limit p50 {limit}"
+        );
+    }
+}
