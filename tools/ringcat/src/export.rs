@@ -84,7 +84,7 @@ pub struct ExportArgs {
     pub filter: FilterArgs,
 }
 
-fn output_error(error: ParquetError) -> Failure {
+pub(crate) fn output_error(error: ParquetError) -> Failure {
     match error {
         ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
             Ok(io) => Failure::Output(*io),

@@ -19,10 +19,10 @@
 //! `--kind` by kind; the record filters (status, trace, latency) do not apply to counts.
 
 use crate::Failure;
+use crate::export::output_error as error;
 use crate::select::{Filter, Sources};
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
-use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
@@ -72,10 +72,6 @@ struct Columns {
 
 fn saturating_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn error(error: ParquetError) -> Failure {
-    Failure::Output(std::io::Error::other(error))
 }
 
 /// Writes the snapshots of every archive in `sources` to `output` (written beside it and
