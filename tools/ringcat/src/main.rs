@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 ok, 1 usage, 2 unreadable or invalid file, 3 SLO broken, 4 output error.
 
+mod band;
 mod cat;
 mod cli;
 mod demo;
@@ -9,6 +10,7 @@ mod drain;
 mod duration;
 mod export;
 mod export_snapshots;
+mod fold;
 mod hlog;
 mod output;
 mod pct;

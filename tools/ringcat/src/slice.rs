@@ -3,16 +3,17 @@
 //! --window`, then list its outliers and group them by cause here.
 
 use crate::Failure;
+use crate::band::{Band, BinWeights, Side, candidate_limit};
 use crate::cli::{By, SliceArgs, SliceFormat, SliceOrder, Unit};
 use crate::duration::parse_latency_ns;
-use crate::pct::{Grouping, compute};
+use crate::fold::{self, Fold};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use crate::style::Style;
 use crate::table::{latency, render};
 use crate::time::display_time;
 use ringlat_read::Sample;
-use ringlat_read::percentile::{Quantile, WEIGHT_ONE, weight_of};
+use ringlat_read::percentile::{Histograms, Quantile, WEIGHT_ONE, weight_of};
 use serde_json::json;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -40,105 +41,341 @@ pub(crate) struct SliceQuery<'a> {
     pub raw: bool,
 }
 
+/// Slices the tail: one pass with a latency threshold; with a percentile, the engine's two
+/// passes, the second of which also keeps the records that may lie above the percentile (the
+/// band found after the first pass), cut at the exact percentile once it is known. Only when
+/// those undecided records exceed [`candidate_limit`] does a third pass list the tail.
 pub(crate) fn slice(
     sources: &Sources,
     filter: &Filter,
     query: &SliceQuery<'_>,
     progress: &mut Progress,
 ) -> Result<Tail, Failure> {
-    let grouping = Grouping {
-        by: By::default(),
-        window_ns: None,
-        raw: query.raw,
-    };
     let above = query.above.trim();
-    let (threshold_ns, label, population_records, population_events) =
-        if let Some(q) = above.strip_prefix(['p', 'P']) {
-            let quantile = Quantile::parse(q).map_err(Failure::Usage)?;
-            let rows = compute(
-                sources,
-                filter,
-                grouping,
-                std::slice::from_ref(&quantile),
-                progress,
-            )?;
-            let Some(row) = rows.first() else {
-                return Err(Failure::File("no records match".into()));
-            };
-            (
-                row.values[0],
-                format!("p{}", quantile.label()),
-                row.summary.records,
-                row.summary.events(),
-            )
-        } else {
-            let ns = parse_latency_ns(above, 1e3).map_err(|e| {
-                Failure::Usage(format!(
-                    "--above '{above}': {e} (use p99, p99.9 or a latency such as 5ms)"
-                ))
-            })?;
-            (ns, above.to_string(), 0, 0.0)
-        };
-    let mut tail = Tail {
+    let listing = |threshold_ns| TailPass {
+        sources,
+        by: query.by,
+        limit: query.limit,
+        order: query.order,
+        raw: query.raw,
         threshold_ns,
-        threshold_label: label,
-        population_records,
-        population_events,
-        records: 0,
-        events: 0.0,
-        listed: Vec::new(),
-        groups: BTreeMap::new(),
     };
-    // The `limit` first records in the requested order: a bounded heap.
-    let mut heap: BinaryHeap<Reverse<(i64, u64, u64, usize)>> = BinaryHeap::new();
-    let mut kept: BTreeMap<u64, (usize, Sample)> = BTreeMap::new();
-    let mut sequence = 0u64;
-    let mut population = (0u64, 0u128);
-    progress.next_pass("slicing");
-    sources.selected(filter, progress, |source, sample| {
-        let weight = weight_of(sample.probability, query.raw);
-        population.0 += 1;
-        population.1 += weight;
-        if sample.delta_ns <= threshold_ns {
-            return;
+    let Some(q) = above.strip_prefix(['p', 'P']) else {
+        let threshold_ns = parse_latency_ns(above, 1e3).map_err(|e| {
+            Failure::Usage(format!(
+                "--above '{above}': {e} (use p99, p99.9 or a latency such as 5ms)"
+            ))
+        })?;
+        let pass = listing(threshold_ns);
+        let acc = fold::serial(sources, filter, progress, "slicing", &pass, |_, _| {})?;
+        progress.finish();
+        let (records, weight) = acc.population;
+        return Ok(acc.tail.into_tail(
+            threshold_ns,
+            above.to_string(),
+            records,
+            weight as f64 / WEIGHT_ONE as f64,
+        ));
+    };
+    let quantile = Quantile::parse(q).map_err(Failure::Usage)?;
+    let raw = query.raw;
+    let weight = |sample: &Sample| weight_of(sample.probability, raw);
+    // Pass 1: the engine's histogram, and the weight per bin that bounds the percentile.
+    let mut pass1 = Histograms::new(vec![quantile.clone()]);
+    let bins = fold::serial(
+        sources,
+        filter,
+        progress,
+        "pass 1/2",
+        &BinPass { raw },
+        |_, s| {
+            pass1.add((), s.delta_ns, weight(s));
+        },
+    )?;
+    if pass1.is_empty() {
+        progress.finish();
+        return Err(Failure::File("no records match".into()));
+    }
+    // Pass 2: the engine's exact values, and the tail as far as the band tells it.
+    let mut pass2 = pass1.plan();
+    let candidates = CandidatePass {
+        listing: listing(0),
+        band: bins.band(&quantile),
+        limit: candidate_limit::<Candidate>(),
+    };
+    let acc = fold::serial(
+        sources,
+        filter,
+        progress,
+        "pass 2/2",
+        &candidates,
+        |_, s| {
+            pass2.add(&(), s.delta_ns, weight(s));
+        },
+    )?;
+    let rows = pass2.finish();
+    let Some((_, values, summary)) = rows.first() else {
+        progress.finish();
+        return Err(Failure::File("no records match".into()));
+    };
+    let threshold_ns = values[0];
+    let tail = if acc.overflowed {
+        let pass = listing(threshold_ns);
+        fold::serial(sources, filter, progress, "slicing", &pass, |_, _| {})?.tail
+    } else {
+        let mut tail = acc.sure;
+        for (position, source, sample) in acc.maybe {
+            if sample.delta_ns > threshold_ns {
+                candidates
+                    .listing
+                    .take(&mut tail, position, source, &sample);
+            }
         }
+        tail
+    };
+    progress.finish();
+    Ok(tail.into_tail(
+        threshold_ns,
+        format!("p{}", quantile.label()),
+        summary.records,
+        summary.events(),
+    ))
+}
+
+/// Pass 1 of a percentile threshold: the weight per engine bin.
+struct BinPass {
+    raw: bool,
+}
+
+impl Fold for BinPass {
+    type Acc = BinWeights;
+
+    /// Ignores `first`: the bins do not depend on order.
+    fn init(&self, _first: u64) -> BinWeights {
+        BinWeights::default()
+    }
+
+    #[inline]
+    fn fold(&self, acc: &mut BinWeights, _source: usize, sample: &Sample) {
+        acc.add(sample.delta_ns, weight_of(sample.probability, self.raw));
+    }
+
+    fn merge(&self, mut earlier: BinWeights, later: BinWeights) -> BinWeights {
+        earlier.merge(later);
+        earlier
+    }
+}
+
+/// The records above `threshold_ns`: counted, grouped, and the `limit` first in `order`.
+struct TailPass<'a> {
+    sources: &'a Sources,
+    by: By,
+    limit: usize,
+    order: SliceOrder,
+    raw: bool,
+    threshold_ns: i64,
+}
+
+/// A group of the tail: (kind label, status), each when grouped by it.
+type GroupOf = (Option<u16>, Option<u8>);
+
+/// A listed record's place in the order: (rank, time, position, source); the greatest first.
+type Rank = (i64, u64, u64, usize);
+
+/// The tail records seen so far.
+#[derive(Debug, Default)]
+struct TailSoFar {
+    records: u64,
+    weight: u128,
+    groups: BTreeMap<GroupOf, (u64, u128)>,
+    /// The `limit` greatest ranks (a min-heap: its top is the one to drop next).
+    heap: BinaryHeap<Reverse<Rank>>,
+    /// The records of the ranks in `heap`, by position.
+    kept: BTreeMap<u64, (usize, Sample)>,
+}
+
+impl TailSoFar {
+    #[cfg_attr(
+        not(test),
+        allow(
+            dead_code,
+            reason = "called by the parallel scan once merged; tests check it"
+        )
+    )]
+    fn merge(&mut self, later: TailSoFar, limit: usize) {
+        self.records += later.records;
+        self.weight += later.weight;
+        for (key, (records, weight)) in later.groups {
+            let group = self.groups.entry(key).or_insert((0, 0));
+            group.0 += records;
+            group.1 += weight;
+        }
+        self.kept.extend(later.kept);
+        for entry in later.heap {
+            self.heap.push(entry);
+        }
+        while self.heap.len() > limit {
+            if let Some(Reverse((_, _, dropped, _))) = self.heap.pop() {
+                self.kept.remove(&dropped);
+            }
+        }
+    }
+
+    fn into_tail(
+        self,
+        threshold_ns: i64,
+        threshold_label: String,
+        population_records: u64,
+        population_events: f64,
+    ) -> Tail {
+        let mut order: Vec<Rank> = self.heap.into_iter().map(|Reverse(e)| e).collect();
+        order.sort_by(|a, b| b.cmp(a));
+        let listed = order
+            .into_iter()
+            .filter_map(|(_, _, position, _)| self.kept.get(&position).copied())
+            .collect();
+        Tail {
+            threshold_ns,
+            threshold_label,
+            population_records,
+            population_events,
+            records: self.records,
+            events: self.weight as f64 / WEIGHT_ONE as f64,
+            listed,
+            groups: self.groups,
+        }
+    }
+}
+
+/// A [`TailPass`]'s accumulator.
+#[derive(Debug, Default)]
+struct TailAcc {
+    /// The position of the next record.
+    next: u64,
+    /// Records and weight of every record folded.
+    population: (u64, u128),
+    tail: TailSoFar,
+}
+
+impl TailPass<'_> {
+    /// Adds a record known to be above the threshold, found at `position`.
+    fn take(&self, tail: &mut TailSoFar, position: u64, source: usize, sample: &Sample) {
+        let weight = weight_of(sample.probability, self.raw);
         tail.records += 1;
-        tail.events += weight as f64 / WEIGHT_ONE as f64;
+        tail.weight += weight;
         let key = (
-            query
-                .by
+            self.by
                 .kind
-                .then(|| sources.label_index(source, sample.kind)),
-            query.by.status.then_some(sample.status),
+                .then(|| self.sources.label_index(source, sample.kind)),
+            self.by.status.then_some(sample.status),
         );
         let group = tail.groups.entry(key).or_insert((0, 0));
         group.0 += 1;
         group.1 += weight;
-        let rank = match query.order {
+        let rank = match self.order {
             SliceOrder::Slowest => sample.delta_ns,
             SliceOrder::Recent => sample.nanotime as i64,
         };
-        sequence += 1;
-        heap.push(Reverse((rank, sample.nanotime, sequence, source)));
-        kept.insert(sequence, (source, *sample));
-        if heap.len() > query.limit
-            && let Some(Reverse((_, _, dropped, _))) = heap.pop()
+        tail.heap
+            .push(Reverse((rank, sample.nanotime, position, source)));
+        tail.kept.insert(position, (source, *sample));
+        if tail.heap.len() > self.limit
+            && let Some(Reverse((_, _, dropped, _))) = tail.heap.pop()
         {
-            kept.remove(&dropped);
+            tail.kept.remove(&dropped);
         }
-    })?;
-    progress.finish();
-    if tail.population_records == 0 {
-        tail.population_records = population.0;
-        tail.population_events = population.1 as f64 / WEIGHT_ONE as f64;
     }
-    let mut order: Vec<_> = heap.into_vec().into_iter().map(|Reverse(e)| e).collect();
-    order.sort_by(|a, b| b.cmp(a));
-    tail.listed = order
-        .into_iter()
-        .filter_map(|(_, _, sequence, _)| kept.get(&sequence).copied())
-        .collect();
-    Ok(tail)
+}
+
+impl Fold for TailPass<'_> {
+    type Acc = TailAcc;
+
+    fn init(&self, first: u64) -> TailAcc {
+        TailAcc {
+            next: first,
+            ..TailAcc::default()
+        }
+    }
+
+    #[inline]
+    fn fold(&self, acc: &mut TailAcc, source: usize, sample: &Sample) {
+        let position = acc.next;
+        acc.next += 1;
+        acc.population.0 += 1;
+        acc.population.1 += weight_of(sample.probability, self.raw);
+        if sample.delta_ns > self.threshold_ns {
+            self.take(&mut acc.tail, position, source, sample);
+        }
+    }
+
+    fn merge(&self, mut earlier: TailAcc, later: TailAcc) -> TailAcc {
+        earlier.next = later.next;
+        earlier.population.0 += later.population.0;
+        earlier.population.1 += later.population.1;
+        earlier.tail.merge(later.tail, self.limit);
+        earlier
+    }
+}
+
+/// An undecided record: (position, source, record).
+type Candidate = (u64, usize, Sample);
+
+/// Pass 2 of a percentile threshold: records surely above the percentile go to the tail, those
+/// that may be are kept (at most `limit` of them) until the percentile is known.
+struct CandidatePass<'a> {
+    /// How a record joins the tail (its threshold unused: the band decides).
+    listing: TailPass<'a>,
+    band: Band,
+    limit: usize,
+}
+
+#[derive(Debug, Default)]
+struct CandidateAcc {
+    next: u64,
+    sure: TailSoFar,
+    maybe: Vec<Candidate>,
+    /// More than `limit` undecided records: `maybe` was dropped, a third pass lists the tail.
+    overflowed: bool,
+}
+
+impl Fold for CandidatePass<'_> {
+    type Acc = CandidateAcc;
+
+    fn init(&self, first: u64) -> CandidateAcc {
+        CandidateAcc {
+            next: first,
+            ..CandidateAcc::default()
+        }
+    }
+
+    #[inline]
+    fn fold(&self, acc: &mut CandidateAcc, source: usize, sample: &Sample) {
+        let position = acc.next;
+        acc.next += 1;
+        match self.band.side(sample.delta_ns) {
+            Side::AtOrBelow => {}
+            Side::Above => self.listing.take(&mut acc.sure, position, source, sample),
+            Side::Maybe if acc.overflowed => {}
+            Side::Maybe if acc.maybe.len() >= self.limit => {
+                acc.overflowed = true;
+                acc.maybe = Vec::new();
+            }
+            Side::Maybe => acc.maybe.push((position, source, *sample)),
+        }
+    }
+
+    fn merge(&self, mut earlier: CandidateAcc, later: CandidateAcc) -> CandidateAcc {
+        earlier.next = later.next;
+        earlier.sure.merge(later.sure, self.listing.limit);
+        earlier.overflowed |=
+            later.overflowed || earlier.maybe.len() + later.maybe.len() > self.limit;
+        if earlier.overflowed {
+            earlier.maybe = Vec::new();
+        } else {
+            earlier.maybe.extend(later.maybe);
+        }
+        earlier
+    }
 }
 
 pub(crate) fn run(args: &SliceArgs) -> Result<(), Failure> {
