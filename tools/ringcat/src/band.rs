@@ -47,6 +47,11 @@ impl BinWeights {
         self.total += other.total;
     }
 
+    /// True when no record was added.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.weights.is_empty()
+    }
+
     /// The bin where the cumulative weight first reaches `target` (the last bin holding weight
     /// when it never does).
     fn bin_reaching(&self, target: u128) -> i64 {
@@ -116,6 +121,16 @@ pub(crate) enum Side {
 }
 
 impl Band {
+    /// The band of a percentile known exactly: nothing undecided, except `i64::MAX` itself
+    /// when the percentile is `i64::MAX` (nothing lies above it; the caller decides with the
+    /// exact value).
+    pub(crate) fn above(percentile: i64) -> Band {
+        Band {
+            maybe_from: percentile.saturating_add(1),
+            sure_from: percentile.checked_add(1),
+        }
+    }
+
     #[inline]
     pub(crate) fn side(&self, value: i64) -> Side {
         if value < self.maybe_from {

@@ -39,6 +39,19 @@ pub(crate) trait Fold {
     fn merge(&self, earlier: Self::Acc, later: Self::Acc) -> Self::Acc;
 }
 
+/// A pass with nothing of its own to fold (only the engine's feed beside it).
+pub(crate) struct Nothing;
+
+impl Fold for Nothing {
+    type Acc = ();
+
+    fn init(&self, _first: u64) {}
+
+    fn fold(&self, _acc: &mut (), _source: usize, _sample: &Sample) {}
+
+    fn merge(&self, _earlier: (), _later: ()) {}
+}
+
 /// Runs `pass` over the selected records in one serial walk, calling `beside` on every record
 /// too (the percentile engine's serial feed; `|_, _| {}` when there is none).
 pub(crate) fn serial<F: Fold>(

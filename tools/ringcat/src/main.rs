@@ -15,6 +15,7 @@ mod hlog;
 mod output;
 mod pct;
 mod plot;
+mod plot_passes;
 mod population;
 mod progress;
 mod prom;

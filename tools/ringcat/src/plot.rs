@@ -3,12 +3,12 @@
 //! on a logarithmic 1/(1-p) axis.
 
 use crate::Failure;
-use crate::cli::{By, PlotArgs, PlotFormat};
-use crate::pct::{Grouping, compute, spectrum};
+use crate::cli::{PlotArgs, PlotFormat};
+use crate::pct::spectrum;
+use crate::plot_passes::{Gathered, gather};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use crate::time::{civil, offset_seconds, zone_caption};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
@@ -19,7 +19,6 @@ const LEFT: f64 = 90.0;
 const RIGHT: f64 = 160.0;
 const TOP: f64 = 40.0;
 const GAP: f64 = 110.0;
-const MAX_POINTS: u64 = 2500;
 /// One colour per kind id (id modulo 8), so a kind keeps its colour across plots.
 const COLORS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -260,66 +259,18 @@ pub(crate) fn render_svg(
     raw: bool,
     progress: &mut Progress,
 ) -> Result<String, Failure> {
-    // Pass: the span, the count, the extremes.
-    let (mut t0, mut t1, mut count) = (u64::MAX, 0u64, 0u64);
-    let (mut min_positive, mut max) = (None::<i64>, i64::MIN);
-    sources.selected(filter, progress, |_, s| {
-        t0 = t0.min(s.nanotime);
-        t1 = t1.max(s.nanotime);
-        count += 1;
-        if s.delta_ns > 0 {
-            min_positive = Some(min_positive.map_or(s.delta_ns, |m| m.min(s.delta_ns)));
-        }
-        max = max.max(s.delta_ns);
-    })?;
-    if count == 0 {
-        return Err(Failure::File("no records match: nothing to plot".into()));
-    }
-    let window_ns = window.map_or(((t1 - t0) / 60).max(1_000_000), |w| {
-        u64::try_from(w.as_nanos()).unwrap_or(u64::MAX).max(1)
-    });
-    let p99 = ringlat_read::percentile::Quantile::parse("99").map_err(Failure::Usage)?;
-    let by_kind = Grouping {
-        by: By {
-            kind: true,
-            status: false,
-        },
-        window_ns: None,
-        raw,
-    };
-    let windows = compute(
-        sources,
-        filter,
-        Grouping {
-            window_ns: Some(window_ns),
-            ..by_kind
-        },
-        std::slice::from_ref(&p99),
-        progress,
-    )?;
-    // The spectrum's percentiles and, last, each kind's P99 (which decides the tail points
-    // drawn), in one computation.
     let quantiles = spectrum();
-    let mut with_p99 = quantiles.clone();
-    with_p99.push(p99.clone());
-    let spectra = compute(sources, filter, by_kind, &with_p99, progress)?;
-    let kind_p99: BTreeMap<u16, i64> = spectra
-        .iter()
-        .filter_map(|row| Some((row.key.kind?, *row.values.last()?)))
-        .collect();
-    let stride = count.div_ceil(MAX_POINTS).max(1);
-    let mut points: Vec<(u64, i64, u16)> = Vec::new();
-    let mut index = 0u64;
-    sources.selected(filter, progress, |source, s| {
-        let kind = sources.label_index(source, s.kind);
-        let tail = kind_p99.get(&kind).is_some_and(|p| s.delta_ns > *p);
-        if index.is_multiple_of(stride) || (tail && points.len() < 2 * MAX_POINTS as usize) {
-            points.push((s.nanotime, s.delta_ns, kind));
-        }
-        index += 1;
-    })?;
-    progress.finish();
-    let kinds: Vec<u16> = spectra.iter().filter_map(|r| r.key.kind).collect();
+    let Gathered {
+        t0,
+        t1,
+        min_positive,
+        max,
+        window_ns,
+        windows,
+        spectra,
+        points,
+    } = gather(sources, filter, window, &quantiles, raw, progress)?;
+    let kinds: Vec<u16> = spectra.iter().map(|(kind, _)| *kind).collect();
     let color = |kind: u16| COLORS[usize::from(sources.kind_id_of(kind)) % COLORS.len()];
     let (lo, hi) = decades(min_positive, max);
     let scale = Scale {
@@ -383,15 +334,13 @@ pub(crate) fn render_svg(
     for kind in &kinds {
         let line: Vec<String> = windows
             .iter()
-            .filter(|r| r.key.kind == Some(*kind))
-            .filter_map(|r| {
-                r.key.window.map(|w| {
-                    format!(
-                        "{:.1},{:.1}",
-                        scale.x(w.saturating_add(window_ns / 2)),
-                        scale.y(r.values[0], top1)
-                    )
-                })
+            .filter(|((_, k), _)| k == kind)
+            .map(|((w, _), p99)| {
+                format!(
+                    "{:.1},{:.1}",
+                    scale.x(w.saturating_add(window_ns / 2)),
+                    scale.y(*p99, top1)
+                )
             })
             .collect();
         let _ = writeln!(
@@ -443,11 +392,11 @@ pub(crate) fn render_svg(
         top2 + PANEL + 36.0,
     );
     let _ = writeln!(svg, r##"<g clip-path="url(#panel2)">"##);
-    for row in &spectra {
-        let Some(kind) = row.key.kind else { continue };
+    for (kind, values) in &spectra {
+        let kind = *kind;
         let line: Vec<String> = quantiles
             .iter()
-            .zip(&row.values)
+            .zip(values)
             .filter(|(q, _)| q.fraction() < 1.0)
             .map(|(q, v)| format!("{:.1},{:.1}", sx(q.fraction()), scale.y(*v, top2)))
             .collect();
