@@ -10,7 +10,7 @@ const FIRST_BIN: i64 = -3776;
 const BINS: usize = 7552;
 
 /// A group's weight per engine bin (fixed-point weights: exact, in any order).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct BinWeights {
     /// Empty until the first record; then one slot per bin.
     weights: Vec<u128>,

@@ -92,3 +92,103 @@ pub(crate) fn chunked<F: Fold>(pass: &F, records: &[(usize, Sample)], cuts: &[us
     }
     total.unwrap_or_else(|| pass.init(0))
 }
+
+/// Small archives for the folds' tests: records with many ties in latency and time, several
+/// kinds, statuses and sampling rates, over two files.
+#[cfg(test)]
+pub(crate) mod testdata {
+    #![allow(clippy::unwrap_used)]
+    use crate::progress::Progress;
+    use crate::select::{Filter, Sources};
+    use ringlat_format::Record;
+    use ringlat_read::archive::{ArchiveWriter, RingIdentity, RingInfo};
+    use ringlat_read::{Decoded, Sample};
+
+    const ANCHOR: u64 = 1_795_276_800_000_000_000;
+
+    /// A small deterministic generator.
+    pub(crate) fn lcg(state: &mut u64) -> u64 {
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        *state >> 11
+    }
+
+    /// Writes `counts[i]` records to file i (latencies below `distinct` µs, half of them whole
+    /// µs) and
+    /// returns the directory, the sources and every record as `Sources::selected` visits it.
+    pub(crate) fn archives(
+        counts: &[u64],
+        distinct: u64,
+        seed: u64,
+    ) -> (tempfile::TempDir, Sources, Vec<(usize, Sample)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = seed;
+        let mut paths = Vec::new();
+        for (file, count) in counts.iter().enumerate() {
+            let path = dir.path().join(format!("{file}.archive"));
+            let mut writer = ArchiveWriter::open(&path, ANCHOR).unwrap();
+            let mut kind_names = vec![None; 256];
+            for (kind, name) in ["market", "limit", "cancel"].iter().enumerate() {
+                kind_names[kind + file] = Some(name.to_string());
+            }
+            let ring = RingInfo {
+                identity: RingIdentity {
+                    anchor_unix_ns: ANCHOR,
+                    anchor_mono_ns: 1,
+                    start_position: 0,
+                    capacity: 1 << 31,
+                },
+                unit_ns: 1,
+                kind_names,
+            };
+            let batch: Vec<Decoded> = (0..*count)
+                .map(|i| {
+                    let kind = (lcg(&mut state) % 3) as u8 + file as u8;
+                    // Half on a coarse grid (ties), half anywhere (bins of many values).
+                    let spread = lcg(&mut state) % (distinct * 1_000);
+                    let nanos = if lcg(&mut state).is_multiple_of(2) {
+                        spread - spread % 1_000
+                    } else {
+                        spread
+                    } as i32
+                        - 2_000;
+                    Decoded {
+                        position: i as u32,
+                        kind,
+                        class: 0,
+                        probability: [1.0, 0.5, 0.1, 0.3][(lcg(&mut state) % 4) as usize],
+                        record: Record::new(
+                            lcg(&mut state) % 50,
+                            ANCHOR + (i / 7) * 1_000,
+                            (lcg(&mut state) % 3) as u8,
+                            nanos,
+                        ),
+                    }
+                })
+                .collect();
+            writer.append(&ring, &batch).unwrap();
+            paths.push(path.display().to_string());
+        }
+        let sources = Sources::open(&paths).unwrap();
+        let mut records = Vec::new();
+        let mut progress = Progress::new("test", 0);
+        sources
+            .selected(&Filter::default(), &mut progress, |source, sample| {
+                records.push((source, *sample));
+            })
+            .unwrap();
+        (dir, sources, records)
+    }
+
+    /// Chunk boundaries to try: none, every record, and a few odd cuts.
+    pub(crate) fn cuts(len: usize) -> Vec<Vec<usize>> {
+        vec![
+            vec![],
+            vec![1],
+            vec![len / 3, len / 2, len / 2, len - 1],
+            (0..len).step_by(97).collect(),
+            (1..len).collect(),
+        ]
+    }
+}

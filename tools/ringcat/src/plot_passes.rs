@@ -106,6 +106,7 @@ pub(crate) fn gather(
     let points_pass = PointsPass {
         sources,
         stride,
+        cap: MAX_WITH_TAIL,
         bands,
         limit: candidate_limit::<Point>(),
     };
@@ -134,40 +135,43 @@ pub(crate) fn gather(
         .iter()
         .filter_map(|(kind, values)| Some((*kind, *values.last()?)))
         .collect();
-    // The points again, exactly, when pass 2 kept too many undecided records.
-    let exact_points = points.overflowed.then(|| PointsPass {
-        sources,
-        stride,
+    let drawn = points_pass.resolve(points, &kind_p99);
+    // When pass 2 kept too many undecided records: the points again, the P99s known.
+    let exact = PointsPass {
         bands: kind_p99
             .iter()
             .map(|(kind, p99)| (*kind, Band::above(*p99)))
             .collect(),
         limit: usize::MAX,
-    });
+        ..points_pass
+    };
 
     // Pass 3: without `--window`, the windows' pass 2 (and the points if they need it).
     let (windows, points) = match windows2 {
         Some(windows2) => {
-            let points = match &exact_points {
-                Some(pass) => fold::serial(sources, filter, progress, "points", pass, |_, _| {})?,
-                None => points,
+            let points = match drawn {
+                Some(points) => points,
+                None => {
+                    let acc = fold::serial(sources, filter, progress, "points", &exact, |_, _| {})?;
+                    exact.resolve(acc, &kind_p99).unwrap_or_default()
+                }
             };
             (windows2, points)
         }
         None => {
             let mut windows2 = windows1.plan();
             let feed = |source: usize, s: &Sample| {
-                windows2.add(
-                    &(window_of(window_ns, s), kind_of(source, s)),
-                    s.delta_ns,
-                    weight(s),
-                );
+                let key = (window_of(window_ns, s), kind_of(source, s));
+                windows2.add(&key, s.delta_ns, weight(s));
             };
-            let points = match &exact_points {
-                Some(pass) => fold::serial(sources, filter, progress, label(3), pass, feed)?,
-                None => {
+            let points = match drawn {
+                Some(points) => {
                     fold::serial(sources, filter, progress, label(3), &fold::Nothing, feed)?;
                     points
+                }
+                None => {
+                    let acc = fold::serial(sources, filter, progress, label(3), &exact, feed)?;
+                    exact.resolve(acc, &kind_p99).unwrap_or_default()
                 }
             };
             (windows2, points)
@@ -186,7 +190,7 @@ pub(crate) fn gather(
             .map(|(key, values, _)| (key, values[0]))
             .collect(),
         spectra,
-        points: points.resolve(&kind_p99),
+        points,
     })
 }
 
@@ -276,7 +280,7 @@ type Point = (u64, i64, u16, Why);
 enum Why {
     /// Every `stride`-th record: always drawn.
     Stride,
-    /// Above its kind's P99: drawn while the plot holds fewer than [`MAX_WITH_TAIL`] points.
+    /// Above its kind's P99: drawn while the plot holds fewer points than the cap.
     Tail,
     /// Maybe above its kind's P99: decided once the P99 is known.
     Maybe,
@@ -287,6 +291,8 @@ enum Why {
 struct PointsPass<'a> {
     sources: &'a Sources,
     stride: u64,
+    /// Tail points are drawn while the plot holds fewer points than this.
+    cap: u64,
     /// Per kind label.
     bands: BTreeMap<u16, Band>,
     limit: usize,
@@ -297,7 +303,7 @@ struct PointsAcc {
     /// The position of the next record.
     next: u64,
     points: Vec<Point>,
-    /// Stride and tail points kept: once they reach [`MAX_WITH_TAIL`], the plot is full before
+    /// Stride and tail points kept: once they reach the cap, the plot is full before
     /// any later tail point whatever the undecided ones turn out to be, so none is kept.
     sure: u64,
     maybe: usize,
@@ -305,24 +311,30 @@ struct PointsAcc {
     overflowed: bool,
 }
 
-impl PointsAcc {
-    /// The points drawn, given each kind's exact P99: the same as one walk that knew it.
-    fn resolve(self, kind_p99: &BTreeMap<u16, i64>) -> Vec<(u64, i64, u16)> {
+impl PointsPass<'_> {
+    /// The points drawn, given each kind's exact P99 (which must lie in its band): the same
+    /// as one walk that knew them. `None` when the pass kept too many undecided records.
+    fn resolve(
+        &self,
+        acc: PointsAcc,
+        kind_p99: &BTreeMap<u16, i64>,
+    ) -> Option<Vec<(u64, i64, u16)>> {
+        if acc.overflowed {
+            return None;
+        }
         let mut drawn = Vec::new();
-        for (t, ns, kind, why) in self.points {
-            let tail = match why {
+        for (t, ns, kind, why) in acc.points {
+            let room = (drawn.len() as u64) < self.cap;
+            let keep = match why {
                 Why::Stride => true,
-                Why::Tail => (drawn.len() as u64) < MAX_WITH_TAIL,
-                Why::Maybe => {
-                    (drawn.len() as u64) < MAX_WITH_TAIL
-                        && kind_p99.get(&kind).is_some_and(|p| ns > *p)
-                }
+                Why::Tail => room,
+                Why::Maybe => room && kind_p99.get(&kind).is_some_and(|p| ns > *p),
             };
-            if tail {
+            if keep {
                 drawn.push((t, ns, kind));
             }
         }
-        drawn
+        Some(drawn)
     }
 }
 
@@ -348,7 +360,7 @@ impl Fold for PointsPass<'_> {
             acc.sure += 1;
             return;
         }
-        if acc.sure >= MAX_WITH_TAIL || acc.overflowed {
+        if acc.sure >= self.cap || acc.overflowed {
             return;
         }
         let side = self
@@ -383,5 +395,145 @@ impl Fold for PointsPass<'_> {
             earlier.points.extend(later.points);
         }
         earlier
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::fold::chunked;
+    use crate::fold::testdata::{archives, cuts};
+
+    /// The points as the plot took them when each kind's P99 was known before the walk.
+    fn walk_knowing_the_p99(
+        sources: &Sources,
+        records: &[(usize, Sample)],
+        stride: u64,
+        cap: u64,
+        kind_p99: &BTreeMap<u16, i64>,
+    ) -> Vec<(u64, i64, u16)> {
+        let mut points = Vec::new();
+        for (index, (source, s)) in records.iter().enumerate() {
+            let kind = sources.label_index(*source, s.kind);
+            let tail = kind_p99.get(&kind).is_some_and(|p| s.delta_ns > *p);
+            if (index as u64).is_multiple_of(stride) || (tail && (points.len() as u64) < cap) {
+                points.push((s.nanotime, s.delta_ns, kind));
+            }
+        }
+        points
+    }
+
+    #[test]
+    fn the_first_pass_matches_a_brute_force_and_merges_exactly() {
+        let (_dir, sources, records) = archives(&[700, 300], 30, 4);
+        let pass = FirstPass {
+            sources: &sources,
+            raw: false,
+        };
+        let serial = chunked(&pass, &records, &[]);
+        let span = serial.span;
+        assert_eq!(span.count, 1000);
+        assert_eq!(span.t0, records.iter().map(|r| r.1.nanotime).min().unwrap());
+        assert_eq!(span.t1, records.iter().map(|r| r.1.nanotime).max().unwrap());
+        assert_eq!(
+            span.max,
+            records.iter().map(|r| r.1.delta_ns).max().unwrap()
+        );
+        let positive = records
+            .iter()
+            .map(|r| r.1.delta_ns)
+            .filter(|d| *d > 0)
+            .min();
+        assert_eq!(span.min_positive, positive);
+        for cut in cuts(records.len()) {
+            let merged = chunked(&pass, &records, &cut);
+            assert_eq!(merged.span, serial.span, "cut {cut:?}");
+            assert_eq!(merged.bins, serial.bins, "cut {cut:?}");
+        }
+    }
+
+    /// Points kept in pass 2 from each kind's P99 band, then cut at the exact P99, equal the
+    /// walk that knew the P99s (stride, tail and the cap on tail points), chunked and merged
+    /// too; a pass with too many undecided records says so.
+    #[test]
+    fn points_from_the_band_equal_the_walk_that_knew_the_p99() {
+        let (_dir, sources, records) = archives(&[3000, 1000], 80, 5);
+        let p99 = Quantile::parse("99").unwrap();
+        for raw in [false, true] {
+            let first = chunked(
+                &FirstPass {
+                    sources: &sources,
+                    raw,
+                },
+                &records,
+                &[],
+            );
+            let mut pass1 = Histograms::new(vec![p99.clone()]);
+            for (source, s) in &records {
+                let kind = sources.label_index(*source, s.kind);
+                pass1.add(kind, s.delta_ns, weight_of(s.probability, raw));
+            }
+            let mut pass2 = pass1.plan();
+            for (source, s) in &records {
+                let kind = sources.label_index(*source, s.kind);
+                pass2.add(&kind, s.delta_ns, weight_of(s.probability, raw));
+            }
+            let kind_p99: BTreeMap<u16, i64> = pass2
+                .finish()
+                .into_iter()
+                .map(|(kind, values, _)| (kind, values[0]))
+                .collect();
+            let bands: BTreeMap<u16, Band> = (0u16..)
+                .zip(&first.bins)
+                .filter(|(_, bins)| !bins.is_empty())
+                .map(|(kind, bins)| (kind, bins.band(&p99)))
+                .collect();
+            assert_eq!(bands.len(), kind_p99.len());
+            for stride in [1, 3, 50, 10_000] {
+                for cap in [0, 10, 25, 100_000] {
+                    let what = format!("raw {raw} stride {stride} cap {cap}");
+                    let expected = walk_knowing_the_p99(&sources, &records, stride, cap, &kind_p99);
+                    let pass = PointsPass {
+                        sources: &sources,
+                        stride,
+                        cap,
+                        bands: bands.clone(),
+                        limit: usize::MAX,
+                    };
+                    for cut in cuts(records.len()) {
+                        let acc = chunked(&pass, &records, &cut);
+                        let points = pass.resolve(acc, &kind_p99);
+                        assert_eq!(points.as_ref(), Some(&expected), "{what} cut {cut:?}");
+                    }
+                    let exact = PointsPass {
+                        bands: kind_p99
+                            .iter()
+                            .map(|(k, p)| (*k, Band::above(*p)))
+                            .collect(),
+                        ..pass
+                    };
+                    let acc = chunked(&exact, &records, &[]);
+                    assert_eq!(exact.resolve(acc, &kind_p99), Some(expected), "{what}");
+                    let maybe = chunked(&exact, &records, &[]).maybe;
+                    assert_eq!(maybe, 0, "{what}: the exact P99s leave nothing undecided");
+                    let maybe = chunked(&pass, &records, &[]).maybe;
+                    if stride == 10_000 && cap == 100_000 {
+                        assert!(maybe > 0, "{what}: the bands decided everything");
+                    }
+                    if maybe > 0 {
+                        let bounded = PointsPass {
+                            limit: maybe - 1,
+                            ..pass
+                        };
+                        for cut in [vec![], vec![records.len() / 2]] {
+                            let acc = chunked(&bounded, &records, &cut);
+                            assert!(acc.overflowed && acc.points.is_empty(), "{what}");
+                            assert!(bounded.resolve(acc, &kind_p99).is_none(), "{what}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

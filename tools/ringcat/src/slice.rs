@@ -119,19 +119,12 @@ pub(crate) fn slice(
         return Err(Failure::File("no records match".into()));
     };
     let threshold_ns = values[0];
-    let tail = if acc.overflowed {
-        let pass = listing(threshold_ns);
-        fold::serial(sources, filter, progress, "slicing", &pass, |_, _| {})?.tail
-    } else {
-        let mut tail = acc.sure;
-        for (position, source, sample) in acc.maybe {
-            if sample.delta_ns > threshold_ns {
-                candidates
-                    .listing
-                    .take(&mut tail, position, source, &sample);
-            }
+    let tail = match candidates.resolve(acc, threshold_ns) {
+        Some(tail) => tail,
+        None => {
+            let pass = listing(threshold_ns);
+            fold::serial(sources, filter, progress, "slicing", &pass, |_, _| {})?.tail
         }
-        tail
     };
     progress.finish();
     Ok(tail.into_tail(
@@ -336,6 +329,23 @@ struct CandidateAcc {
     maybe: Vec<Candidate>,
     /// More than `limit` undecided records: `maybe` was dropped, a third pass lists the tail.
     overflowed: bool,
+}
+
+impl CandidatePass<'_> {
+    /// The tail above `threshold_ns` (which must lie in the band), or `None` when the pass
+    /// kept too many undecided records to tell.
+    fn resolve(&self, acc: CandidateAcc, threshold_ns: i64) -> Option<TailSoFar> {
+        if acc.overflowed {
+            return None;
+        }
+        let mut tail = acc.sure;
+        for (position, source, sample) in acc.maybe {
+            if sample.delta_ns > threshold_ns {
+                self.listing.take(&mut tail, position, source, &sample);
+            }
+        }
+        Some(tail)
+    }
 }
 
 impl Fold for CandidatePass<'_> {
@@ -549,4 +559,163 @@ fn json(sources: &Sources, tail: &Tail) -> serde_json::Value {
             "events": *weight as f64 / WEIGHT_ONE as f64,
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::fold::chunked;
+    use crate::fold::testdata::{archives, cuts};
+
+    fn assert_same(a: &TailSoFar, b: &TailSoFar, what: &str) {
+        assert_eq!(a.records, b.records, "{what}");
+        assert_eq!(a.weight, b.weight, "{what}");
+        assert_eq!(a.groups, b.groups, "{what}");
+        let listed = |t: &TailSoFar| {
+            let mut ranks: Vec<Rank> = t.heap.iter().map(|Reverse(r)| *r).collect();
+            ranks.sort();
+            let records: Vec<(usize, Sample)> = ranks.iter().map(|r| t.kept[&r.2]).collect();
+            (ranks, records, t.kept.len())
+        };
+        assert_eq!(listed(a), listed(b), "{what}");
+    }
+
+    fn passes(sources: &Sources) -> Vec<TailPass<'_>> {
+        let mut passes = Vec::new();
+        for order in [SliceOrder::Slowest, SliceOrder::Recent] {
+            for (kind, status) in [(false, false), (true, true), (false, true)] {
+                for limit in [0, 1, 7, 100_000] {
+                    passes.push(TailPass {
+                        sources,
+                        by: By { kind, status },
+                        limit,
+                        order,
+                        raw: limit == 7,
+                        threshold_ns: 0,
+                    });
+                }
+            }
+        }
+        passes
+    }
+
+    /// The listing, grouping and counts of one serial walk equal a brute force over all the
+    /// records (ties in latency and time broken by position: the later record first), and a
+    /// walk cut into chunks and merged gives the same.
+    #[test]
+    fn the_tail_pass_matches_a_brute_force_and_merges_exactly() {
+        let (_dir, sources, records) = archives(&[900, 700], 40, 1);
+        for threshold_ns in [-5_000, 10_000, 30_000, 40_000] {
+            for mut pass in passes(&sources) {
+                pass.threshold_ns = threshold_ns;
+                let what = format!(
+                    "{threshold_ns} {:?} {:?} {}",
+                    pass.order, pass.by, pass.limit
+                );
+                let serial = chunked(&pass, &records, &[]);
+                // Brute force.
+                let mut above: Vec<(Rank, usize, Sample)> = Vec::new();
+                let mut groups: BTreeMap<GroupOf, (u64, u128)> = BTreeMap::new();
+                let mut weight = 0u128;
+                for (position, (source, s)) in records.iter().enumerate() {
+                    if s.delta_ns <= threshold_ns {
+                        continue;
+                    }
+                    let w = weight_of(s.probability, pass.raw);
+                    weight += w;
+                    let key = (
+                        pass.by.kind.then(|| sources.label_index(*source, s.kind)),
+                        pass.by.status.then_some(s.status),
+                    );
+                    let group = groups.entry(key).or_insert((0, 0));
+                    group.0 += 1;
+                    group.1 += w;
+                    let rank = match pass.order {
+                        SliceOrder::Slowest => s.delta_ns,
+                        SliceOrder::Recent => s.nanotime as i64,
+                    };
+                    above.push(((rank, s.nanotime, position as u64, *source), *source, *s));
+                }
+                assert_eq!(serial.tail.records, above.len() as u64, "{what}");
+                assert_eq!(serial.tail.weight, weight, "{what}");
+                assert_eq!(serial.tail.groups, groups, "{what}");
+                assert_eq!(serial.population.0, records.len() as u64);
+                above.sort_by_key(|entry| Reverse(entry.0));
+                above.truncate(pass.limit);
+                let expected: Vec<(usize, Sample)> =
+                    above.iter().map(|(_, source, s)| (*source, *s)).collect();
+                let tail = chunked(&pass, &records, &[])
+                    .tail
+                    .into_tail(0, String::new(), 0, 0.0);
+                assert_eq!(tail.listed, expected, "{what}");
+                for cut in cuts(records.len()) {
+                    let merged = chunked(&pass, &records, &cut);
+                    assert_eq!(merged.population, serial.population, "{what}");
+                    assert_eq!(merged.next, records.len() as u64);
+                    assert_same(&merged.tail, &serial.tail, &format!("{what} cut {cut:?}"));
+                }
+            }
+        }
+    }
+
+    /// Pass 2's candidates, cut at the exact percentile, give the tail a listing pass gives;
+    /// chunked and merged too; and a pass with too many undecided records says so.
+    #[test]
+    fn candidates_cut_at_the_percentile_equal_the_listing_pass() {
+        let (_dir, sources, records) = archives(&[1500, 400], 60, 2);
+        for label in ["0", "10", "50", "90", "99", "99.9", "100"] {
+            let quantile = Quantile::parse(label).unwrap();
+            for listing in passes(&sources) {
+                let raw = listing.raw;
+                let mut pass1 = Histograms::new(vec![quantile.clone()]);
+                let bins = chunked(&BinPass { raw }, &records, &[77, 1000]);
+                for (_, s) in &records {
+                    pass1.add((), s.delta_ns, weight_of(s.probability, raw));
+                }
+                let mut pass2 = pass1.plan();
+                for (_, s) in &records {
+                    pass2.add(&(), s.delta_ns, weight_of(s.probability, raw));
+                }
+                let threshold_ns = pass2.finish()[0].1[0];
+                let expected = chunked(
+                    &TailPass {
+                        threshold_ns,
+                        ..listing
+                    },
+                    &records,
+                    &[],
+                )
+                .tail;
+                let candidates = CandidatePass {
+                    listing,
+                    band: bins.band(&quantile),
+                    limit: usize::MAX,
+                };
+                let what = format!("p{label} limit {}", candidates.listing.limit);
+                for cut in cuts(records.len()) {
+                    let acc = chunked(&candidates, &records, &cut);
+                    let tail = candidates.resolve(acc, threshold_ns).unwrap();
+                    assert_same(&tail, &expected, &format!("{what} cut {cut:?}"));
+                }
+                let maybe = chunked(&candidates, &records, &[]).maybe.len();
+                assert!(maybe > 0, "{what}: the band decided everything");
+                let bounded = CandidatePass {
+                    limit: maybe - 1,
+                    ..candidates
+                };
+                for cut in [vec![], vec![records.len() / 2]] {
+                    let acc = chunked(&bounded, &records, &cut);
+                    assert!(acc.overflowed && acc.maybe.is_empty(), "{what}");
+                    assert!(bounded.resolve(acc, threshold_ns).is_none());
+                }
+                let exact = CandidatePass {
+                    limit: maybe,
+                    ..bounded
+                };
+                let acc = chunked(&exact, &records, &[]);
+                assert_same(&exact.resolve(acc, threshold_ns).unwrap(), &expected, &what);
+            }
+        }
+    }
 }
