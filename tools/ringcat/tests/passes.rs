@@ -1,0 +1,359 @@
+//! `slice` and `plot` in fewer passes (issue 11): their output equals an independent
+//! computation over the records (`cat --format json`, `pct`), and the fallback taken when the
+//! undecided records exceed the candidate bound (`RINGCAT_CANDIDATE_LIMIT`, set tiny here)
+//! prints exactly what the normal path prints.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use ringlat_format::Record;
+use ringlat_read::Decoded;
+use ringlat_read::archive::{ArchiveWriter, RingIdentity, RingInfo};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+const T0: u64 = 1_795_276_800_000_000_000; // 2026-11-21T16:00:00Z
+const WEIGHT_ONE: f64 = 4_294_967_296.0;
+
+fn lcg(state: &mut u64) -> u64 {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    *state >> 11
+}
+
+/// An archive of `count` records: three kinds sampled at 100%, 12.5% and 25% (exact in any
+/// float, as `cat` prints them), four statuses,
+/// latencies in ns with a long tail, half of them on a 1 us grid (ties), 5 records per us.
+fn archive(path: &Path, count: u64) {
+    let mut writer = ArchiveWriter::open(path, T0).unwrap();
+    let mut kind_names = vec![None; 256];
+    for (kind, name) in ["market", "limit", "cancel"].iter().enumerate() {
+        kind_names[kind] = Some(name.to_string());
+    }
+    let ring = RingInfo {
+        identity: RingIdentity {
+            anchor_unix_ns: T0,
+            anchor_mono_ns: 1,
+            start_position: 0,
+            capacity: 1 << 31,
+        },
+        unit_ns: 1,
+        kind_names,
+    };
+    let mut state = 11u64;
+    let batch: Vec<Decoded> = (0..count)
+        .map(|i| {
+            let kind = (lcg(&mut state) % 3) as u8;
+            let uniform = lcg(&mut state) as f64 / (1u64 << 53) as f64;
+            let mut nanos = (20_000.0 * (1.0 + 3.0 * -(1.0 - uniform).ln())) as i32;
+            if lcg(&mut state).is_multiple_of(2) {
+                nanos -= nanos % 1_000;
+            }
+            Decoded {
+                position: i as u32,
+                kind,
+                class: 0,
+                probability: [1.0, 0.125, 0.25][kind as usize],
+                record: Record::new(i, T0 + (i / 5) * 1_000, (lcg(&mut state) % 4) as u8, nanos),
+            }
+        })
+        .collect();
+    writer.append(&ring, &batch).unwrap();
+}
+
+fn ringcat(args: &[&str], limit: Option<&str>) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ringcat"));
+    command.args(args).env("NO_COLOR", "1").env("TZ", "UTC");
+    match limit {
+        Some(limit) => command.env("RINGCAT_CANDIDATE_LIMIT", limit),
+        None => command.env_remove("RINGCAT_CANDIDATE_LIMIT"),
+    };
+    let output = command.output().expect("run ringcat");
+    assert!(
+        output.status.success(),
+        "ringcat {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The same output with the normal bound and with bounds that force the fallback pass.
+fn same_with_fallback(args: &[&str]) -> String {
+    let normal = ringcat(args, None);
+    for limit in ["0", "3"] {
+        let fallback = ringcat(args, Some(limit));
+        // Not the whole outputs on a failure: an SVG is long.
+        let differs = normal
+            .lines()
+            .zip(fallback.lines())
+            .position(|(a, b)| a != b);
+        assert!(
+            fallback == normal,
+            "{args:?} with RINGCAT_CANDIDATE_LIMIT={limit}: line {differs:?} differs"
+        );
+    }
+    normal
+}
+
+/// One record of `cat --format json`.
+struct Rec {
+    trace: u64,
+    nanotime: u64,
+    ns: i64,
+    kind: String,
+    status: u64,
+    weight: u128,
+}
+
+fn records(path: &str) -> Vec<Rec> {
+    ringcat(&["cat", path, "--format", "json"], None)
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let p = v["p"].as_f64().unwrap();
+            Rec {
+                trace: v["trace_id"].as_str().unwrap().parse().unwrap(),
+                nanotime: v["nanotime"].as_str().unwrap().parse().unwrap(),
+                ns: v["latency_ns"].as_i64().unwrap(),
+                kind: v["kind"].as_str().unwrap().to_string(),
+                status: v["status"].as_u64().unwrap(),
+                weight: if p < 1.0 {
+                    (WEIGHT_ONE / p).round() as u128
+                } else {
+                    WEIGHT_ONE as u128
+                },
+            }
+        })
+        .collect()
+}
+
+/// Nearest-rank weighted percentile `numerator / denominator` by sorting.
+fn percentile(records: &[Rec], numerator: u128, denominator: u128) -> i64 {
+    let mut sorted: Vec<(i64, u128)> = records.iter().map(|r| (r.ns, r.weight)).collect();
+    sorted.sort();
+    let total: u128 = sorted.iter().map(|r| r.1).sum();
+    let target = (total * numerator).div_ceil(denominator).max(1);
+    let mut cumulative = 0;
+    for (ns, weight) in sorted {
+        cumulative += weight;
+        if cumulative >= target {
+            return ns;
+        }
+    }
+    panic!("no records")
+}
+
+/// `slice --format json` against the records above `threshold`, the slowest first (the later
+/// record first among equals), grouped by kind and status.
+fn check_slice(json: &str, records: &[Rec], threshold: i64, limit: usize, what: &str) {
+    let v: Value = serde_json::from_str(json).unwrap();
+    assert_eq!(v["threshold"]["ns"].as_i64(), Some(threshold), "{what}");
+    let mut above: Vec<(i64, u64, usize)> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.ns > threshold)
+        .map(|(i, r)| (r.ns, r.nanotime, i))
+        .collect();
+    assert_eq!(
+        v["tail"]["records"].as_u64(),
+        Some(above.len() as u64),
+        "{what}"
+    );
+    let weight: u128 = above.iter().map(|a| records[a.2].weight).sum();
+    assert_eq!(
+        v["tail"]["events"].as_f64(),
+        Some(weight as f64 / WEIGHT_ONE),
+        "{what}"
+    );
+    let mut groups: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    for (_, _, i) in &above {
+        *groups
+            .entry((records[*i].kind.clone(), records[*i].status))
+            .or_default() += 1;
+    }
+    let printed: BTreeMap<(String, u64), u64> = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let key = (
+                g["kind"].as_str().unwrap().to_string(),
+                g["status"].as_u64().unwrap(),
+            );
+            (key, g["records"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(printed, groups, "{what}");
+    above.sort_by(|a, b| b.cmp(a));
+    above.truncate(limit);
+    let expected: Vec<u64> = above.iter().map(|a| records[a.2].trace).collect();
+    let listed: Vec<u64> = v["listed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["trace_id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(listed, expected, "{what}");
+}
+
+#[test]
+fn slice_in_fewer_passes_lists_what_a_brute_force_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.archive");
+    archive(&path, 20_000);
+    let path = path.to_str().unwrap();
+    let records = records(path);
+    assert_eq!(records.len(), 20_000);
+    // A percentile: two passes (the fallback: three), the threshold the brute force's.
+    for (label, numerator, denominator) in [
+        ("p0", 0, 100),
+        ("p50", 50, 100),
+        ("p90", 90, 100),
+        ("p99", 99, 100),
+        ("p99.9", 999, 1000),
+        ("p100", 100, 100),
+    ] {
+        let threshold = percentile(&records, numerator, denominator);
+        for limit in ["7", "100000"] {
+            let args = [
+                "slice",
+                path,
+                "--above",
+                label,
+                "--by",
+                "kind,status",
+                "--limit",
+                limit,
+            ];
+            let json = same_with_fallback(&[&args[..], &["--format", "json"]].concat());
+            let what = format!("{label} --limit {limit}");
+            check_slice(&json, &records, threshold, limit.parse().unwrap(), &what);
+        }
+        let args = ["slice", path, "--above", label, "--by", "kind"];
+        same_with_fallback(&args);
+        same_with_fallback(&[&args[..], &["--order", "recent", "--format", "csv"]].concat());
+    }
+    // A latency: one pass.
+    for (above, threshold) in [("50us", 50_000), ("1ms", 1_000_000), ("0ns", 0)] {
+        let args = [
+            "slice",
+            path,
+            "--above",
+            above,
+            "--by",
+            "kind,status",
+            "--limit",
+            "25",
+            "--format",
+            "json",
+        ];
+        check_slice(&ringcat(&args, None), &records, threshold, 25, above);
+    }
+}
+
+/// The y of a latency in a panel, as the plot computes it.
+fn y(ns: i64, top: f64, lo: f64, hi: f64) -> String {
+    let v = (ns.max(1) as f64).log10().clamp(lo, hi);
+    format!("{:.1}", top + 400.0 - (v - lo) / (hi - lo) * 400.0)
+}
+
+#[test]
+fn plot_in_fewer_passes_draws_what_the_records_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.archive");
+    archive(&path, 40_000);
+    let path = path.to_str().unwrap();
+    let records = records(path);
+    for window in [None, Some("10ms")] {
+        let mut args = vec!["plot", path, "-o", "-"];
+        args.extend(window.map(|w| ["--window", w]).iter().flatten());
+        let svg = same_with_fallback(&args);
+        // The P99 of each kind, and of each window and kind, from `pct`.
+        let window = window.unwrap_or("1ms"); // 40,000 records 0.2 ns apart: 8 ms / 60 < 1 ms
+        let pct = |extra: &[&str]| -> Vec<Value> {
+            let mut args = vec!["pct", path, "--by", "kind", "--percentiles", "99"];
+            args.extend(extra);
+            args.extend(["--format", "json"]);
+            let text = ringcat(&args, None);
+            serde_json::from_str::<Value>(&text)
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .clone()
+        };
+        let p99_of = |row: &Value| row["percentiles"]["99"].as_i64().unwrap();
+        let kind_p99: BTreeMap<String, i64> = pct(&[])
+            .iter()
+            .map(|row| {
+                (
+                    row["group"]["kind"].as_str().unwrap().to_string(),
+                    p99_of(row),
+                )
+            })
+            .collect();
+        let kinds = ["market", "limit", "cancel"];
+        // The points: every stride-th record and those above their kind's P99.
+        let stride = (records.len() as u64).div_ceil(2500) as usize;
+        let mut points: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, r) in records.iter().enumerate() {
+            if i % stride == 0 || r.ns > kind_p99[&r.kind] {
+                *points.entry(r.kind.as_str()).or_default() += 1;
+            }
+        }
+        let groups: Vec<&str> = svg.split("<g fill=").skip(1).collect();
+        for (kind, group) in kinds.iter().zip(&groups) {
+            let drawn = group
+                .split("</g>")
+                .next()
+                .unwrap()
+                .matches("<circle")
+                .count();
+            assert_eq!(drawn, points[kind], "points of {kind}, window {window}");
+        }
+        // The lines: each window's P99, in time order, per kind.
+        let min_positive = records
+            .iter()
+            .map(|r| r.ns)
+            .filter(|ns| *ns > 0)
+            .min()
+            .unwrap();
+        let max = records.iter().map(|r| r.ns).max().unwrap();
+        let lo = (min_positive as f64).log10().floor();
+        let hi = (max as f64).log10().ceil().max(lo + 1.0);
+        let lines: Vec<&str> = svg
+            .lines()
+            .filter(|line| line.starts_with("<polyline"))
+            .collect();
+        let windows = pct(&["--window", window]);
+        for (kind, line) in kinds.iter().zip(&lines) {
+            let expected: Vec<String> = windows
+                .iter()
+                .filter(|row| row["group"]["kind"] == *kind)
+                .map(|row| y(p99_of(row), 40.0, lo, hi))
+                .collect();
+            let drawn: Vec<String> = line
+                .split('"')
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .map(|xy| xy.split(',').nth(1).unwrap().to_string())
+                .collect();
+            assert_eq!(drawn, expected, "P99 line of {kind}, window {window}");
+        }
+        // The spectrum: its vertices 0, 5 and 10 are P0, P50 and P75.
+        let spectrum = pct(&["--percentiles", "0,50,75"]);
+        for (kind, line) in kinds.iter().zip(&lines[3..]) {
+            let row = spectrum
+                .iter()
+                .find(|r| r["group"]["kind"] == *kind)
+                .unwrap();
+            let vertices: Vec<&str> = line.split('"').nth(1).unwrap().split(' ').collect();
+            for (at, q) in [(0, "0"), (5, "50"), (10, "75")] {
+                let ns = row["percentiles"][q].as_i64().unwrap();
+                let drawn = vertices[at].split(',').nth(1).unwrap();
+                assert_eq!(drawn, y(ns, 550.0, lo, hi), "p{q} of {kind}");
+            }
+        }
+    }
+}
