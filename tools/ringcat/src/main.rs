@@ -26,6 +26,7 @@ mod stat;
 mod style;
 mod table;
 mod time;
+mod weight;
 
 use clap::Parser;
 use std::process::ExitCode;

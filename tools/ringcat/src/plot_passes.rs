@@ -19,8 +19,9 @@ use crate::band::{Band, BinWeights, Side, candidate_limit};
 use crate::fold::{self, Fold};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources};
+use crate::weight::Weights;
 use ringlat_read::Sample;
-use ringlat_read::percentile::{Histograms, Quantile, Selection, Summary, weight_of};
+use ringlat_read::percentile::{Histograms, Quantile, Selection, Summary};
 use std::collections::BTreeMap;
 
 /// At most this many points are sampled at an even stride; tail points are added while the
@@ -65,7 +66,7 @@ pub(crate) fn gather(
         (2, _) => "pass 2/3",
         _ => "pass 3/3",
     };
-    let weight = |sample: &Sample| weight_of(sample.probability, raw);
+    let mut weights = Weights::new(raw);
     let kind_of = |source: usize, sample: &Sample| sources.label_index(source, sample.kind);
     let window_of = |w: u64, sample: &Sample| sample.nanotime - sample.nanotime % w;
 
@@ -79,10 +80,10 @@ pub(crate) fn gather(
         label(1),
         &FirstPass { sources, raw },
         |source, s| {
-            let kind = kind_of(source, s);
-            spectra1.add(kind, s.delta_ns, weight(s));
+            let (kind, weight) = (kind_of(source, s), weights.of(s.probability));
+            spectra1.add(kind, s.delta_ns, weight);
             if let Some(w) = given_window {
-                windows1.add((window_of(w, s), kind), s.delta_ns, weight(s));
+                windows1.add((window_of(w, s), kind), s.delta_ns, weight);
             }
         },
     )?;
@@ -117,12 +118,12 @@ pub(crate) fn gather(
         label(2),
         &points_pass,
         |source, s| {
-            let kind = kind_of(source, s);
-            spectra2.add(&kind, s.delta_ns, weight(s));
+            let (kind, weight) = (kind_of(source, s), weights.of(s.probability));
+            spectra2.add(&kind, s.delta_ns, weight);
             let key = (window_of(window_ns, s), kind);
             match &mut windows2 {
-                Some(windows2) => windows2.add(&key, s.delta_ns, weight(s)),
-                None => windows1.add(key, s.delta_ns, weight(s)),
+                Some(windows2) => windows2.add(&key, s.delta_ns, weight),
+                None => windows1.add(key, s.delta_ns, weight),
             }
         },
     )?;
@@ -162,7 +163,7 @@ pub(crate) fn gather(
             let mut windows2 = windows1.plan();
             let feed = |source: usize, s: &Sample| {
                 let key = (window_of(window_ns, s), kind_of(source, s));
-                windows2.add(&key, s.delta_ns, weight(s));
+                windows2.add(&key, s.delta_ns, weights.of(s.probability));
             };
             let points = match drawn {
                 Some(points) => {
@@ -222,8 +223,9 @@ struct FirstPass<'a> {
     raw: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct FirstAcc {
+    weights: Weights,
     span: Span,
     /// Per kind label (an index into [`Sources::labels`]): its weight per engine bin.
     bins: Vec<BinWeights>,
@@ -235,6 +237,7 @@ impl Fold for FirstPass<'_> {
     /// Ignores `first`: nothing here depends on order.
     fn init(&self, _first: u64) -> FirstAcc {
         FirstAcc {
+            weights: Weights::new(self.raw),
             span: Span::default(),
             bins: vec![BinWeights::default(); self.sources.labels.len()],
         }
@@ -252,7 +255,7 @@ impl Fold for FirstPass<'_> {
         span.max = span.max.max(s.delta_ns);
         let kind = self.sources.label_index(source, s.kind);
         if let Some(bins) = acc.bins.get_mut(usize::from(kind)) {
-            bins.add(s.delta_ns, weight_of(s.probability, self.raw));
+            bins.add(s.delta_ns, acc.weights.of(s.probability));
         }
     }
 
@@ -404,6 +407,7 @@ mod tests {
     use super::*;
     use crate::fold::chunked;
     use crate::fold::testdata::{archives, cuts};
+    use ringlat_read::percentile::weight_of;
 
     /// The points as the plot took them when each kind's P99 was known before the walk.
     fn walk_knowing_the_p99(

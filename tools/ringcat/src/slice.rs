@@ -12,6 +12,7 @@ use crate::select::{Filter, Sources};
 use crate::style::Style;
 use crate::table::{latency, render};
 use crate::time::display_time;
+use crate::weight::Weights;
 use ringlat_read::Sample;
 use ringlat_read::percentile::{Histograms, Quantile, WEIGHT_ONE, weight_of};
 use serde_json::json;
@@ -79,7 +80,7 @@ pub(crate) fn slice(
     };
     let quantile = Quantile::parse(q).map_err(Failure::Usage)?;
     let raw = query.raw;
-    let weight = |sample: &Sample| weight_of(sample.probability, raw);
+    let mut weights = Weights::new(raw);
     // Pass 1: the engine's histogram, and the weight per bin that bounds the percentile.
     let mut pass1 = Histograms::new(vec![quantile.clone()]);
     let bins = fold::serial(
@@ -89,7 +90,7 @@ pub(crate) fn slice(
         "pass 1/2",
         &BinPass { raw },
         |_, s| {
-            pass1.add((), s.delta_ns, weight(s));
+            pass1.add((), s.delta_ns, weights.of(s.probability));
         },
     )?;
     if pass1.is_empty() {
@@ -100,7 +101,7 @@ pub(crate) fn slice(
     let mut pass2 = pass1.plan();
     let candidates = CandidatePass {
         listing: listing(0),
-        band: bins.band(&quantile),
+        band: bins.0.band(&quantile),
         limit: candidate_limit::<Candidate>(),
     };
     let acc = fold::serial(
@@ -110,7 +111,7 @@ pub(crate) fn slice(
         "pass 2/2",
         &candidates,
         |_, s| {
-            pass2.add(&(), s.delta_ns, weight(s));
+            pass2.add(&(), s.delta_ns, weights.of(s.probability));
         },
     )?;
     let rows = pass2.finish();
@@ -141,20 +142,25 @@ struct BinPass {
 }
 
 impl Fold for BinPass {
-    type Acc = BinWeights;
+    type Acc = (BinWeights, Weights);
 
     /// Ignores `first`: the bins do not depend on order.
-    fn init(&self, _first: u64) -> BinWeights {
-        BinWeights::default()
+    fn init(&self, _first: u64) -> (BinWeights, Weights) {
+        (BinWeights::default(), Weights::new(self.raw))
     }
 
     #[inline]
-    fn fold(&self, acc: &mut BinWeights, _source: usize, sample: &Sample) {
-        acc.add(sample.delta_ns, weight_of(sample.probability, self.raw));
+    fn fold(&self, acc: &mut (BinWeights, Weights), _source: usize, sample: &Sample) {
+        let weight = acc.1.of(sample.probability);
+        acc.0.add(sample.delta_ns, weight);
     }
 
-    fn merge(&self, mut earlier: BinWeights, later: BinWeights) -> BinWeights {
-        earlier.merge(later);
+    fn merge(
+        &self,
+        mut earlier: (BinWeights, Weights),
+        later: (BinWeights, Weights),
+    ) -> (BinWeights, Weights) {
+        earlier.0.merge(later.0);
         earlier
     }
 }
@@ -241,8 +247,9 @@ impl TailSoFar {
 }
 
 /// A [`TailPass`]'s accumulator.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct TailAcc {
+    weights: Weights,
     /// The position of the next record.
     next: u64,
     /// Records and weight of every record folded.
@@ -251,9 +258,15 @@ struct TailAcc {
 }
 
 impl TailPass<'_> {
-    /// Adds a record known to be above the threshold, found at `position`.
-    fn take(&self, tail: &mut TailSoFar, position: u64, source: usize, sample: &Sample) {
-        let weight = weight_of(sample.probability, self.raw);
+    /// Adds a record known to be above the threshold, found at `position`, of `weight`.
+    fn take(
+        &self,
+        tail: &mut TailSoFar,
+        position: u64,
+        source: usize,
+        sample: &Sample,
+        weight: u128,
+    ) {
         tail.records += 1;
         tail.weight += weight;
         let key = (
@@ -285,8 +298,10 @@ impl Fold for TailPass<'_> {
 
     fn init(&self, first: u64) -> TailAcc {
         TailAcc {
+            weights: Weights::new(self.raw),
             next: first,
-            ..TailAcc::default()
+            population: (0, 0),
+            tail: TailSoFar::default(),
         }
     }
 
@@ -295,9 +310,10 @@ impl Fold for TailPass<'_> {
         let position = acc.next;
         acc.next += 1;
         acc.population.0 += 1;
-        acc.population.1 += weight_of(sample.probability, self.raw);
+        let weight = acc.weights.of(sample.probability);
+        acc.population.1 += weight;
         if sample.delta_ns > self.threshold_ns {
-            self.take(&mut acc.tail, position, source, sample);
+            self.take(&mut acc.tail, position, source, sample, weight);
         }
     }
 
@@ -322,8 +338,9 @@ struct CandidatePass<'a> {
     limit: usize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct CandidateAcc {
+    weights: Weights,
     next: u64,
     sure: TailSoFar,
     maybe: Vec<Candidate>,
@@ -341,7 +358,9 @@ impl CandidatePass<'_> {
         let mut tail = acc.sure;
         for (position, source, sample) in acc.maybe {
             if sample.delta_ns > threshold_ns {
-                self.listing.take(&mut tail, position, source, &sample);
+                let weight = weight_of(sample.probability, self.listing.raw);
+                self.listing
+                    .take(&mut tail, position, source, &sample, weight);
             }
         }
         Some(tail)
@@ -353,8 +372,11 @@ impl Fold for CandidatePass<'_> {
 
     fn init(&self, first: u64) -> CandidateAcc {
         CandidateAcc {
+            weights: Weights::new(self.listing.raw),
             next: first,
-            ..CandidateAcc::default()
+            sure: TailSoFar::default(),
+            maybe: Vec::new(),
+            overflowed: false,
         }
     }
 
@@ -364,7 +386,11 @@ impl Fold for CandidatePass<'_> {
         acc.next += 1;
         match self.band.side(sample.delta_ns) {
             Side::AtOrBelow => {}
-            Side::Above => self.listing.take(&mut acc.sure, position, source, sample),
+            Side::Above => {
+                let weight = acc.weights.of(sample.probability);
+                self.listing
+                    .take(&mut acc.sure, position, source, sample, weight);
+            }
             Side::Maybe if acc.overflowed => {}
             Side::Maybe if acc.maybe.len() >= self.limit => {
                 acc.overflowed = true;
@@ -689,7 +715,7 @@ mod tests {
                 .tail;
                 let candidates = CandidatePass {
                     listing,
-                    band: bins.band(&quantile),
+                    band: bins.0.band(&quantile),
                     limit: usize::MAX,
                 };
                 let what = format!("p{label} limit {}", candidates.listing.limit);
