@@ -1,6 +1,7 @@
 //! Samples from any source (live ring, closed ring, archive) in one shape, latency in ns.
 
-use crate::archive::{ARCHIVE_MAGIC, ArchiveReader};
+use crate::archive::{ARCHIVE_MAGIC, ArchiveReader, EntryTables};
+use crate::percentile::weight_of;
 use crate::{Decoded, ReadError, RingFile};
 use std::io::Read;
 use std::path::Path;
@@ -131,21 +132,103 @@ impl Source {
         }
     }
 
+    /// Starts a pass made of [`scan`](Self::scan)s and returns how many units it covers (the
+    /// entries of an archive, the records of a ring's snapshot, taken now if this is the first
+    /// pass). Pieces `a..b` of `0..units` may then be scanned in any order, by several threads;
+    /// call [`end_scan`](Self::end_scan) after the last.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("p.ring");
+    /// let ring = ringlat::Ring::builder(&path).kind(0, "op").create().unwrap();
+    /// for trace in 0..5 { ring.record(0, trace, 0, std::time::Duration::from_micros(3)); }
+    /// let source = ringlat_read::Source::open(&path).unwrap();
+    /// let units = source.begin_scan().unwrap();
+    /// let mut buffer = Vec::new();
+    /// let mut weights = 0u128;
+    /// source.scan(0..units, &mut buffer, |_sample, weight| weights += weight).unwrap();
+    /// source.end_scan().unwrap();
+    /// assert_eq!(weights, 5 * ringlat_read::percentile::WEIGHT_ONE);
+    /// ```
+    pub fn begin_scan(&self) -> Result<u64, ReadError> {
+        match self {
+            Source::Ring { file, .. } => {
+                file.check_intact()?;
+                Ok(self.frozen_samples().len() as u64)
+            }
+            Source::Archive(archive) => {
+                archive.begin_scan();
+                Ok(archive.len())
+            }
+        }
+    }
+
+    /// Visits the samples of units `range` of a pass begun with
+    /// [`begin_scan`](Self::begin_scan), each with its fixed-point weight 1/p (see
+    /// [`crate::percentile`]); `buffer` is scratch space reused between calls.
+    pub fn scan(
+        &self,
+        range: std::ops::Range<u64>,
+        buffer: &mut Vec<u8>,
+        mut visit: impl FnMut(&Sample, u128),
+    ) -> Result<(), ReadError> {
+        match self {
+            Source::Ring { .. } => {
+                let samples = self.frozen_samples();
+                let end = (range.end as usize).min(samples.len());
+                let start = (range.start as usize).min(end);
+                let mut last = (f64::NAN, 0u128);
+                for sample in &samples[start..end] {
+                    if sample.probability.to_bits() != last.0.to_bits() {
+                        last = (sample.probability, weight_of(sample.probability, false));
+                    }
+                    visit(sample, last.1);
+                }
+                Ok(())
+            }
+            Source::Archive(archive) => {
+                let tables = EntryTables::of(archive);
+                archive.scan(&tables, range, buffer, visit).map(drop)
+            }
+        }
+    }
+
+    /// Ends a pass made of [`scan`](Self::scan)s: fails if a ring shrank while its snapshot
+    /// was taken (what was read may be zeros).
+    pub fn end_scan(&self) -> Result<(), ReadError> {
+        match self {
+            Source::Ring { file, .. } => file.check_intact(),
+            Source::Archive(_) => Ok(()),
+        }
+    }
+
+    /// The ring's snapshot, taken on first use (empty for an archive).
+    fn frozen_samples(&self) -> &[Sample] {
+        match self {
+            Source::Ring { file, frozen } => {
+                &frozen
+                    .get_or_init(|| {
+                        let unit_ns = file.delta_unit().nanos() as i64;
+                        let (records, stats) = file.snapshot();
+                        let samples = records
+                            .iter()
+                            .map(|d| Sample::from_decoded(d, unit_ns))
+                            .collect();
+                        (samples, stats.in_flight)
+                    })
+                    .0
+            }
+            Source::Archive(_) => &[],
+        }
+    }
+
     /// Visits every sample. A ring is read once (a snapshot, in-flight slots skipped) and
     /// every later pass sees the same samples; an archive is streamed from disk each pass.
     pub fn for_each(&self, mut visit: impl FnMut(Sample)) -> Result<(), ReadError> {
         match self {
-            Source::Ring { file, frozen } => {
+            Source::Ring { file, .. } => {
                 file.check_intact()?;
-                let (samples, _) = frozen.get_or_init(|| {
-                    let unit_ns = file.delta_unit().nanos() as i64;
-                    let (records, stats) = file.snapshot();
-                    let samples = records
-                        .iter()
-                        .map(|d| Sample::from_decoded(d, unit_ns))
-                        .collect();
-                    (samples, stats.in_flight)
-                });
+                let samples = self.frozen_samples();
                 // A snapshot taken while the file shrank is empty: report that, not "no records".
                 file.check_intact()?;
                 samples.iter().for_each(|s| visit(*s));
