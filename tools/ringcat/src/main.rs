@@ -16,6 +16,7 @@ mod plot;
 mod population;
 mod progress;
 mod prom;
+mod scan;
 mod select;
 mod serve;
 mod slice;

@@ -8,7 +8,7 @@ use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use crate::style::Style;
 use crate::table::{latency, render};
-use ringlat_read::percentile::{Histograms, Quantile, Summary, WEIGHT_ONE, weight_of};
+use ringlat_read::percentile::{Quantile, Selection, Summary, Tally, WEIGHT_ONE};
 use serde_json::{Map, Value, json};
 use std::io::Write;
 
@@ -36,7 +36,9 @@ pub(crate) struct Grouping {
     pub raw: bool,
 }
 
-/// Exact weighted percentiles of the selected records, in two passes.
+/// Exact weighted percentiles of the selected records: one parallel pass when the groups'
+/// distinct values fit the [`Tally`]'s budget (the usual case: latencies in µs units), else a
+/// second pass over the records that fall in the bins of the percentiles.
 pub(crate) fn compute(
     sources: &Sources,
     filter: &Filter,
@@ -46,26 +48,33 @@ pub(crate) fn compute(
 ) -> Result<Vec<Row>, Failure> {
     let key_of =
         |source: usize, sample: &ringlat_read::Sample| group_key(sources, grouping, source, sample);
-    let mut pass1 = Histograms::new(quantiles.to_vec());
-    progress.next_pass("pass 1/2");
-    sources.selected(filter, progress, |source, sample| {
-        pass1.add(
-            key_of(source, sample),
-            sample.delta_ns,
-            weight_of(sample.probability, grouping.raw),
-        );
-    })?;
-    let mut pass2 = pass1.plan();
-    progress.next_pass("pass 2/2");
-    sources.selected(filter, progress, |source, sample| {
-        pass2.add(
-            &key_of(source, sample),
-            sample.delta_ns,
-            weight_of(sample.probability, grouping.raw),
-        );
-    })?;
+    let weight = |weight: u128| if grouping.raw { WEIGHT_ONE } else { weight };
+    progress.next_pass("reading");
+    let tally = crate::scan::fold(
+        sources,
+        filter,
+        progress,
+        || Tally::new(quantiles.to_vec()),
+        |tally, source, sample, w| tally.add(key_of(source, sample), sample.delta_ns, weight(w)),
+        Tally::merge,
+    )?;
+    let mut selection = tally.finish();
+    if !selection.is_complete() {
+        let plan = selection;
+        progress.next_pass("pass 2/2");
+        selection = crate::scan::fold(
+            sources,
+            filter,
+            progress,
+            || plan.clone(),
+            |selection, source, sample, w| {
+                selection.add(&key_of(source, sample), sample.delta_ns, weight(w));
+            },
+            Selection::merge,
+        )?;
+    }
     progress.finish();
-    Ok(pass2
+    Ok(selection
         .finish()
         .into_iter()
         .map(|(key, values, summary)| Row {
@@ -107,18 +116,31 @@ fn cumulative_counts(
     let index: std::collections::BTreeMap<GroupKey, usize> =
         rows.iter().enumerate().map(|(i, r)| (r.key, i)).collect();
     // Per row: weight of the records falling at or below value i but above value i-1.
-    let mut buckets: Vec<Vec<u128>> = rows.iter().map(|r| vec![0; r.values.len()]).collect();
+    let empty: Vec<Vec<u128>> = rows.iter().map(|r| vec![0; r.values.len()]).collect();
     progress.next_pass("counting");
-    sources.selected(filter, progress, |source, sample| {
-        let Some(&row) = index.get(&group_key(sources, grouping, source, sample)) else {
-            return;
-        };
-        let values = &rows[row].values;
-        let at = values.partition_point(|v| *v < sample.delta_ns);
-        if let Some(bucket) = buckets[row].get_mut(at) {
-            *bucket += weight_of(sample.probability, grouping.raw);
-        }
-    })?;
+    let buckets = crate::scan::fold(
+        sources,
+        filter,
+        progress,
+        || empty.clone(),
+        |buckets, source, sample, weight| {
+            let Some(&row) = index.get(&group_key(sources, grouping, source, sample)) else {
+                return;
+            };
+            let values = &rows[row].values;
+            let at = values.partition_point(|v| *v < sample.delta_ns);
+            if let Some(bucket) = buckets[row].get_mut(at) {
+                *bucket += if grouping.raw { WEIGHT_ONE } else { weight };
+            }
+        },
+        |buckets, other| {
+            for (into, from) in buckets.iter_mut().zip(other) {
+                for (a, b) in into.iter_mut().zip(from) {
+                    *a += b;
+                }
+            }
+        },
+    )?;
     progress.finish();
     Ok(buckets
         .into_iter()
