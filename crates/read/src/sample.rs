@@ -37,6 +37,72 @@ impl Sample {
     }
 }
 
+/// A ring's records taken once, in a compact shape (24 bytes a record rather than a
+/// [`Sample`]'s 48), with its delta unit and class tables: what every pass over a ring reads,
+/// so that passes agree on a live ring.
+#[derive(Debug, Default)]
+pub struct RingSnapshot {
+    records: Vec<RingRecord>,
+    /// In-flight slots the snapshot passed over.
+    in_flight: u64,
+    unit_ns: i64,
+    probability: Vec<f64>,
+    weight: Vec<u128>,
+}
+
+/// One record of a [`RingSnapshot`]: the 21 bytes' fields, kind and class.
+#[derive(Debug, Clone, Copy)]
+struct RingRecord {
+    trace_id: u64,
+    nanotime: u64,
+    delta: i32,
+    status: u8,
+    kind: u8,
+    class: u8,
+}
+
+impl RingSnapshot {
+    fn take(file: &RingFile) -> Self {
+        let (head, tail) = file.positions();
+        let mut records = Vec::with_capacity(tail.wrapping_sub(head) as usize);
+        let stats = file.snapshot_each(|d| {
+            records.push(RingRecord {
+                trace_id: d.record.trace_id(),
+                nanotime: d.record.nanotime(),
+                delta: d.record.delta(),
+                status: d.record.status(),
+                kind: d.kind,
+                class: d.class,
+            });
+        });
+        if file.truncated() {
+            // What was read after the file shrank may be zeros: hand nothing on.
+            records = Vec::new();
+        }
+        records.shrink_to_fit();
+        let probability: Vec<f64> = (0..=255u8).map(|c| file.class_probability(c)).collect();
+        RingSnapshot {
+            records,
+            in_flight: stats.in_flight,
+            unit_ns: file.delta_unit().nanos() as i64,
+            weight: probability.iter().map(|p| weight_of(*p, false)).collect(),
+            probability,
+        }
+    }
+
+    #[inline]
+    fn sample(&self, record: &RingRecord) -> Sample {
+        Sample {
+            nanotime: record.nanotime,
+            trace_id: record.trace_id,
+            delta_ns: i64::from(record.delta).saturating_mul(self.unit_ns),
+            status: record.status,
+            kind: record.kind,
+            probability: self.probability[record.class as usize],
+        }
+    }
+}
+
 /// A file to read samples from: a ring (live or not) or an archive.
 ///
 /// ```
@@ -56,9 +122,8 @@ pub enum Source {
     Ring {
         /// The open ring.
         file: Box<RingFile>,
-        /// The snapshot every pass reads, so that passes agree on a live ring, and how many
-        /// in-flight slots it passed over.
-        frozen: std::sync::OnceLock<(Vec<Sample>, u64)>,
+        /// The snapshot every pass reads, so that passes agree on a live ring.
+        frozen: std::sync::OnceLock<RingSnapshot>,
     },
     /// An archive written by `ringcat drain -o`.
     Archive(Box<ArchiveReader>),
@@ -108,7 +173,7 @@ impl Source {
                     let (head, tail) = file.positions();
                     u64::from(tail.wrapping_sub(head))
                 },
-                |(samples, _)| samples.len() as u64,
+                |snapshot| snapshot.records.len() as u64,
             ),
             Source::Archive(archive) => archive.len(),
         }
@@ -118,7 +183,7 @@ impl Source {
     /// archive, or before the first pass).
     pub fn in_flight_skipped(&self) -> u64 {
         match self {
-            Source::Ring { frozen, .. } => frozen.get().map_or(0, |(_, in_flight)| *in_flight),
+            Source::Ring { frozen, .. } => frozen.get().map_or(0, |snapshot| snapshot.in_flight),
             Source::Archive(_) => 0,
         }
     }
@@ -154,7 +219,7 @@ impl Source {
         match self {
             Source::Ring { file, .. } => {
                 file.check_intact()?;
-                Ok(self.frozen_samples().len() as u64)
+                Ok(self.frozen().records.len() as u64)
             }
             Source::Archive(archive) => {
                 archive.begin_scan();
@@ -174,15 +239,11 @@ impl Source {
     ) -> Result<(), ReadError> {
         match self {
             Source::Ring { .. } => {
-                let samples = self.frozen_samples();
-                let end = (range.end as usize).min(samples.len());
+                let snapshot = self.frozen();
+                let end = (range.end as usize).min(snapshot.records.len());
                 let start = (range.start as usize).min(end);
-                let mut last = (f64::NAN, 0u128);
-                for sample in &samples[start..end] {
-                    if sample.probability.to_bits() != last.0.to_bits() {
-                        last = (sample.probability, weight_of(sample.probability, false));
-                    }
-                    visit(sample, last.1);
+                for record in &snapshot.records[start..end] {
+                    visit(&snapshot.sample(record), snapshot.weight[record.class as usize]);
                 }
                 Ok(())
             }
@@ -203,22 +264,11 @@ impl Source {
     }
 
     /// The ring's snapshot, taken on first use (empty for an archive).
-    fn frozen_samples(&self) -> &[Sample] {
+    fn frozen(&self) -> &RingSnapshot {
+        static NONE: std::sync::OnceLock<RingSnapshot> = std::sync::OnceLock::new();
         match self {
-            Source::Ring { file, frozen } => {
-                &frozen
-                    .get_or_init(|| {
-                        let unit_ns = file.delta_unit().nanos() as i64;
-                        let (records, stats) = file.snapshot();
-                        let samples = records
-                            .iter()
-                            .map(|d| Sample::from_decoded(d, unit_ns))
-                            .collect();
-                        (samples, stats.in_flight)
-                    })
-                    .0
-            }
-            Source::Archive(_) => &[],
+            Source::Ring { file, frozen } => frozen.get_or_init(|| RingSnapshot::take(file)),
+            Source::Archive(_) => NONE.get_or_init(RingSnapshot::default),
         }
     }
 
@@ -228,10 +278,13 @@ impl Source {
         match self {
             Source::Ring { file, .. } => {
                 file.check_intact()?;
-                let samples = self.frozen_samples();
+                let snapshot = self.frozen();
                 // A snapshot taken while the file shrank is empty: report that, not "no records".
                 file.check_intact()?;
-                samples.iter().for_each(|s| visit(*s));
+                snapshot
+                    .records
+                    .iter()
+                    .for_each(|record| visit(snapshot.sample(record)));
                 Ok(())
             }
             Source::Archive(archive) => archive.for_each(|r| {
