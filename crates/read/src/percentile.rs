@@ -1162,7 +1162,11 @@ mod tests {
             assert_eq!(map.scatter, case == 3, "case {case}");
             let mut entries = map.entries();
             entries.sort_unstable();
-            assert_eq!(entries, model.into_iter().collect::<Vec<_>>(), "case {case}");
+            assert_eq!(
+                entries,
+                model.into_iter().collect::<Vec<_>>(),
+                "case {case}"
+            );
         }
     }
 

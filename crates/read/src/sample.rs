@@ -243,7 +243,10 @@ impl Source {
                 let end = (range.end as usize).min(snapshot.records.len());
                 let start = (range.start as usize).min(end);
                 for record in &snapshot.records[start..end] {
-                    visit(&snapshot.sample(record), snapshot.weight[record.class as usize]);
+                    visit(
+                        &snapshot.sample(record),
+                        snapshot.weight[record.class as usize],
+                    );
                 }
                 Ok(())
             }

@@ -915,3 +915,81 @@ fn check_slos(
     }
     Ok(broken)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::FilterArgs;
+
+    /// `--fail-if` rules answered from the computed rows give what the rules' own pass gives,
+    /// for every grouping; and the rows do answer the rules whose selection is a row.
+    #[test]
+    fn slo_rules_from_rows_equal_rules_from_a_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slo.archive");
+        crate::scan::tests::archive(&path, 60_000);
+        let sources = Sources::open(&[path.display().to_string()]).unwrap();
+        let filter = Filter::parse(&FilterArgs::default()).unwrap();
+        let quantiles = parse_quantiles(&["50".to_string(), "99".to_string()]).unwrap();
+        let rules: Vec<SloRule> = [
+            "p99>1ms",
+            "limit:p99>1ms",
+            "kind=cancel,status=2:p50>=1ms",
+            "max>1ms",
+            "mean>1ms",
+            "status=3:min<1ms",
+            "market:p99.9>1ms",
+            "kind=limit,status=9:max>1ms",
+        ]
+        .iter()
+        .map(|r| SloRule::parse(r).unwrap())
+        .collect();
+        let mut progress = Progress::new("test", 0);
+        let by_kind = By {
+            kind: true,
+            status: false,
+        };
+        let by_both = By {
+            kind: true,
+            status: true,
+        };
+        for (by, answered) in [
+            (By::default(), vec![0, 3, 4]),
+            (by_kind, vec![1]),
+            (by_both, vec![2, 7]),
+        ] {
+            let grouping = Grouping {
+                by,
+                window_ns: None,
+                raw: false,
+            };
+            let rows = compute(&sources, &filter, grouping, &quantiles, &mut progress).unwrap();
+            let computed = Computed {
+                rows: &rows,
+                grouping,
+                quantiles: &quantiles,
+            };
+            let from_rows = slo_answers(
+                &sources,
+                &filter,
+                false,
+                &rules,
+                Some(computed),
+                &mut progress,
+            )
+            .unwrap();
+            let from_pass =
+                slo_answers(&sources, &filter, false, &rules, None, &mut progress).unwrap();
+            assert_eq!(from_rows, from_pass, "{by:?}");
+            let by_rows: Vec<usize> = (0..rules.len())
+                .filter(|i| answer_from_rows(&sources, false, &rules[*i], computed).is_some())
+                .collect();
+            assert_eq!(by_rows, answered, "{by:?}");
+        }
+        // A status no record has: no records match.
+        assert_eq!(
+            slo_answers(&sources, &filter, false, &rules[7..], None, &mut progress).unwrap(),
+            vec![None]
+        );
+    }
+}

@@ -39,6 +39,12 @@ impl Progress {
         }
     }
 
+    /// Records counted in this pass so far.
+    #[cfg(test)]
+    pub(crate) fn done(&self) -> u64 {
+        self.done
+    }
+
     /// Counts `records` more at once (a piece of a pass done, possibly by another thread).
     pub(crate) fn advance(&mut self, records: u64) {
         let before = self.done >> 20;

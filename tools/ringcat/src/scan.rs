@@ -82,10 +82,10 @@ pub(crate) fn fold<A: Send>(
         done: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     };
-    let work = |acc: &mut A, progress: Option<&mut Progress>| -> Result<(), ReadError> {
+    // Folds pieces until none is left; with `progress`, shows what all threads did so far
+    // after each piece, and adds to `shown` what it showed.
+    let work = |acc: &mut A, mut progress: Option<(&mut Progress, &mut u64)>| {
         let mut buffer = Vec::new();
-        let mut progress = progress;
-        let mut shown = 0u64;
         while let Some((source, range)) = cursor.take() {
             let count = range.end - range.start;
             let kinds = &kinds[source];
@@ -101,18 +101,14 @@ pub(crate) fn fold<A: Send>(
             }
             // Relaxed: a progress statistic.
             let done = cursor.done.fetch_add(count, Ordering::Relaxed) + count;
-            if let Some(progress) = progress.as_deref_mut() {
-                progress.advance(done - shown);
-                shown = done;
+            if let Some((progress, shown)) = progress.as_mut() {
+                progress.advance(done.saturating_sub(**shown));
+                **shown = done.max(**shown);
             }
         }
-        if let Some(progress) = progress {
-            // Relaxed: the other threads' pieces, as far as they got (a statistic).
-            progress.advance(cursor.done.load(Ordering::Relaxed) - shown);
-        }
-        Ok(())
+        Ok::<(), ReadError>(())
     };
-    let (mut acc, mut result) = (init(), Ok(()));
+    let (mut acc, mut result, mut shown) = (init(), Ok(()), 0u64);
     std::thread::scope(|scope| {
         let helpers: Vec<_> = (1..threads)
             .map(|_| {
@@ -124,7 +120,7 @@ pub(crate) fn fold<A: Send>(
             })
             .collect();
         // This thread works too, and keeps the progress bar.
-        result = work(&mut acc, Some(progress));
+        result = work(&mut acc, Some((&mut *progress, &mut shown)));
         for helper in helpers {
             match helper.join() {
                 Ok((other, other_result)) => {
@@ -137,6 +133,8 @@ pub(crate) fn fold<A: Send>(
             }
         }
     });
+    // Relaxed: the helpers are joined; their pieces are all counted.
+    progress.advance(cursor.done.load(Ordering::Relaxed) - shown);
     result?;
     for source in &sources.sources {
         source.end_scan()?;
@@ -163,5 +161,109 @@ impl Cursor<'_> {
         // were written before the threads were spawned.
         let index = self.next.fetch_add(1, Ordering::Relaxed);
         self.pieces.get(index).cloned()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::cli::FilterArgs;
+    use ringlat_format::Record;
+    use ringlat_read::Decoded;
+    use ringlat_read::archive::{ArchiveWriter, RingIdentity, RingInfo};
+
+    /// An archive of `count` records over several pieces: 3 kinds at p = 1, 0.1, 0.5,
+    /// statuses 0-3, µs latencies with a tail.
+    pub(crate) fn archive(path: &std::path::Path, count: u64) {
+        let mut writer = ArchiveWriter::open(path, 1).unwrap();
+        let mut kind_names = vec![None; 256];
+        for (kind, name) in ["market", "limit", "cancel"].iter().enumerate() {
+            kind_names[kind] = Some(name.to_string());
+        }
+        let ring = RingInfo {
+            identity: RingIdentity {
+                anchor_unix_ns: 1,
+                anchor_mono_ns: 1,
+                start_position: 0,
+                capacity: 1 << 30,
+            },
+            unit_ns: 1_000,
+            kind_names,
+        };
+        let mut state = 1u64;
+        let batch: Vec<Decoded> = (0..count)
+            .map(|i| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let kind = (i % 3) as u8;
+                Decoded {
+                    position: i as u32,
+                    kind,
+                    class: 0,
+                    probability: [1.0, 0.1, 0.5][kind as usize],
+                    record: Record::new(
+                        i,
+                        1_000_000 + i * 10_000,
+                        (state >> 60) as u8 & 3,
+                        ((state >> 33) % 3_000) as i32 + 10,
+                    ),
+                }
+            })
+            .collect();
+        writer.append(&ring, &batch).unwrap();
+    }
+
+    /// The parallel fold over pieces sees exactly what a serial pass sees: per kind and
+    /// status, the records, the weight and the sum of latencies; the progress counts every
+    /// record read.
+    #[test]
+    fn fold_equals_a_serial_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fold.archive");
+        archive(&path, 3 * PIECE + 12_345);
+        let sources = Sources::open(&[path.display().to_string()]).unwrap();
+        let filter = Filter::parse(&FilterArgs {
+            status: vec![0, 2, 3],
+            ..FilterArgs::default()
+        })
+        .unwrap();
+        type Totals = std::collections::BTreeMap<(u8, u8), (u64, u128, i64)>;
+        let mut serial = Totals::new();
+        sources.sources[0]
+            .for_each(|s| {
+                if s.status != 1 {
+                    let entry = serial.entry((s.kind, s.status)).or_default();
+                    entry.0 += 1;
+                    entry.1 += weight_of(s.probability, false);
+                    entry.2 += s.delta_ns;
+                }
+            })
+            .unwrap();
+        let mut progress = Progress::new("test", sources.len_hint());
+        let folded = fold(
+            &sources,
+            &filter,
+            &mut progress,
+            Totals::new,
+            |totals, source, s, weight| {
+                assert_eq!(source, 0);
+                let entry = totals.entry((s.kind, s.status)).or_default();
+                entry.0 += 1;
+                entry.1 += weight;
+                entry.2 += s.delta_ns;
+            },
+            |totals, other| {
+                for (key, (n, w, sum)) in other {
+                    let entry = totals.entry(key).or_default();
+                    entry.0 += n;
+                    entry.1 += w;
+                    entry.2 += sum;
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(folded, serial);
+        assert_eq!(progress.done(), 3 * PIECE + 12_345);
     }
 }

@@ -154,7 +154,13 @@ impl ArchiveReader {
         let mut entry = start;
         while entry < end {
             let count = (end - entry).min(MAP_ENTRIES);
-            read_entries(self.file(), self.path(), entry..entry + count, buffer, &mut decode)?;
+            read_entries(
+                self.file(),
+                self.path(),
+                entry..entry + count,
+                buffer,
+                &mut decode,
+            )?;
             entry += count;
         }
         // Relaxed: a statistic, read after the pass's threads are joined.
@@ -223,8 +229,8 @@ pub(crate) fn read_entries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::{ArchiveWriter, RingIdentity, RingInfo};
     use crate::Decoded;
+    use crate::archive::{ArchiveWriter, RingIdentity, RingInfo};
     use ringlat_format::Record;
 
     fn archive(dir: &std::path::Path, count: u64) -> std::path::PathBuf {
