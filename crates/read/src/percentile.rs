@@ -1144,7 +1144,9 @@ mod tests {
             |s: &mut u64| 1_000_000 + (lcg(s) % 20_000) as i64,
             |s: &mut u64| (lcg(s) % 2_000) as i64 - 1_000,
             // Multiples of 2^20 and one odd value: the grid is 1, the values crowd.
-            |s: &mut u64| (lcg(s) % 5_000) as i64 * (1 << 20) + i64::from(lcg(s).is_multiple_of(999)),
+            |s: &mut u64| {
+                (lcg(s) % 5_000) as i64 * (1 << 20) + i64::from(lcg(s).is_multiple_of(999))
+            },
             |s: &mut u64| [i64::MIN, i64::MAX, 0, -1][(lcg(s) % 4) as usize],
         ]
         .into_iter()
