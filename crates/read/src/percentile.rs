@@ -751,8 +751,11 @@ fn exact_group(quantiles: &[Quantile], group: TallyGroup) -> Planned {
 /// modulo the table size): latencies stored in µs units are ns multiples of 1000, so values
 /// next to each other sit in slots next to each other, and the values most records take
 /// (around the median) stay in a few cache lines. The division is exact, so it is a shift
-/// and a multiplication by the modular inverse of the odd part. Where values still crowd (a
-/// probe longer than [`ValueMap::LONG_PROBE`]), the map switches for good to a scattering hash.
+/// and a multiplication by the modular inverse of the odd part. A run of consecutive values
+/// fills consecutive slots, each value in its own first slot: lookups stay one probe. Where
+/// values crowd instead (on average [`ValueMap::CROWDED`] slots from their first at a rebuild,
+/// or one probe longer than [`ValueMap::LONG_PROBE`]), the map switches for good to a
+/// scattering hash.
 #[derive(Debug, Clone, Default)]
 struct ValueMap {
     slots: Vec<Slot>,
@@ -797,7 +800,7 @@ impl Slot {
 
 impl ValueMap {
     const EMPTY: i64 = i64::MIN;
-    const LONG_PROBE: usize = 64;
+    const LONG_PROBE: usize = 1024;
 
     /// Adds `weight` to `value`; true when the value is new.
     #[inline]
@@ -884,17 +887,26 @@ impl ValueMap {
     }
 
     /// Moves every value into a table of `slots` slots, placed on the grid or scattered.
+    /// When values sit this far from their first slot on average (over the whole table, at a
+    /// rebuild), they crowd on the grid: scatter them.
+    const CROWDED: usize = 4;
+
     #[cold]
     fn rebuild(&mut self, slots: usize, scatter: bool) {
         let old = std::mem::replace(&mut self.slots, vec![Slot::FREE; slots]);
         self.scatter = scatter;
         let mask = slots - 1;
-        for slot in old.into_iter().filter(|s| s.value != Self::EMPTY) {
+        let mut displaced = 0;
+        for slot in old.iter().filter(|s| s.value != Self::EMPTY) {
             let mut at = self.slot_of(slot.value) & mask;
             while self.slots[at].value != Self::EMPTY {
                 at = (at + 1) & mask;
+                displaced += 1;
             }
-            self.slots[at] = slot;
+            self.slots[at] = *slot;
+        }
+        if !scatter && displaced > Self::CROWDED * self.len + 64 {
+            self.rebuild(slots, true);
         }
     }
 
