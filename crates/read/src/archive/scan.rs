@@ -176,6 +176,22 @@ impl ArchiveReader {
     }
 }
 
+/// Tests read by `pread` too (the way taken when the guard has no free slot).
+#[cfg(test)]
+static PREAD_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(test)]
+fn pread_only() -> bool {
+    // Relaxed: a test switch; either way reads the same bytes.
+    PREAD_ONLY.load(Ordering::Relaxed)
+}
+
+#[cfg(not(test))]
+#[inline]
+fn pread_only() -> bool {
+    false
+}
+
 /// Hands the bytes of whole entries `range` of the archive `file` to `decode`, a piece at a
 /// time: straight from a populated read-only mapping (no copy), or through `buffer` by
 /// `pread` when the mapping cannot be guarded against a truncation.
@@ -196,7 +212,8 @@ pub(crate) fn read_entries(
         let offset = ARCHIVE_HEADER_SIZE as u64 + entry * ENTRY_SIZE as u64;
         let len = count as usize * ENTRY_SIZE;
         let page = offset % PAGE;
-        if let Ok(map) = GuardedPiece::map(file, offset - page, page as usize + len)
+        if !pread_only()
+            && let Ok(map) = GuardedPiece::map(file, offset - page, page as usize + len)
             && map.guarded()
         {
             decode(&map.bytes()[page as usize..]);
@@ -279,7 +296,15 @@ mod tests {
         let bad = reader.bad_entries();
         assert_eq!(bad, 2);
         let tables = EntryTables::of(&reader);
-        for piece in [1u64, 7, 8_192, 8_193, 100_000] {
+        for (piece, pread) in [
+            (1u64, false),
+            (7, false),
+            (8_192, true),
+            (8_193, true),
+            (100_000, false),
+            (100_000, true),
+        ] {
+            PREAD_ONLY.store(pread, Ordering::Relaxed);
             let mut seen = Vec::new();
             let mut buffer = Vec::new();
             reader.begin_scan();
@@ -298,9 +323,10 @@ mod tests {
                 .iter()
                 .map(|r| (r.trace_id, r.nanotime, r.delta_ns, r.status, r.kind))
                 .collect();
-            assert_eq!(seen, want, "pieces of {piece}");
+            assert_eq!(seen, want, "pieces of {piece}, pread {pread}");
             assert_eq!(reader.bad_entries(), bad);
         }
+        PREAD_ONLY.store(false, Ordering::Relaxed);
     }
 
     #[test]
@@ -315,9 +341,16 @@ mod tests {
             .set_len(ARCHIVE_HEADER_SIZE as u64 + 32 * 100)
             .unwrap();
         let tables = EntryTables::of(&reader);
+        // Mapped (the pages past the end turn into zeros, and an error), then by pread.
         let error = reader
             .scan(&tables, 0..reader.len(), &mut Vec::new(), |_, _| {})
             .unwrap_err();
         assert!(error.to_string().contains("truncated"), "{error}");
+        PREAD_ONLY.store(true, Ordering::Relaxed);
+        let by_pread = reader
+            .scan(&tables, 0..reader.len(), &mut Vec::new(), |_, _| {})
+            .unwrap_err();
+        PREAD_ONLY.store(false, Ordering::Relaxed);
+        assert!(by_pread.to_string().contains("truncated"), "{by_pread}");
     }
 }
