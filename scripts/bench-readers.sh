@@ -8,6 +8,11 @@
 #   RUNS=5 BENCH_DIR=/var/tmp/rb scripts/bench-readers.sh
 #   BEFORE=/tmp/ringcat-old scripts/bench-readers.sh   # also time an older ringcat, same run
 #   ONLY='pct|slice' scripts/bench-readers.sh          # only the rows whose name matches
+#   RING_SLOTS=1048576 scripts/bench-readers.sh         # a smaller ring for the ring row
+#
+# The ring row reads a closed ring of RING_SLOTS slots (default 2^24), filled to the brim by the
+# synth_ring example (3 kinds, the same latency shape as the archive), made once in BENCH_DIR.
+# Its note gives the wall time per record, to compare with the archive row's.
 #
 # Warm page cache: the archive is read once before timing. Timings on a shared machine are
 # noisy: quote the ratios (each pair runs back to back) and medians. This script never judges.
@@ -22,10 +27,13 @@ many=8
 many_records=1000000
 
 cd "$(dirname "$0")/.."
-cargo build --release --quiet -p ringcat --bin ringcat --example synth_archive
+cargo build --release --quiet -p ringcat --bin ringcat --example synth_archive --example synth_ring
 target=${CARGO_TARGET_DIR:-target}
 ringcat=$PWD/$target/release/ringcat
 synth=$PWD/$target/release/examples/synth_archive
+synth_ring=$PWD/$target/release/examples/synth_ring
+ring_slots=${RING_SLOTS:-16777216}
+ring_row="pct --by kind (ring of $ring_slots slots)"
 [[ -x /usr/bin/time ]] || { echo "bench-readers: needs GNU time at /usr/bin/time" >&2; exit 1; }
 
 mkdir -p "$dir"
@@ -43,7 +51,13 @@ for i in $(seq 1 $many); do
     fi
     files+=("$f")
 done
+ring=$dir/synth-$ring_slots.ring
+if [[ -z ${ONLY:-} || $ring_row =~ $ONLY ]] && [[ ! -s $ring ]]; then
+    "$synth_ring" "$ring.tmp" "$ring_slots" >/dev/null
+    mv "$ring.tmp" "$ring"
+fi
 cat "$big" "${files[@]}" >/dev/null # warm the page cache
+[[ -s $ring ]] && cat "$ring" >/dev/null
 
 # The synthetic archive's records are 10 us apart from this instant (see synth_archive.rs).
 base_ns=1795276800000000000
@@ -98,10 +112,13 @@ bench_one() {
     if [[ $note == *records/s* ]]; then
         note=$(awk -v n="$records" -v w="$wall" 'BEGIN { printf "%.2fM records/s", n / w / 1e6 }')
     fi
+    if [[ $note == per-record:* ]]; then
+        note=$(awk -v n="${note#per-record:}" -v w="$wall" 'BEGIN { printf "%.1f ns/record (wall)", w * 1e9 / n }')
+    fi
     printf '%-46s %9s %9s %9s %9s  %s\n' "$name" "$wall" "$cat_s" "$ratio" "$((peak / 1024))" "$note"
 }
 
-bench "pct --by kind" "exec RINGCAT pct '$big' --by kind > /dev/null"
+bench "pct --by kind" "exec RINGCAT pct '$big' --by kind > /dev/null" "per-record:$records"
 bench "pct --by kind,status --window 1s" "exec RINGCAT pct '$big' --by kind,status --window 1s > /dev/null"
 bench "slice --above p99.9" "exec RINGCAT slice '$big' --above p99.9 > /dev/null"
 bench "plot" "exec RINGCAT plot '$big' -o - > /dev/null"
@@ -109,3 +126,7 @@ bench "cat --last 10" "exec RINGCAT cat '$big' --last 10 > /dev/null"
 bench "cat --since <last minute> | head -1" "RINGCAT cat '$big' --since $since | head -1 > /dev/null"
 bench "cat ${many}x${many_records} files | head -1" "RINGCAT cat ${files[*]} | head -1 > /dev/null"
 bench "cat --format json | (pipe)" "RINGCAT cat '$big' --format json | cat > /dev/null" "records/s"
+if [[ -s $ring ]]; then
+    ring_records=$("$ringcat" stat "$ring" | awk '$1 == "fill" { print $2 }')
+    bench "$ring_row" "exec RINGCAT pct '$ring' --by kind > /dev/null" "per-record:$ring_records"
+fi

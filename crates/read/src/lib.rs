@@ -49,6 +49,6 @@ pub use liveness::{Liveness, WriterState};
 pub use locks::LockHolder;
 pub use open::{Counters, RingFile};
 pub use ringlat_ring::{InFlight, PeekStats};
-pub use sample::{Sample, Source};
+pub use sample::{RingSnapshot, Sample, Source};
 pub use status::{BreakerStatus, FlushMode, KindRates, WriterPolicy};
 pub use stuck::StuckPosition;

@@ -14,7 +14,7 @@
 //! Zeros never turn into records: a zero metadata word is "empty", and every reader
 //! re-checks the flag before handing on what it decoded.
 
-use memmap2::{MmapMut, MmapOptions};
+use memmap2::{Mmap, MmapMut, MmapOptions};
 use std::fs::File;
 use std::io;
 use std::sync::OnceLock;
@@ -184,6 +184,55 @@ impl GuardedMapping {
 }
 
 impl Drop for GuardedMapping {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            // Release: the handler stops matching this range before memmap2 unmaps it.
+            REGIONS[slot].state.store(FREE, Ordering::Release);
+        }
+    }
+}
+
+/// A read-only mapping of a piece of a file, populated up front (one system call, no page
+/// fault per page, no copy: the page cache's own pages), registered with the `SIGBUS` guard
+/// for as long as it lives: for a scan that reads a piece of an archive once.
+pub(crate) struct GuardedPiece {
+    map: Mmap,
+    slot: Option<usize>,
+}
+
+impl GuardedPiece {
+    /// Maps `len` bytes of `file` from `offset` (a multiple of the page size).
+    pub(crate) fn map(file: &File, offset: u64, len: usize) -> io::Result<Self> {
+        install_handler();
+        let mut options = MmapOptions::new();
+        options.offset(offset).len(len).populate();
+        // SAFETY: a read-only private mapping of an append-only file's whole entries, which
+        // nobody rewrites; a truncation under it is turned into zero pages by the guard (when
+        // `guarded()`) and reported by `truncated()`, which the caller checks.
+        let map = unsafe { options.map_copy_read_only(file) }?;
+        let slot = guard(map.as_ptr() as usize, map.len());
+        Ok(GuardedPiece { map, slot })
+    }
+
+    /// True when the `SIGBUS` guard covers this mapping (false when all its slots are taken:
+    /// then a truncation under it would kill the process, so read another way).
+    pub(crate) fn guarded(&self) -> bool {
+        self.slot.is_some()
+    }
+
+    /// The mapped bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// True once a `SIGBUS` in this mapping was turned into zero pages: the file shrank.
+    pub(crate) fn truncated(&self) -> bool {
+        self.slot
+            .is_some_and(|slot| REGIONS[slot].truncated.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for GuardedPiece {
     fn drop(&mut self) {
         if let Some(slot) = self.slot {
             // Release: the handler stops matching this range before memmap2 unmaps it.

@@ -372,22 +372,34 @@ impl RingFile {
     /// Every record committed in the ring now, oldest first, without consuming anything.
     /// In-flight slots are passed over (and counted in the stats).
     pub fn snapshot(&self) -> (Vec<Decoded>, PeekStats) {
-        let mut peeker = Peeker::at_head(&self.ring);
         let mut records = Vec::new();
-        // Closed counts as gone: nothing is in flight after a clean close (FORMAT.md).
-        let dead = self.writer_state() != WriterState::Alive;
-        let stats = peeker.peek(
-            &self.ring,
-            u64::from(self.geometry.capacity),
-            InFlight::Skip,
-            &mut || dead,
-            |slot| records.extend(self.decode(slot)),
-        );
+        let stats = self.snapshot_each(|record| records.push(record));
         if self.truncated() {
             // What was read after the file shrank may be zeros: hand nothing on.
             records.clear();
         }
         (records, stats)
+    }
+
+    /// [`snapshot`](Self::snapshot) handing each record to `visit` rather than collecting
+    /// them (so that a caller can keep them in a smaller shape). When the file shrank
+    /// meanwhile ([`check_intact`](Self::check_intact) fails), what was visited may be zeros
+    /// and must be dropped.
+    pub fn snapshot_each(&self, mut visit: impl FnMut(Decoded)) -> PeekStats {
+        let mut peeker = Peeker::at_head(&self.ring);
+        // Closed counts as gone: nothing is in flight after a clean close (FORMAT.md).
+        let dead = self.writer_state() != WriterState::Alive;
+        peeker.peek(
+            &self.ring,
+            u64::from(self.geometry.capacity),
+            InFlight::Skip,
+            &mut || dead,
+            |slot| {
+                if let Some(record) = self.decode(slot) {
+                    visit(record);
+                }
+            },
+        )
     }
 }
 

@@ -336,30 +336,10 @@ impl<K: Ord + Clone> Histograms<K> {
     /// Adds one record of group `key`.
     #[inline]
     pub fn add(&mut self, key: K, value: i64, weight: u128) {
-        let make = || FirstPass {
-            bins: Bins::default(),
-            summary: Summary {
-                records: 0,
-                weight: 0,
-                min: i64::MAX,
-                max: i64::MIN,
-                weighted_sum: 0.0,
-                weighted_sum_sq: 0.0,
-            },
-        };
-        let Some(at) = self.groups.find(&key, Some(&make)) else {
+        let Some(at) = self.groups.find(&key, Some(&FirstPass::new)) else {
             return;
         };
-        let group = &mut self.groups.values[at];
-        group.bins.add(bin_of(value), weight);
-        let summary = &mut group.summary;
-        summary.records += 1;
-        summary.weight += weight;
-        summary.min = summary.min.min(value);
-        summary.max = summary.max.max(value);
-        let weight = weight_f64(weight);
-        summary.weighted_sum += value as f64 * weight;
-        summary.weighted_sum_sq += (value as f64) * (value as f64) * weight;
+        self.groups.values[at].add(value, weight);
     }
 
     /// Groups seen so far.
@@ -376,37 +356,107 @@ impl<K: Ord + Clone> Histograms<K> {
     pub fn plan(self) -> Selection<K> {
         let mut groups = Groups::new();
         for (key, pass) in self.groups.into_sorted() {
-            let mut targets = Vec::with_capacity(self.quantiles.len());
-            for quantile in &self.quantiles {
-                let target = quantile.target(pass.summary.weight);
-                let mut before = 0u128;
-                let mut found = None;
-                for (bin, weight) in pass.bins.iter() {
-                    if before + weight >= target {
-                        found = Some(bin);
-                        break;
-                    }
-                    before += weight;
-                }
-                let bin = found.unwrap_or_else(|| bin_of(pass.summary.max));
-                targets.push(Target {
-                    bin,
-                    before,
-                    target,
-                });
-            }
-            let mut exact: Vec<(i64, BTreeMap<i64, u128>)> =
-                targets.iter().map(|t| (t.bin, BTreeMap::new())).collect();
-            exact.sort_by_key(|(bin, _)| *bin);
-            exact.dedup_by_key(|(bin, _)| *bin);
-            let planned = Planned {
-                summary: pass.summary,
-                targets,
-                exact,
-            };
-            groups.push(key, planned);
+            groups.push(key, plan_group(&self.quantiles, pass));
         }
         Selection { groups }
+    }
+
+    /// Adds what `other` counted (the same percentiles), as if its records had been added
+    /// here: the result does not depend on how records were split between the two.
+    pub fn merge(&mut self, other: Histograms<K>) {
+        for (key, pass) in other.groups.into_sorted() {
+            match self.groups.find(&key, None) {
+                Some(at) => self.groups.values[at].merge(pass),
+                None => self.groups.push(key, pass),
+            }
+        }
+    }
+}
+
+impl FirstPass {
+    fn new() -> Self {
+        FirstPass {
+            bins: Bins::default(),
+            summary: Summary {
+                records: 0,
+                weight: 0,
+                min: i64::MAX,
+                max: i64::MIN,
+                weighted_sum: 0.0,
+                weighted_sum_sq: 0.0,
+            },
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, value: i64, weight: u128) {
+        self.count(value, weight);
+        self.bin_and_sum(value, weight);
+    }
+
+    /// Bins and weighted sums only (records, weight, min and max already counted).
+    #[inline]
+    fn bin_and_sum(&mut self, value: i64, weight: u128) {
+        self.bins.add(bin_of(value), weight);
+        let weight = weight_f64(weight);
+        self.summary.weighted_sum += value as f64 * weight;
+        self.summary.weighted_sum_sq += (value as f64) * (value as f64) * weight;
+    }
+
+    /// Records, weight, min and max only.
+    #[inline]
+    fn count(&mut self, value: i64, weight: u128) {
+        let summary = &mut self.summary;
+        summary.records += 1;
+        summary.weight += weight;
+        summary.min = summary.min.min(value);
+        summary.max = summary.max.max(value);
+    }
+
+    fn merge(&mut self, other: FirstPass) {
+        for (bin, weight) in other.bins.iter() {
+            self.bins.add(bin, weight);
+        }
+        let (a, b) = (&mut self.summary, other.summary);
+        a.records += b.records;
+        a.weight += b.weight;
+        a.min = a.min.min(b.min);
+        a.max = a.max.max(b.max);
+        a.weighted_sum += b.weighted_sum;
+        a.weighted_sum_sq += b.weighted_sum_sq;
+    }
+}
+
+/// Finds the bin of every percentile of one group (pass 2 collects those bins' values).
+fn plan_group(quantiles: &[Quantile], pass: FirstPass) -> Planned {
+    let mut targets = Vec::with_capacity(quantiles.len());
+    for quantile in quantiles {
+        let target = quantile.target(pass.summary.weight);
+        let mut before = 0u128;
+        let mut found = None;
+        for (bin, weight) in pass.bins.iter() {
+            if before + weight >= target {
+                found = Some(bin);
+                break;
+            }
+            before += weight;
+        }
+        let bin = found.unwrap_or_else(|| bin_of(pass.summary.max));
+        targets.push(Target {
+            bin,
+            before,
+            target,
+        });
+    }
+    let mut exact: Vec<(i64, BTreeMap<i64, u128>)> =
+        targets.iter().map(|t| (t.bin, BTreeMap::new())).collect();
+    exact.sort_by_key(|(bin, _)| *bin);
+    exact.dedup_by_key(|(bin, _)| *bin);
+    Planned {
+        summary: pass.summary,
+        targets,
+        exact,
+        done: None,
     }
 }
 
@@ -423,6 +473,8 @@ struct Planned {
     targets: Vec<Target>,
     /// The target bins (ascending, distinct: one per percentile at most) and the exact values seen in each.
     exact: Vec<(i64, BTreeMap<i64, u128>)>,
+    /// The percentile values, when a [`Tally`] already knew them exactly (no pass 2 needed).
+    done: Option<Vec<i64>>,
 }
 
 /// Pass 2: feed the same records again with [`Selection::add`], then [`Selection::finish`].
@@ -432,12 +484,37 @@ pub struct Selection<K> {
 }
 
 impl<K: Ord + Clone> Selection<K> {
-    /// Adds one record (only values in a target bin are kept).
+    /// True when every group's percentiles are already known (a [`Tally`] that kept every
+    /// distinct value): pass 2 can be left out, [`Selection::finish`] gives the answer.
+    pub fn is_complete(&self) -> bool {
+        self.groups.values.iter().all(|g| g.done.is_some())
+    }
+
+    /// Adds what `other` collected in pass 2 (a clone of the same plan, fed other records).
+    pub fn merge(&mut self, other: Selection<K>) {
+        for (key, group) in other.groups.into_sorted() {
+            let Some(at) = self.groups.find(&key, None) else {
+                continue;
+            };
+            let mine = &mut self.groups.values[at].exact;
+            for ((_, into), (_, from)) in mine.iter_mut().zip(group.exact) {
+                for (value, weight) in from {
+                    *into.entry(value).or_insert(0) += weight;
+                }
+            }
+        }
+    }
+
+    /// Adds one record (only values in a target bin are kept; nothing for a group whose
+    /// percentiles are already known).
     #[inline]
     pub fn add(&mut self, key: &K, value: i64, weight: u128) {
         let Some(at) = self.groups.find(key, None) else {
             return;
         };
+        if self.groups.values[at].done.is_some() {
+            return;
+        }
         let exact = &mut self.groups.values[at].exact;
         if let Ok(found) = exact.binary_search_by_key(&bin_of(value), |(bin, _)| *bin) {
             *exact[found].1.entry(value).or_insert(0) += weight;
@@ -450,6 +527,9 @@ impl<K: Ord + Clone> Selection<K> {
             .into_sorted()
             .into_iter()
             .map(|(key, group)| {
+                if let Some(values) = group.done {
+                    return (key, values, group.summary);
+                }
                 let values = group
                     .targets
                     .iter()
@@ -471,6 +551,375 @@ impl<K: Ord + Clone> Selection<K> {
                 (key, values, group.summary)
             })
             .collect()
+    }
+}
+
+/// Distinct values a [`Tally`] keeps exactly, over all its groups, before it falls back to
+/// bins and a second pass: at most 16 MiB of tables.
+pub const DISTINCT_BUDGET: usize = 1 << 17;
+
+/// Pass 1 that is often the only pass: per group, the exact weight of every distinct value,
+/// while the number of distinct values stays within a budget (latencies stored in µs units
+/// take a few thousand distinct values, however many records there are). Beyond the budget it
+/// turns into [`Histograms`] (log bins) and [`Tally::finish`] returns a plan that needs pass 2
+/// ([`Selection::add`] over the same records), exactly as the two-pass engine. Either way the
+/// answer is the exact weighted percentile of the module's definition.
+///
+/// Tallies of disjoint parts of the records (e.g. one per thread) [`merge`](Tally::merge)
+/// into the tally of the whole: weights are integers, so the percentiles, counts, min and max
+/// do not depend on how the records were split (the weighted sums behind the mean are summed
+/// in value order when exact; once binned, in arrival order, up to float rounding).
+///
+/// ```
+/// use ringlat_read::percentile::{Quantile, Tally, WEIGHT_ONE};
+/// let quantiles = vec![Quantile::parse("50").unwrap(), Quantile::parse("100").unwrap()];
+/// let (mut left, mut right) = (Tally::new(quantiles.clone()), Tally::new(quantiles));
+/// for v in 1..=4 { left.add(0u8, v, WEIGHT_ONE); }
+/// for v in 5..=10 { right.add(0u8, v, WEIGHT_ONE); }
+/// left.merge(right);
+/// let selection = left.finish();
+/// assert!(selection.is_complete()); // no second pass needed
+/// assert_eq!(selection.finish()[0].1, vec![5, 10]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tally<K> {
+    quantiles: Vec<Quantile>,
+    groups: Groups<K, TallyGroup>,
+    /// Distinct values held over all groups (while exact).
+    distinct: usize,
+    budget: usize,
+    /// False once the budget was passed: every group is binned.
+    exact: bool,
+}
+
+#[derive(Debug, Clone)]
+struct TallyGroup {
+    /// Records, weight, min and max always; bins and weighted sums once binned.
+    pass: FirstPass,
+    /// Every distinct value and its weight, while the tally is exact.
+    values: ValueMap,
+}
+
+impl TallyGroup {
+    fn new() -> Self {
+        TallyGroup {
+            pass: FirstPass::new(),
+            values: ValueMap::default(),
+        }
+    }
+}
+
+impl<K: Ord + Clone> Tally<K> {
+    /// For these percentiles, with the default budget ([`DISTINCT_BUDGET`]).
+    pub fn new(quantiles: Vec<Quantile>) -> Self {
+        Tally::with_budget(quantiles, DISTINCT_BUDGET)
+    }
+
+    /// For these percentiles, keeping at most `budget` distinct values exactly.
+    pub fn with_budget(quantiles: Vec<Quantile>, budget: usize) -> Self {
+        Tally {
+            quantiles,
+            groups: Groups::new(),
+            distinct: 0,
+            budget,
+            exact: true,
+        }
+    }
+
+    /// Adds one record of group `key`.
+    #[inline]
+    pub fn add(&mut self, key: K, value: i64, weight: u128) {
+        let Some(at) = self.groups.find(&key, Some(&TallyGroup::new)) else {
+            return;
+        };
+        let group = &mut self.groups.values[at];
+        if self.exact {
+            group.pass.count(value, weight);
+            if group.values.add(value, weight) {
+                self.distinct += 1;
+                if self.distinct > self.budget {
+                    self.bin_all();
+                }
+            }
+        } else {
+            group.pass.add(value, weight);
+        }
+    }
+
+    /// True while every distinct value is kept (no pass 2 will be needed).
+    pub fn is_exact(&self) -> bool {
+        self.exact
+    }
+
+    /// Groups seen so far.
+    pub fn len(&self) -> usize {
+        self.groups.values.len()
+    }
+
+    /// True when no record was added.
+    pub fn is_empty(&self) -> bool {
+        self.groups.values.is_empty()
+    }
+
+    /// Leaves exact counting for bins (the budget was passed).
+    #[cold]
+    fn bin_all(&mut self) {
+        for group in &mut self.groups.values {
+            for (value, weight) in std::mem::take(&mut group.values).entries() {
+                group.pass.bin_and_sum(value, weight);
+            }
+        }
+        self.distinct = 0;
+        self.exact = false;
+    }
+
+    /// Adds what `other` counted (the same percentiles and budget) as if its records had
+    /// been added here.
+    pub fn merge(&mut self, mut other: Tally<K>) {
+        if !(self.exact && other.exact) {
+            self.bin_all();
+            other.bin_all();
+        }
+        for (key, group) in other.groups.into_sorted() {
+            let Some(at) = self.groups.find(&key, Some(&TallyGroup::new)) else {
+                continue;
+            };
+            let mine = &mut self.groups.values[at];
+            mine.pass.merge(group.pass);
+            for (value, weight) in group.values.entries() {
+                if mine.values.add(value, weight) {
+                    self.distinct += 1;
+                }
+            }
+        }
+        if self.exact && self.distinct > self.budget {
+            self.bin_all();
+        }
+    }
+
+    /// The percentiles: known already when the tally stayed exact
+    /// ([`Selection::is_complete`]), else the plan for pass 2.
+    pub fn finish(self) -> Selection<K> {
+        let mut groups = Groups::new();
+        for (key, group) in self.groups.into_sorted() {
+            let planned = if self.exact {
+                exact_group(&self.quantiles, group)
+            } else {
+                plan_group(&self.quantiles, group.pass)
+            };
+            groups.push(key, planned);
+        }
+        Selection { groups }
+    }
+}
+
+/// The answer for a group whose every distinct value is known.
+fn exact_group(quantiles: &[Quantile], group: TallyGroup) -> Planned {
+    let mut values = group.values.entries();
+    values.sort_unstable_by_key(|(value, _)| *value);
+    let mut summary = group.pass.summary;
+    // Summed in value order: the same result however the records were split or ordered.
+    for (value, weight) in &values {
+        let weight = weight_f64(*weight);
+        summary.weighted_sum += *value as f64 * weight;
+        summary.weighted_sum_sq += (*value as f64) * (*value as f64) * weight;
+    }
+    let answers = quantiles
+        .iter()
+        .map(|quantile| {
+            let target = quantile.target(summary.weight);
+            let mut cumulative = 0u128;
+            for (value, weight) in &values {
+                cumulative += weight;
+                if cumulative >= target {
+                    return *value;
+                }
+            }
+            summary.max
+        })
+        .collect();
+    Planned {
+        summary,
+        targets: Vec::new(),
+        exact: Vec::new(),
+        done: Some(answers),
+    }
+}
+
+/// A map from value to weight: open addressing, linear probing, at most half full. Values are
+/// placed by their rank on the grid of their greatest common divisor (`value / quantum`,
+/// modulo the table size): latencies stored in µs units are ns multiples of 1000, so values
+/// next to each other sit in slots next to each other, and the values most records take
+/// (around the median) stay in a few cache lines. The division is exact, so it is a shift
+/// and a multiplication by the modular inverse of the odd part. A run of consecutive values
+/// fills consecutive slots, each value in its own first slot: lookups stay one probe. Where
+/// values crowd instead (on average [`ValueMap::CROWDED`] slots from their first at a rebuild,
+/// or one probe longer than [`ValueMap::LONG_PROBE`]), the map switches for good to a
+/// scattering hash.
+#[derive(Debug, Clone, Default)]
+struct ValueMap {
+    slots: Vec<Slot>,
+    len: usize,
+    /// Values are placed by a scattering hash rather than by their rank on the grid.
+    scatter: bool,
+    /// The greatest common divisor of the values (0: none but 0 yet), as `odd << shift`.
+    quantum: u64,
+    shift: u32,
+    /// The inverse of `quantum >> shift` modulo 2^64.
+    inverse: u64,
+    /// The weight of the value [`ValueMap::EMPTY`] itself, which cannot live in a slot.
+    empty_value: Option<u128>,
+}
+
+/// One value and its weight (as two words: 24 bytes rather than 32 with a u128's alignment).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    value: i64,
+    low: u64,
+    high: u64,
+}
+
+impl Slot {
+    const FREE: Slot = Slot {
+        value: ValueMap::EMPTY,
+        low: 0,
+        high: 0,
+    };
+
+    #[inline]
+    fn weight(&self) -> u128 {
+        (u128::from(self.high) << 64) | u128::from(self.low)
+    }
+
+    #[inline]
+    fn set_weight(&mut self, weight: u128) {
+        self.low = weight as u64;
+        self.high = (weight >> 64) as u64;
+    }
+}
+
+impl ValueMap {
+    const EMPTY: i64 = i64::MIN;
+    const LONG_PROBE: usize = 1024;
+
+    /// Adds `weight` to `value`; true when the value is new.
+    #[inline]
+    fn add(&mut self, value: i64, weight: u128) -> bool {
+        if value == Self::EMPTY {
+            let new = self.empty_value.is_none();
+            *self.empty_value.get_or_insert(0) += weight;
+            return new;
+        }
+        if self.slots.is_empty() {
+            self.inverse = 1;
+            self.rebuild(16, false);
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = self.slot_of(value) & mask;
+        let mut probes = 0;
+        loop {
+            let slot = &mut self.slots[at];
+            if slot.value == value {
+                let sum = slot.weight() + weight;
+                slot.set_weight(sum);
+                return false;
+            }
+            if slot.value == Self::EMPTY {
+                break;
+            }
+            at = (at + 1) & mask;
+            probes += 1;
+        }
+        // A new value.
+        if !self.scatter && !self.on_grid(value) {
+            self.widen_grid(value);
+            return self.add(value, weight);
+        }
+        let slot = &mut self.slots[at];
+        slot.value = value;
+        slot.set_weight(weight);
+        self.len += 1;
+        if 2 * self.len > self.slots.len() {
+            self.rebuild(2 * self.slots.len(), self.scatter);
+        } else if probes > Self::LONG_PROBE && !self.scatter {
+            self.rebuild(self.slots.len(), true);
+        }
+        true
+    }
+
+    /// Where `value`'s probe starts (before the mask).
+    #[inline]
+    fn slot_of(&self, value: i64) -> usize {
+        if self.scatter {
+            // Fibonacci hashing: the top bits of the product spread values that differ in
+            // any bit.
+            ((value as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+        } else {
+            // value / quantum, exact for a value on the grid.
+            ((value as u64) >> self.shift).wrapping_mul(self.inverse) as usize
+        }
+    }
+
+    fn on_grid(&self, value: i64) -> bool {
+        match self.quantum {
+            0 => value == 0,
+            quantum => value.unsigned_abs().is_multiple_of(quantum),
+        }
+    }
+
+    /// Makes the grid fine enough for `value` too, and places every value again.
+    #[cold]
+    fn widen_grid(&mut self, value: i64) {
+        let (mut a, mut b) = (self.quantum, value.unsigned_abs());
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        self.quantum = a;
+        self.shift = a.trailing_zeros();
+        let odd = a >> self.shift;
+        // Newton's iteration doubles the correct low bits each step: 3 -> 6 -> ... -> 96.
+        let mut inverse = odd;
+        for _ in 0..5 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(odd.wrapping_mul(inverse)));
+        }
+        self.inverse = inverse;
+        self.rebuild(self.slots.len(), false);
+    }
+
+    /// Moves every value into a table of `slots` slots, placed on the grid or scattered.
+    /// When values sit this far from their first slot on average (over the whole table, at a
+    /// rebuild), they crowd on the grid: scatter them.
+    const CROWDED: usize = 4;
+
+    #[cold]
+    fn rebuild(&mut self, slots: usize, scatter: bool) {
+        let old = std::mem::replace(&mut self.slots, vec![Slot::FREE; slots]);
+        self.scatter = scatter;
+        let mask = slots - 1;
+        let mut displaced = 0;
+        for slot in old.iter().filter(|s| s.value != Self::EMPTY) {
+            let mut at = self.slot_of(slot.value) & mask;
+            while self.slots[at].value != Self::EMPTY {
+                at = (at + 1) & mask;
+                displaced += 1;
+            }
+            self.slots[at] = *slot;
+        }
+        if !scatter && displaced > Self::CROWDED * self.len + 64 {
+            self.rebuild(slots, true);
+        }
+    }
+
+    /// Every `(value, weight)`, in no particular order.
+    fn entries(self) -> Vec<(i64, u128)> {
+        let mut entries: Vec<(i64, u128)> = self
+            .slots
+            .into_iter()
+            .filter(|s| s.value != Self::EMPTY)
+            .map(|s| (s.value, s.weight()))
+            .collect();
+        entries.extend(self.empty_value.map(|w| (Self::EMPTY, w)));
+        entries
     }
 }
 
@@ -589,6 +1038,149 @@ mod tests {
                     quantile.label()
                 );
             }
+        }
+    }
+
+    /// The one-pass tally, exact (a budget it never reaches) and fallen back to bins and a
+    /// second pass (a budget passed mid-stream, or only in the merge), its records split
+    /// among several tallies merged in any order: every percentile equals the brute force.
+    #[test]
+    fn tally_one_pass_and_fallback_match_brute_force() {
+        let quantiles: Vec<Quantile> = ["0", "1", "50", "90", "99", "99.9", "100"]
+            .iter()
+            .map(|q| Quantile::parse(q).unwrap())
+            .collect();
+        let mut state = 99u64;
+        for round in 0..24 {
+            let n = 1 + (lcg(&mut state) % 20_000) as usize;
+            let spread = [10u64, 3000, 1 << 20, 1 << 40][round % 4];
+            let records: Vec<(u8, i64, u128)> = (0..n)
+                .map(|i| {
+                    let value = match i % 50 {
+                        0 => i64::MIN,
+                        1 => i64::MAX,
+                        _ => (lcg(&mut state) % spread) as i64 - (spread / 10) as i64,
+                    };
+                    let p = [1.0, 0.5, 0.1, 0.01, 0.3][(lcg(&mut state) % 5) as usize];
+                    ((lcg(&mut state) % 3) as u8, value, weight_of(p, false))
+                })
+                .collect();
+            let distinct: std::collections::BTreeSet<(u8, i64)> =
+                records.iter().map(|r| (r.0, r.1)).collect();
+            // Budgets: never reached, reached by one part only, reached by the merge only.
+            let parts = 1 + round % 3;
+            for budget in [usize::MAX, distinct.len() / 3, distinct.len() - 1] {
+                let mut tallies: Vec<Tally<u8>> = (0..parts)
+                    .map(|_| Tally::with_budget(quantiles.clone(), budget))
+                    .collect();
+                for (i, (key, value, weight)) in records.iter().enumerate() {
+                    tallies[i * parts / n].add(*key, *value, *weight);
+                }
+                let mut tally = tallies.remove(0);
+                for other in tallies.into_iter().rev() {
+                    tally.merge(other);
+                }
+                let exact = budget >= distinct.len();
+                assert_eq!(tally.is_exact(), exact, "round {round} budget {budget}");
+                let mut selection = tally.finish();
+                assert_eq!(selection.is_complete(), exact);
+                if !exact {
+                    for (key, value, weight) in &records {
+                        selection.add(key, *value, *weight);
+                    }
+                }
+                for (key, values, summary) in selection.finish() {
+                    let group: Vec<(i64, u128)> = records
+                        .iter()
+                        .filter(|r| r.0 == key)
+                        .map(|r| (r.1, r.2))
+                        .collect();
+                    assert_eq!(summary.records, group.len() as u64);
+                    assert_eq!(summary.weight, group.iter().map(|r| r.1).sum::<u128>());
+                    assert_eq!(summary.min, group.iter().map(|r| r.0).min().unwrap());
+                    assert_eq!(summary.max, group.iter().map(|r| r.0).max().unwrap());
+                    for (quantile, value) in quantiles.iter().zip(values) {
+                        assert_eq!(
+                            value,
+                            brute_force(&group, quantile),
+                            "round {round}, budget {budget}, group {key}, p{}",
+                            quantile.label()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pass 2 split among clones of one plan and merged equals pass 2 over everything.
+    #[test]
+    fn histograms_and_selections_merge() {
+        let quantiles: Vec<Quantile> = ["50", "99", "100"]
+            .iter()
+            .map(|q| Quantile::parse(q).unwrap())
+            .collect();
+        let mut state = 5u64;
+        let records: Vec<(i64, u128)> = (0..10_000)
+            .map(|_| ((lcg(&mut state) % 100_000) as i64, weight_of(0.5, false)))
+            .collect();
+        let (left, right) = records.split_at(3_000);
+        let mut pass1 = Histograms::new(quantiles.clone());
+        let mut other = Histograms::new(quantiles.clone());
+        left.iter().for_each(|(v, w)| pass1.add((), *v, *w));
+        right.iter().for_each(|(v, w)| other.add((), *v, *w));
+        pass1.merge(other);
+        let plan = pass1.plan();
+        assert!(!plan.is_complete());
+        let (mut a, mut b) = (plan.clone(), plan);
+        left.iter().for_each(|(v, w)| a.add(&(), *v, *w));
+        right.iter().for_each(|(v, w)| b.add(&(), *v, *w));
+        a.merge(b);
+        let rows = a.finish();
+        for (quantile, value) in quantiles.iter().zip(&rows[0].1) {
+            assert_eq!(*value, brute_force(&records, quantile));
+        }
+    }
+
+    /// The value map against a BTreeMap: µs latencies in ns (grid 1000), consecutive values,
+    /// negative ones, values that crowd on their grid (switches to scattering), and the EMPTY
+    /// marker itself.
+    #[test]
+    fn value_map_matches_a_btree_map() {
+        let mut state = 3u64;
+        for (case, make) in [
+            // µs latencies in ns, a long tail: what rings store.
+            |s: &mut u64| {
+                let uniform = (lcg(s) >> 1) as f64 / (1u64 << 52) as f64;
+                (40.0 * (1.0 + 3.0 * -(1.0 - uniform).ln())) as i64 * 1_000
+            },
+            |s: &mut u64| 1_000_000 + (lcg(s) % 20_000) as i64,
+            |s: &mut u64| (lcg(s) % 2_000) as i64 - 1_000,
+            // Multiples of 2^20 and one odd value: the grid is 1, the values crowd.
+            |s: &mut u64| {
+                (lcg(s) % 5_000) as i64 * (1 << 20) + i64::from(lcg(s).is_multiple_of(999))
+            },
+            |s: &mut u64| [i64::MIN, i64::MAX, 0, -1][(lcg(s) % 4) as usize],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut map = ValueMap::default();
+            let mut model = BTreeMap::new();
+            for _ in 0..50_000 {
+                let value = make(&mut state);
+                let weight = u128::from(lcg(&mut state) % 7 + 1);
+                let new = !model.contains_key(&value);
+                *model.entry(value).or_insert(0) += weight;
+                assert_eq!(map.add(value, weight), new, "case {case}");
+            }
+            assert_eq!(map.scatter, case == 3, "case {case}");
+            let mut entries = map.entries();
+            entries.sort_unstable();
+            assert_eq!(
+                entries,
+                model.into_iter().collect::<Vec<_>>(),
+                "case {case}"
+            );
         }
     }
 

@@ -1,6 +1,7 @@
 //! Samples from any source (live ring, closed ring, archive) in one shape, latency in ns.
 
-use crate::archive::{ARCHIVE_MAGIC, ArchiveReader};
+use crate::archive::{ARCHIVE_MAGIC, ArchiveReader, EntryTables};
+use crate::percentile::weight_of;
 use crate::{Decoded, ReadError, RingFile};
 use std::io::Read;
 use std::path::Path;
@@ -36,6 +37,72 @@ impl Sample {
     }
 }
 
+/// A ring's records taken once, in a compact shape (24 bytes a record rather than a
+/// [`Sample`]'s 48), with its delta unit and class tables: what every pass over a ring reads,
+/// so that passes agree on a live ring.
+#[derive(Debug, Default)]
+pub struct RingSnapshot {
+    records: Vec<RingRecord>,
+    /// In-flight slots the snapshot passed over.
+    in_flight: u64,
+    unit_ns: i64,
+    probability: Vec<f64>,
+    weight: Vec<u128>,
+}
+
+/// One record of a [`RingSnapshot`]: the 21 bytes' fields, kind and class.
+#[derive(Debug, Clone, Copy)]
+struct RingRecord {
+    trace_id: u64,
+    nanotime: u64,
+    delta: i32,
+    status: u8,
+    kind: u8,
+    class: u8,
+}
+
+impl RingSnapshot {
+    fn take(file: &RingFile) -> Self {
+        let (head, tail) = file.positions();
+        let mut records = Vec::with_capacity(tail.wrapping_sub(head) as usize);
+        let stats = file.snapshot_each(|d| {
+            records.push(RingRecord {
+                trace_id: d.record.trace_id(),
+                nanotime: d.record.nanotime(),
+                delta: d.record.delta(),
+                status: d.record.status(),
+                kind: d.kind,
+                class: d.class,
+            });
+        });
+        if file.truncated() {
+            // What was read after the file shrank may be zeros: hand nothing on.
+            records = Vec::new();
+        }
+        records.shrink_to_fit();
+        let probability: Vec<f64> = (0..=255u8).map(|c| file.class_probability(c)).collect();
+        RingSnapshot {
+            records,
+            in_flight: stats.in_flight,
+            unit_ns: file.delta_unit().nanos() as i64,
+            weight: probability.iter().map(|p| weight_of(*p, false)).collect(),
+            probability,
+        }
+    }
+
+    #[inline]
+    fn sample(&self, record: &RingRecord) -> Sample {
+        Sample {
+            nanotime: record.nanotime,
+            trace_id: record.trace_id,
+            delta_ns: i64::from(record.delta).saturating_mul(self.unit_ns),
+            status: record.status,
+            kind: record.kind,
+            probability: self.probability[record.class as usize],
+        }
+    }
+}
+
 /// A file to read samples from: a ring (live or not) or an archive.
 ///
 /// ```
@@ -55,9 +122,8 @@ pub enum Source {
     Ring {
         /// The open ring.
         file: Box<RingFile>,
-        /// The snapshot every pass reads, so that passes agree on a live ring, and how many
-        /// in-flight slots it passed over.
-        frozen: std::sync::OnceLock<(Vec<Sample>, u64)>,
+        /// The snapshot every pass reads, so that passes agree on a live ring.
+        frozen: std::sync::OnceLock<RingSnapshot>,
     },
     /// An archive written by `ringcat drain -o`.
     Archive(Box<ArchiveReader>),
@@ -107,7 +173,7 @@ impl Source {
                     let (head, tail) = file.positions();
                     u64::from(tail.wrapping_sub(head))
                 },
-                |(samples, _)| samples.len() as u64,
+                |snapshot| snapshot.records.len() as u64,
             ),
             Source::Archive(archive) => archive.len(),
         }
@@ -117,7 +183,7 @@ impl Source {
     /// archive, or before the first pass).
     pub fn in_flight_skipped(&self) -> u64 {
         match self {
-            Source::Ring { frozen, .. } => frozen.get().map_or(0, |(_, in_flight)| *in_flight),
+            Source::Ring { frozen, .. } => frozen.get().map_or(0, |snapshot| snapshot.in_flight),
             Source::Archive(_) => 0,
         }
     }
@@ -131,24 +197,97 @@ impl Source {
         }
     }
 
+    /// Starts a pass made of [`scan`](Self::scan)s and returns how many units it covers (the
+    /// entries of an archive, the records of a ring's snapshot, taken now if this is the first
+    /// pass). Pieces `a..b` of `0..units` may then be scanned in any order, by several threads;
+    /// call [`end_scan`](Self::end_scan) after the last.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("p.ring");
+    /// let ring = ringlat::Ring::builder(&path).kind(0, "op").create().unwrap();
+    /// for trace in 0..5 { ring.record(0, trace, 0, std::time::Duration::from_micros(3)); }
+    /// let source = ringlat_read::Source::open(&path).unwrap();
+    /// let units = source.begin_scan().unwrap();
+    /// let mut buffer = Vec::new();
+    /// let mut weights = 0u128;
+    /// source.scan(0..units, &mut buffer, |_sample, weight| weights += weight).unwrap();
+    /// source.end_scan().unwrap();
+    /// assert_eq!(weights, 5 * ringlat_read::percentile::WEIGHT_ONE);
+    /// ```
+    pub fn begin_scan(&self) -> Result<u64, ReadError> {
+        match self {
+            Source::Ring { file, .. } => {
+                file.check_intact()?;
+                Ok(self.frozen().records.len() as u64)
+            }
+            Source::Archive(archive) => {
+                archive.begin_scan();
+                Ok(archive.len())
+            }
+        }
+    }
+
+    /// Visits the samples of units `range` of a pass begun with
+    /// [`begin_scan`](Self::begin_scan), each with its fixed-point weight 1/p (see
+    /// [`crate::percentile`]); `buffer` is scratch space reused between calls.
+    pub fn scan(
+        &self,
+        range: std::ops::Range<u64>,
+        buffer: &mut Vec<u8>,
+        mut visit: impl FnMut(&Sample, u128),
+    ) -> Result<(), ReadError> {
+        match self {
+            Source::Ring { .. } => {
+                let snapshot = self.frozen();
+                let end = (range.end as usize).min(snapshot.records.len());
+                let start = (range.start as usize).min(end);
+                for record in &snapshot.records[start..end] {
+                    visit(
+                        &snapshot.sample(record),
+                        snapshot.weight[record.class as usize],
+                    );
+                }
+                Ok(())
+            }
+            Source::Archive(archive) => {
+                let tables = EntryTables::of(archive);
+                archive.scan(&tables, range, buffer, visit).map(drop)
+            }
+        }
+    }
+
+    /// Ends a pass made of [`scan`](Self::scan)s: fails if a ring shrank while its snapshot
+    /// was taken (what was read may be zeros).
+    pub fn end_scan(&self) -> Result<(), ReadError> {
+        match self {
+            Source::Ring { file, .. } => file.check_intact(),
+            Source::Archive(_) => Ok(()),
+        }
+    }
+
+    /// The ring's snapshot, taken on first use (empty for an archive).
+    fn frozen(&self) -> &RingSnapshot {
+        static NONE: std::sync::OnceLock<RingSnapshot> = std::sync::OnceLock::new();
+        match self {
+            Source::Ring { file, frozen } => frozen.get_or_init(|| RingSnapshot::take(file)),
+            Source::Archive(_) => NONE.get_or_init(RingSnapshot::default),
+        }
+    }
+
     /// Visits every sample. A ring is read once (a snapshot, in-flight slots skipped) and
     /// every later pass sees the same samples; an archive is streamed from disk each pass.
     pub fn for_each(&self, mut visit: impl FnMut(Sample)) -> Result<(), ReadError> {
         match self {
-            Source::Ring { file, frozen } => {
+            Source::Ring { file, .. } => {
                 file.check_intact()?;
-                let (samples, _) = frozen.get_or_init(|| {
-                    let unit_ns = file.delta_unit().nanos() as i64;
-                    let (records, stats) = file.snapshot();
-                    let samples = records
-                        .iter()
-                        .map(|d| Sample::from_decoded(d, unit_ns))
-                        .collect();
-                    (samples, stats.in_flight)
-                });
+                let snapshot = self.frozen();
                 // A snapshot taken while the file shrank is empty: report that, not "no records".
                 file.check_intact()?;
-                samples.iter().for_each(|s| visit(*s));
+                snapshot
+                    .records
+                    .iter()
+                    .for_each(|record| visit(snapshot.sample(record)));
                 Ok(())
             }
             Source::Archive(archive) => archive.for_each(|r| {

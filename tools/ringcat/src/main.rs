@@ -19,6 +19,7 @@ mod plot_passes;
 mod population;
 mod progress;
 mod prom;
+mod scan;
 mod select;
 mod serve;
 mod slice;

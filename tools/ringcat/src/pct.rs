@@ -8,7 +8,7 @@ use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use crate::style::Style;
 use crate::table::{latency, render};
-use ringlat_read::percentile::{Histograms, Quantile, Summary, WEIGHT_ONE, weight_of};
+use ringlat_read::percentile::{Quantile, Selection, Summary, Tally, WEIGHT_ONE};
 use serde_json::{Map, Value, json};
 use std::io::Write;
 
@@ -36,7 +36,9 @@ pub(crate) struct Grouping {
     pub raw: bool,
 }
 
-/// Exact weighted percentiles of the selected records, in two passes.
+/// Exact weighted percentiles of the selected records: one parallel pass when the groups'
+/// distinct values fit the [`Tally`]'s budget (the usual case: latencies in µs units), else a
+/// second pass over the records that fall in the bins of the percentiles.
 pub(crate) fn compute(
     sources: &Sources,
     filter: &Filter,
@@ -46,27 +48,18 @@ pub(crate) fn compute(
 ) -> Result<Vec<Row>, Failure> {
     let key_of =
         |source: usize, sample: &ringlat_read::Sample| group_key(sources, grouping, source, sample);
-    let mut pass1 = Histograms::new(quantiles.to_vec());
-    progress.next_pass("pass 1/2");
-    sources.selected(filter, progress, |source, sample| {
-        pass1.add(
-            key_of(source, sample),
-            sample.delta_ns,
-            weight_of(sample.probability, grouping.raw),
-        );
-    })?;
-    let mut pass2 = pass1.plan();
-    progress.next_pass("pass 2/2");
-    sources.selected(filter, progress, |source, sample| {
-        pass2.add(
-            &key_of(source, sample),
-            sample.delta_ns,
-            weight_of(sample.probability, grouping.raw),
-        );
-    })?;
-    progress.finish();
-    Ok(pass2
-        .finish()
+    let weight = |weight: u128| if grouping.raw { WEIGHT_ONE } else { weight };
+    let rows = exact_percentiles(
+        sources,
+        filter,
+        quantiles,
+        progress,
+        |tally, source, sample, w| tally.add(key_of(source, sample), sample.delta_ns, weight(w)),
+        |selection, source, sample, w| {
+            selection.add(&key_of(source, sample), sample.delta_ns, weight(w));
+        },
+    )?;
+    Ok(rows
         .into_iter()
         .map(|(key, values, summary)| Row {
             key,
@@ -74,6 +67,43 @@ pub(crate) fn compute(
             summary,
         })
         .collect())
+}
+
+/// The percentile engine over the selected records: one parallel pass into a [`Tally`]
+/// (`tally` adds a record to the group(s) it belongs to), and when the tally could not keep
+/// every distinct value, a second pass into the plan it made (`select`, the same groups).
+fn exact_percentiles<K: Ord + Clone + Send + Sync>(
+    sources: &Sources,
+    filter: &Filter,
+    quantiles: &[Quantile],
+    progress: &mut Progress,
+    tally: impl Fn(&mut Tally<K>, usize, &ringlat_read::Sample, u128) + Sync,
+    select: impl Fn(&mut Selection<K>, usize, &ringlat_read::Sample, u128) + Sync,
+) -> Result<Vec<(K, Vec<i64>, Summary)>, Failure> {
+    progress.next_pass("reading");
+    let counted = crate::scan::fold(
+        sources,
+        filter,
+        progress,
+        || Tally::new(quantiles.to_vec()),
+        tally,
+        Tally::merge,
+    )?;
+    let mut selection = counted.finish();
+    if !selection.is_complete() {
+        let plan = selection;
+        progress.next_pass("pass 2/2");
+        selection = crate::scan::fold(
+            sources,
+            filter,
+            progress,
+            || plan.clone(),
+            select,
+            Selection::merge,
+        )?;
+    }
+    progress.finish();
+    Ok(selection.finish())
 }
 
 /// The row a record belongs to.
@@ -107,18 +137,31 @@ fn cumulative_counts(
     let index: std::collections::BTreeMap<GroupKey, usize> =
         rows.iter().enumerate().map(|(i, r)| (r.key, i)).collect();
     // Per row: weight of the records falling at or below value i but above value i-1.
-    let mut buckets: Vec<Vec<u128>> = rows.iter().map(|r| vec![0; r.values.len()]).collect();
+    let empty: Vec<Vec<u128>> = rows.iter().map(|r| vec![0; r.values.len()]).collect();
     progress.next_pass("counting");
-    sources.selected(filter, progress, |source, sample| {
-        let Some(&row) = index.get(&group_key(sources, grouping, source, sample)) else {
-            return;
-        };
-        let values = &rows[row].values;
-        let at = values.partition_point(|v| *v < sample.delta_ns);
-        if let Some(bucket) = buckets[row].get_mut(at) {
-            *bucket += weight_of(sample.probability, grouping.raw);
-        }
-    })?;
+    let buckets = crate::scan::fold(
+        sources,
+        filter,
+        progress,
+        || empty.clone(),
+        |buckets, source, sample, weight| {
+            let Some(&row) = index.get(&group_key(sources, grouping, source, sample)) else {
+                return;
+            };
+            let values = &rows[row].values;
+            let at = values.partition_point(|v| *v < sample.delta_ns);
+            if let Some(bucket) = buckets[row].get_mut(at) {
+                *bucket += if grouping.raw { WEIGHT_ONE } else { weight };
+            }
+        },
+        |buckets, other| {
+            for (into, from) in buckets.iter_mut().zip(other) {
+                for (a, b) in into.iter_mut().zip(from) {
+                    *a += b;
+                }
+            }
+        },
+    )?;
     progress.finish();
     Ok(buckets
         .into_iter()
@@ -179,7 +222,7 @@ pub(crate) fn run(args: &PctArgs) -> Result<(), Failure> {
         raw: args.raw,
     };
     let mut out = std::io::stdout().lock();
-    if args.format == PctFormat::Hgrm {
+    let (quantiles, rows) = if args.format == PctFormat::Hgrm {
         let quantiles = spectrum();
         let rows = compute(&sources, &filter, grouping, &quantiles, &mut progress)?;
         let counts = cumulative_counts(&sources, &filter, grouping, &rows, &mut progress)?;
@@ -191,6 +234,7 @@ pub(crate) fn run(args: &PctArgs) -> Result<(), Failure> {
             )?,
             Some(dir) => write_hgrm_files(&sources, &rows, &counts, &quantiles, args.unit, dir)?,
         }
+        (quantiles, rows)
     } else {
         let quantiles = parse_quantiles(&args.percentiles)?;
         let rows = compute(&sources, &filter, grouping, &quantiles, &mut progress)?;
@@ -212,14 +256,27 @@ pub(crate) fn run(args: &PctArgs) -> Result<(), Failure> {
                 args.coverage_warn / 100.0,
             );
         }
-    }
+        (quantiles, rows)
+    };
     out.flush()?;
     let mut broken = false;
     for rule in &coverage_rules {
         broken |= rule.check(&sources, &filter)?;
     }
     if !rules.is_empty() {
-        broken |= check_slos(&sources, &filter, args.raw, &rules, &mut progress)?;
+        let computed = Computed {
+            rows: &rows,
+            grouping,
+            quantiles: &quantiles,
+        };
+        broken |= check_slos(
+            &sources,
+            &filter,
+            args.raw,
+            &rules,
+            Some(computed),
+            &mut progress,
+        )?;
     }
     if broken {
         Err(Failure::SloBroken)
@@ -665,6 +722,149 @@ fn unit_of(limit: &str) -> (f64, String) {
     (nanos, suffix)
 }
 
+/// Rows already computed for the output, to answer `--fail-if` rules from.
+#[derive(Clone, Copy)]
+struct Computed<'a> {
+    rows: &'a [Row],
+    grouping: Grouping,
+    quantiles: &'a [Quantile],
+}
+
+/// Per rule: the records its selection holds and the value of its statistic (`None`: no
+/// records match). A rule whose selection is one of the computed rows (same kind and status
+/// grouping, no windows, its percentile among those computed) is answered from that row;
+/// the others all together in one more pass (two when the values do not fit the tally).
+fn slo_answers(
+    sources: &Sources,
+    filter: &Filter,
+    raw: bool,
+    rules: &[SloRule],
+    computed: Option<Computed<'_>>,
+    progress: &mut Progress,
+) -> Result<Vec<Option<(u64, i64)>>, Failure> {
+    let mut answers = vec![None; rules.len()];
+    let mut pending = Vec::new();
+    for (index, rule) in rules.iter().enumerate() {
+        match computed.and_then(|c| answer_from_rows(sources, raw, rule, c)) {
+            Some(answer) => answers[index] = answer,
+            None => pending.push(index),
+        }
+    }
+    if pending.is_empty() {
+        return Ok(answers);
+    }
+    let mut quantiles: Vec<Quantile> = Vec::new();
+    for index in &pending {
+        if let Statistic::Percentile(q) = &rules[*index].statistic
+            && !quantiles.contains(q)
+        {
+            quantiles.push(q.clone());
+        }
+    }
+    // Per pending rule: which kinds of each source, and which status, it selects.
+    let selections: Vec<(Vec<[bool; 256]>, Option<u8>)> = pending
+        .iter()
+        .map(|index| {
+            let rule = &rules[*index];
+            let narrowed = filter.narrowed(rule.kind.as_deref(), rule.status);
+            let kinds = (0..sources.sources.len())
+                .map(|source| narrowed.kinds_for(sources, source))
+                .collect();
+            (kinds, rule.status)
+        })
+        .collect();
+    let matches = |rule: usize, source: usize, sample: &ringlat_read::Sample| {
+        let (kinds, status) = &selections[rule];
+        kinds[source][sample.kind as usize] && status.is_none_or(|s| s == sample.status)
+    };
+    let weight = |weight: u128| if raw { WEIGHT_ONE } else { weight };
+    let rows = exact_percentiles(
+        sources,
+        filter,
+        &quantiles,
+        progress,
+        |tally, source, sample, w| {
+            for rule in 0..selections.len() {
+                if matches(rule, source, sample) {
+                    tally.add(rule, sample.delta_ns, weight(w));
+                }
+            }
+        },
+        |selection, source, sample, w| {
+            for rule in 0..selections.len() {
+                if matches(rule, source, sample) {
+                    selection.add(&rule, sample.delta_ns, weight(w));
+                }
+            }
+        },
+    )?;
+    for (rule, values, summary) in rows {
+        let index = pending[rule];
+        let value = match &rules[index].statistic {
+            Statistic::Percentile(q) => quantiles
+                .iter()
+                .position(|x| x == q)
+                .and_then(|at| values.get(at).copied())
+                .unwrap_or(summary.max),
+            statistic => summary_statistic(statistic, &summary),
+        };
+        answers[index] = Some((summary.records, value));
+    }
+    Ok(answers)
+}
+
+/// The value of `max`, `min` or `mean` (a percentile is not in the summary: the max).
+fn summary_statistic(statistic: &Statistic, summary: &Summary) -> i64 {
+    match statistic {
+        Statistic::Max | Statistic::Percentile(_) => summary.max,
+        Statistic::Min => summary.min,
+        Statistic::Mean => summary.mean().round() as i64,
+    }
+}
+
+/// A rule answered from the computed rows: `Some(answer)` when its selection is exactly one
+/// row's group (`Some(None)`: that group has no records), `None` when the rows cannot tell.
+fn answer_from_rows(
+    sources: &Sources,
+    raw: bool,
+    rule: &SloRule,
+    computed: Computed<'_>,
+) -> Option<Option<(u64, i64)>> {
+    let grouping = computed.grouping;
+    if grouping.window_ns.is_some() || grouping.raw != raw {
+        return None;
+    }
+    let kind = match rule.kind.as_deref() {
+        // A number also selects kinds by id, which a row (grouped by label) cannot tell.
+        Some(name) if name.parse::<u8>().is_ok() => return None,
+        Some(name) if grouping.by.kind => {
+            Some(sources.labels.iter().position(|l| l == name)? as u16)
+        }
+        None if !grouping.by.kind => None,
+        _ => return None,
+    };
+    if rule.status.is_some() != grouping.by.status {
+        return None;
+    }
+    let at = match &rule.statistic {
+        Statistic::Percentile(q) => Some(computed.quantiles.iter().position(|x| x == q)?),
+        _ => None,
+    };
+    let key = GroupKey {
+        window: None,
+        kind,
+        status: rule.status,
+    };
+    let Some(row) = computed.rows.iter().find(|row| row.key == key) else {
+        return Some(None);
+    };
+    let value = match at {
+        Some(at) => *row.values.get(at)?,
+        None => summary_statistic(&rule.statistic, &row.summary),
+    };
+    Some(Some((row.summary.records, value)))
+}
+
 /// Evaluates the rules, each over its own selection (the command's filters narrowed to the
 /// rule's kind and status); prints one line per rule on stderr, passed or broken, like k6's
 /// summary. A rule that matches no records is a usage error: it checks nothing and must not
@@ -674,24 +874,15 @@ fn check_slos(
     filter: &Filter,
     raw: bool,
     rules: &[SloRule],
+    computed: Option<Computed<'_>>,
     progress: &mut Progress,
 ) -> Result<bool, Failure> {
-    let grouping = Grouping {
-        by: By::default(),
-        window_ns: None,
-        raw,
-    };
+    let answers = slo_answers(sources, filter, raw, rules, computed, progress)?;
     let mut broken = false;
     let mut unchecked = Vec::new();
     let style = Style::stderr();
-    for rule in rules {
-        let selection = filter.narrowed(rule.kind.as_deref(), rule.status);
-        let quantiles: Vec<Quantile> = match &rule.statistic {
-            Statistic::Percentile(q) => vec![q.clone()],
-            _ => Vec::new(),
-        };
-        let rows = compute(sources, &selection, grouping, &quantiles, progress)?;
-        let Some(row) = rows.first() else {
+    for (rule, answer) in rules.iter().zip(answers) {
+        let Some((records, value)) = answer else {
             eprintln!(
                 "ringcat: SLO {}: {}: no records match",
                 style.red("unchecked"),
@@ -700,12 +891,6 @@ fn check_slos(
             unchecked.push(rule.text.clone());
             continue;
         };
-        let value = match &rule.statistic {
-            Statistic::Max => row.summary.max,
-            Statistic::Min => row.summary.min,
-            Statistic::Mean => row.summary.mean().round() as i64,
-            Statistic::Percentile(_) => row.values.first().copied().unwrap_or(row.summary.max),
-        };
         let verdict = if rule.broken_by(value) {
             broken = true;
             style.red("broken")
@@ -713,10 +898,9 @@ fn check_slos(
             "passed".to_string()
         };
         eprintln!(
-            "ringcat: SLO {verdict}: {} (measured {}, {} records)",
+            "ringcat: SLO {verdict}: {} (measured {}, {records} records)",
             rule.text,
             rule.measured(value),
-            row.summary.records
         );
     }
     if !unchecked.is_empty() {
@@ -730,4 +914,82 @@ fn check_slos(
         )));
     }
     Ok(broken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::FilterArgs;
+
+    /// `--fail-if` rules answered from the computed rows give what the rules' own pass gives,
+    /// for every grouping; and the rows do answer the rules whose selection is a row.
+    #[test]
+    fn slo_rules_from_rows_equal_rules_from_a_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slo.archive");
+        crate::scan::tests::archive(&path, 60_000);
+        let sources = Sources::open(&[path.display().to_string()]).unwrap();
+        let filter = Filter::parse(&FilterArgs::default()).unwrap();
+        let quantiles = parse_quantiles(&["50".to_string(), "99".to_string()]).unwrap();
+        let rules: Vec<SloRule> = [
+            "p99>1ms",
+            "limit:p99>1ms",
+            "kind=cancel,status=2:p50>=1ms",
+            "max>1ms",
+            "mean>1ms",
+            "status=3:min<1ms",
+            "market:p99.9>1ms",
+            "kind=limit,status=9:max>1ms",
+        ]
+        .iter()
+        .map(|r| SloRule::parse(r).unwrap())
+        .collect();
+        let mut progress = Progress::new("test", 0);
+        let by_kind = By {
+            kind: true,
+            status: false,
+        };
+        let by_both = By {
+            kind: true,
+            status: true,
+        };
+        for (by, answered) in [
+            (By::default(), vec![0, 3, 4]),
+            (by_kind, vec![1]),
+            (by_both, vec![2, 7]),
+        ] {
+            let grouping = Grouping {
+                by,
+                window_ns: None,
+                raw: false,
+            };
+            let rows = compute(&sources, &filter, grouping, &quantiles, &mut progress).unwrap();
+            let computed = Computed {
+                rows: &rows,
+                grouping,
+                quantiles: &quantiles,
+            };
+            let from_rows = slo_answers(
+                &sources,
+                &filter,
+                false,
+                &rules,
+                Some(computed),
+                &mut progress,
+            )
+            .unwrap();
+            let from_pass =
+                slo_answers(&sources, &filter, false, &rules, None, &mut progress).unwrap();
+            assert_eq!(from_rows, from_pass, "{by:?}");
+            let by_rows: Vec<usize> = (0..rules.len())
+                .filter(|i| answer_from_rows(&sources, false, &rules[*i], computed).is_some())
+                .collect();
+            assert_eq!(by_rows, answered, "{by:?}");
+        }
+        // A status no record has: no records match.
+        assert_eq!(
+            slo_answers(&sources, &filter, false, &rules[7..], None, &mut progress).unwrap(),
+            vec![None]
+        );
+    }
 }

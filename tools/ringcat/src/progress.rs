@@ -39,6 +39,21 @@ impl Progress {
         }
     }
 
+    /// Records counted in this pass so far.
+    #[cfg(test)]
+    pub(crate) fn done(&self) -> u64 {
+        self.done
+    }
+
+    /// Counts `records` more at once (a piece of a pass done, possibly by another thread).
+    pub(crate) fn advance(&mut self, records: u64) {
+        let before = self.done >> 20;
+        self.done += records;
+        if self.enabled && self.done >> 20 != before {
+            self.draw();
+        }
+    }
+
     fn draw(&mut self) {
         if self.started.elapsed() < Duration::from_millis(500) {
             return;

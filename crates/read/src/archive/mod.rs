@@ -31,11 +31,13 @@
 mod create;
 mod layout;
 mod reader;
+mod scan;
 mod snapshot;
 mod writer;
 
 pub use layout::{ARCHIVE_HEADER_SIZE, ARCHIVE_MAGIC, ARCHIVE_VERSION, ENTRY_SIZE, MAX_SOURCES};
 pub use reader::{ArchiveReader, ArchivedRecord, SourceRecord};
+pub use scan::EntryTables;
 pub use snapshot::{
     SNAPSHOT_BUCKETS, SNAPSHOT_END, SNAPSHOT_HAS_HISTOGRAM, SNAPSHOT_KIND, SNAPSHOT_SOURCE,
     SNAPSHOT_WORDS, Snapshot,

@@ -219,4 +219,15 @@ impl ArchiveReader {
         self.bad_entries.store(bad, Ordering::Relaxed);
         Ok(())
     }
+
+    /// The parsed header (for the chunk scanner, module `scan`).
+    pub(crate) fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The counter [`bad_entries`](Self::bad_entries) reads (for the chunk scanner, whose
+    /// pieces add to it, possibly from several threads).
+    pub(crate) fn bad_entries_counter(&self) -> &AtomicU64 {
+        &self.bad_entries
+    }
 }

@@ -10,14 +10,13 @@
 //! cut short by a crash, is ignored). docs/ARCHIVE.md, "Snapshot entries", is the normative
 //! text.
 
-use super::layout::{ARCHIVE_HEADER_SIZE, ENTRY_SIZE};
+use super::layout::ENTRY_SIZE;
 use super::{ArchiveReader, ArchiveWriter, RingIdentity, RingInfo};
 use crate::ReadError;
 use crate::population::{Histogram, KindPopulation};
 use ringlat_format::KindCounter;
 use ringlat_format::population::BUCKETS;
 use std::collections::BTreeMap;
-use std::os::unix::fs::FileExt;
 
 /// The `source` byte (offset 27) of every snapshot entry.
 pub const SNAPSHOT_SOURCE: u8 = 0xFF;
@@ -146,18 +145,9 @@ fn each_snapshot(
     entries: u64,
     mut visit: impl FnMut(Snapshot),
 ) -> Result<(), ReadError> {
-    const CHUNK: u64 = 32_768;
-    let mut buffer = vec![0u8; CHUNK as usize * ENTRY_SIZE];
     let mut run: Vec<[u8; ENTRY_SIZE]> = Vec::new();
-    let mut entry = 0u64;
-    while entry < entries {
-        let count = (entries - entry).min(CHUNK);
-        let chunk = &mut buffer[..count as usize * ENTRY_SIZE];
-        file.read_exact_at(
-            chunk,
-            ARCHIVE_HEADER_SIZE as u64 + entry * ENTRY_SIZE as u64,
-        )
-        .map_err(ReadError::io(path, "reading the archive's snapshots"))?;
+    // Read in place from a mapping (module `scan`): only byte 27 of most entries is looked at.
+    super::scan::read_entries(file, path, 0..entries, &mut Vec::new(), &mut |chunk| {
         for bytes in chunk.chunks_exact(ENTRY_SIZE) {
             if bytes[27] != SNAPSHOT_SOURCE {
                 run.clear();
@@ -176,9 +166,7 @@ fn each_snapshot(
                 run.clear();
             }
         }
-        entry += count;
-    }
-    Ok(())
+    })
 }
 
 impl ArchiveReader {

@@ -1,0 +1,269 @@
+//! One pass over the selected records of many files, folded on every core.
+//!
+//! [`fold`] splits the files into pieces (4 MiB of archive entries, or as many records of a
+//! ring's snapshot), and each thread folds the pieces it takes into an accumulator of its own
+//! (`init`, `fold`); the accumulators are then merged (`merge`) into one. Nothing is shared
+//! while records are folded, so an accumulator needs no lock; a caller whose merge is exact
+//! (integer weights, as in [`ringlat_read::percentile::Tally`]) gets the result of a serial
+//! pass, whatever the number of threads. Threads are `std::thread::scope` threads taking
+//! pieces from an atomic cursor: no thread pool to configure, no dependency, and a piece costs
+//! one atomic increment.
+//!
+//! Records come in no particular order (file order within a piece). `--last` (the newest N
+//! records, by time) is the exception: it needs every record first, and is folded serially
+//! through [`Sources::selected`].
+//!
+//! ```ignore
+//! // The records and events of the selection, in one parallel pass.
+//! let (records, weight) = scan::fold(
+//!     &sources, &filter, &mut progress,
+//!     || (0u64, 0u128),
+//!     |acc, _source, _sample, weight| { acc.0 += 1; acc.1 += weight; },
+//!     |acc, other| { acc.0 += other.0; acc.1 += other.1; },
+//! )?;
+//! ```
+
+use crate::Failure;
+use crate::progress::Progress;
+use crate::select::{Filter, Sources};
+use ringlat_read::percentile::weight_of;
+use ringlat_read::{ReadError, Sample};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Units (archive entries, ring records) per piece: 4 MiB of archive.
+const PIECE: u64 = 1 << 17;
+
+/// Folds every record that passes `filter` into an accumulator: `fold(acc, source index,
+/// sample, weight)` where `weight` is the record's fixed-point weight 1/p
+/// ([`ringlat_read::percentile::weight_of`], not raw: use `WEIGHT_ONE` for a raw sample),
+/// with one accumulator per thread made by `init` and merged with `merge(into, other)`.
+/// Advances `progress` by the records read (not only the selected ones), like a serial pass.
+pub(crate) fn fold<A: Send>(
+    sources: &Sources,
+    filter: &Filter,
+    progress: &mut Progress,
+    init: impl Fn() -> A + Sync,
+    fold: impl Fn(&mut A, usize, &Sample, u128) + Sync,
+    merge: impl Fn(&mut A, A),
+) -> Result<A, Failure> {
+    if filter.last.is_some() {
+        let mut acc = init();
+        let mut last = (f64::NAN, 0u128);
+        sources.selected(filter, progress, |source, sample| {
+            if sample.probability.to_bits() != last.0.to_bits() {
+                last = (sample.probability, weight_of(sample.probability, false));
+            }
+            fold(&mut acc, source, sample, last.1);
+        })?;
+        return Ok(acc);
+    }
+    filter.check_kinds(sources)?;
+    let kinds: Vec<[bool; 256]> = (0..sources.sources.len())
+        .map(|index| filter.kinds_for(sources, index))
+        .collect();
+    let mut pieces: Vec<(usize, Range<u64>)> = Vec::new();
+    for (index, source) in sources.sources.iter().enumerate() {
+        let units = source.begin_scan()?;
+        let mut start = 0;
+        while start < units {
+            let end = units.min(start + PIECE);
+            pieces.push((index, start..end));
+            start = end;
+        }
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(pieces.len())
+        .max(1);
+    let cursor = Cursor {
+        pieces: &pieces,
+        next: AtomicUsize::new(0),
+        done: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    };
+    // Folds pieces until none is left; with `progress`, shows what all threads did so far
+    // after each piece, and adds to `shown` what it showed.
+    let work = |acc: &mut A, mut progress: Option<(&mut Progress, &mut u64)>| {
+        let mut buffer = Vec::new();
+        while let Some((source, range)) = cursor.take() {
+            let count = range.end - range.start;
+            let kinds = &kinds[source];
+            let result = sources.sources[source].scan(range, &mut buffer, |sample, weight| {
+                if filter.keeps(sample, kinds) {
+                    fold(acc, source, sample, weight);
+                }
+            });
+            if let Err(error) = result {
+                // Relaxed: only tells the other threads to stop taking pieces early.
+                cursor.stop.store(true, Ordering::Relaxed);
+                return Err(error);
+            }
+            // Relaxed: a progress statistic.
+            let done = cursor.done.fetch_add(count, Ordering::Relaxed) + count;
+            if let Some((progress, shown)) = progress.as_mut() {
+                progress.advance(done.saturating_sub(**shown));
+                **shown = done.max(**shown);
+            }
+        }
+        Ok::<(), ReadError>(())
+    };
+    let (mut acc, mut result, mut shown) = (init(), Ok(()), 0u64);
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut acc = init();
+                    let result = work(&mut acc, None);
+                    (acc, result)
+                })
+            })
+            .collect();
+        // This thread works too, and keeps the progress bar.
+        result = work(&mut acc, Some((&mut *progress, &mut shown)));
+        for helper in helpers {
+            match helper.join() {
+                Ok((other, other_result)) => {
+                    merge(&mut acc, other);
+                    if result.is_ok() {
+                        result = other_result;
+                    }
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    // Relaxed: the helpers are joined; their pieces are all counted.
+    progress.advance(cursor.done.load(Ordering::Relaxed) - shown);
+    result?;
+    for source in &sources.sources {
+        source.end_scan()?;
+    }
+    Ok(acc)
+}
+
+/// The pieces of a pass and which one is next.
+struct Cursor<'a> {
+    pieces: &'a [(usize, Range<u64>)],
+    next: AtomicUsize,
+    done: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Cursor<'_> {
+    /// The next piece nobody took, if any (none once a thread failed).
+    fn take(&self) -> Option<(usize, Range<u64>)> {
+        // Relaxed: the stop flag only shortens the pass after an error.
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        // Relaxed: each index is handed out once (the RMW is atomic); the pieces themselves
+        // were written before the threads were spawned.
+        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        self.pieces.get(index).cloned()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::cli::FilterArgs;
+    use ringlat_format::Record;
+    use ringlat_read::Decoded;
+    use ringlat_read::archive::{ArchiveWriter, RingIdentity, RingInfo};
+
+    /// An archive of `count` records over several pieces: 3 kinds at p = 1, 0.1, 0.5,
+    /// statuses 0-3, µs latencies with a tail.
+    pub(crate) fn archive(path: &std::path::Path, count: u64) {
+        let mut writer = ArchiveWriter::open(path, 1).unwrap();
+        let mut kind_names = vec![None; 256];
+        for (kind, name) in ["market", "limit", "cancel"].iter().enumerate() {
+            kind_names[kind] = Some(name.to_string());
+        }
+        let ring = RingInfo {
+            identity: RingIdentity {
+                anchor_unix_ns: 1,
+                anchor_mono_ns: 1,
+                start_position: 0,
+                capacity: 1 << 30,
+            },
+            unit_ns: 1_000,
+            kind_names,
+        };
+        let mut state = 1u64;
+        let batch: Vec<Decoded> = (0..count)
+            .map(|i| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let kind = (i % 3) as u8;
+                Decoded {
+                    position: i as u32,
+                    kind,
+                    class: 0,
+                    probability: [1.0, 0.1, 0.5][kind as usize],
+                    record: Record::new(
+                        i,
+                        1_000_000 + i * 10_000,
+                        (state >> 60) as u8 & 3,
+                        ((state >> 33) % 3_000) as i32 + 10,
+                    ),
+                }
+            })
+            .collect();
+        writer.append(&ring, &batch).unwrap();
+    }
+
+    /// The parallel fold over pieces sees exactly what a serial pass sees: per kind and
+    /// status, the records, the weight and the sum of latencies; the progress counts every
+    /// record read.
+    #[test]
+    fn fold_equals_a_serial_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fold.archive");
+        archive(&path, 3 * PIECE + 12_345);
+        let sources = Sources::open(&[path.display().to_string()]).unwrap();
+        let filter = Filter::parse(&FilterArgs {
+            status: vec![0, 2, 3],
+            ..FilterArgs::default()
+        })
+        .unwrap();
+        type Totals = std::collections::BTreeMap<(u8, u8), (u64, u128, i64)>;
+        let mut serial = Totals::new();
+        sources.sources[0]
+            .for_each(|s| {
+                if s.status != 1 {
+                    let entry = serial.entry((s.kind, s.status)).or_default();
+                    entry.0 += 1;
+                    entry.1 += weight_of(s.probability, false);
+                    entry.2 += s.delta_ns;
+                }
+            })
+            .unwrap();
+        let mut progress = Progress::new("test", sources.len_hint());
+        let folded = fold(
+            &sources,
+            &filter,
+            &mut progress,
+            Totals::new,
+            |totals, source, s, weight| {
+                assert_eq!(source, 0);
+                let entry = totals.entry((s.kind, s.status)).or_default();
+                entry.0 += 1;
+                entry.1 += weight;
+                entry.2 += s.delta_ns;
+            },
+            |totals, other| {
+                for (key, (n, w, sum)) in other {
+                    let entry = totals.entry(key).or_default();
+                    entry.0 += n;
+                    entry.1 += w;
+                    entry.2 += sum;
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(folded, serial);
+        assert_eq!(progress.done(), 3 * PIECE + 12_345);
+    }
+}
