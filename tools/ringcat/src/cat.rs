@@ -4,7 +4,8 @@
 
 use crate::Failure;
 use crate::cli::{CatArgs, RecordFormat, Unit};
-use crate::output::{csv_header, csv_line, json_line, text_header, text_line, unit_for};
+use crate::merge::WINDOW;
+use crate::output::{JsonLines, csv_header, csv_line, text_header, text_line, unit_for};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use ringlat_read::archive::ArchiveReader;
@@ -24,12 +25,31 @@ pub(crate) fn run(args: &CatArgs) -> Result<(), Failure> {
     }
     let filter = Filter::parse(&filter_args)?;
     let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     if args.follow {
         return follow(args, &sources, &filter, &mut out);
     }
+    if filter.last.is_some() || args.reverse {
+        print_collected(args, &sources, &filter, &mut out)?;
+    } else {
+        print_streaming(args, &sources, &filter, &mut out)?;
+    }
+    let in_flight: u64 = sources.sources.iter().map(|s| s.in_flight_skipped()).sum();
+    if in_flight > 0 {
+        eprintln!("ringcat: {in_flight} slot(s) were being written and were skipped");
+    }
+    Ok(())
+}
+
+/// `--last` (at most N records) and `--reverse`: the records are collected, then printed.
+fn print_collected(
+    args: &CatArgs,
+    sources: &Sources,
+    filter: &Filter,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
     let mut progress = Progress::new("reading", sources.len_hint());
-    let mut records = sources.collect_by_time(&filter, &mut progress)?;
+    let mut records = sources.collect_by_time(filter, &mut progress)?;
     progress.finish();
     if args.reverse {
         records.reverse();
@@ -37,19 +57,59 @@ pub(crate) fn run(args: &CatArgs) -> Result<(), Failure> {
     let unit = args
         .unit
         .unwrap_or_else(|| unit_for(records.iter().map(|(_, s)| s.delta_ns)));
-    let printer = Printer {
-        sources: &sources,
-        format: args.format,
-        unit,
-    };
-    printer.header(&mut out)?;
+    let mut printer = Printer::new(sources, args.format, unit);
+    printer.header(out)?;
     for (source, sample) in &records {
-        printer.line(&mut out, *source, sample)?;
+        printer.line(out, *source, sample)?;
     }
     out.flush()?;
-    let in_flight: u64 = sources.sources.iter().map(|s| s.in_flight_skipped()).sum();
-    if in_flight > 0 {
-        eprintln!("ringcat: {in_flight} slot(s) were being written and were skipped");
+    Ok(())
+}
+
+/// Records whose latencies choose the text unit when `--unit` is not given and the output
+/// streams: the first this many printed.
+const UNIT_SAMPLE: usize = 65_536;
+
+/// Everything selected, oldest first, streaming: a k-way merge of the files through their
+/// reorder windows ([`crate::merge`]); the first line goes out before the files are read.
+fn print_streaming(
+    args: &CatArgs,
+    sources: &Sources,
+    filter: &Filter,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let mut merger = sources.merger(filter)?;
+    let mut first = Vec::new();
+    let unit = match (args.unit, args.format) {
+        (Some(unit), _) => unit,
+        (None, RecordFormat::Text) => {
+            while first.len() < UNIT_SAMPLE {
+                match merger.next()? {
+                    Some(record) => first.push(record),
+                    None => break,
+                }
+            }
+            unit_for(first.iter().map(|(_, s)| s.delta_ns))
+        }
+        // Only text has a latency column in a chosen unit.
+        (None, _) => Unit::Us,
+    };
+    let mut printer = Printer::new(sources, args.format, unit);
+    printer.header(out)?;
+    for (source, sample) in &first {
+        printer.line(out, *source, sample)?;
+    }
+    drop(first);
+    while let Some((source, sample)) = merger.next()? {
+        printer.line(out, source, &sample)?;
+    }
+    out.flush()?;
+    let late = merger.late();
+    if late > 0 {
+        eprintln!(
+            "ringcat: {late} record(s) came more than {WINDOW} records late (files without a \
+             lateness bound: archives of version 1 or 2) and were printed out of time order"
+        );
     }
     Ok(())
 }
@@ -59,9 +119,19 @@ struct Printer<'a> {
     sources: &'a Sources,
     format: RecordFormat,
     unit: Unit,
+    json: JsonLines,
 }
 
-impl Printer<'_> {
+impl<'a> Printer<'a> {
+    fn new(sources: &'a Sources, format: RecordFormat, unit: Unit) -> Self {
+        Printer {
+            sources,
+            format,
+            unit,
+            json: JsonLines::new(sources),
+        }
+    }
+
     fn header(&self, out: &mut impl Write) -> std::io::Result<()> {
         match self.format {
             RecordFormat::Text => writeln!(out, "{}", text_header(self.sources, self.unit)),
@@ -70,10 +140,15 @@ impl Printer<'_> {
         }
     }
 
-    fn line(&self, out: &mut impl Write, source: usize, sample: &Sample) -> std::io::Result<()> {
+    fn line(
+        &mut self,
+        out: &mut impl Write,
+        source: usize,
+        sample: &Sample,
+    ) -> std::io::Result<()> {
         let line = match self.format {
+            RecordFormat::Json => return self.json.write(out, self.sources, source, sample),
             RecordFormat::Text => text_line(self.sources, source, sample, self.unit),
-            RecordFormat::Json => json_line(self.sources, source, sample),
             RecordFormat::Csv => csv_line(self.sources, source, sample),
         };
         writeln!(out, "{line}")
@@ -96,16 +171,12 @@ fn follow(
         ));
     };
     filter.check_kinds(sources)?;
-    let printer = Printer {
-        sources,
-        format: args.format,
-        unit: args.unit.unwrap_or(Unit::Us),
-    };
+    let mut printer = Printer::new(sources, args.format, args.unit.unwrap_or(Unit::Us));
     printer.header(out)?;
     let lines = args.lines.or(args.filter.last).unwrap_or(FOLLOW_LINES);
     match source.ring() {
-        Some(file) => follow_ring(args, file, sources, filter, lines, &printer, out),
-        None => follow_archive(args, sources, filter, lines, &printer, out),
+        Some(file) => follow_ring(args, file, sources, filter, lines, &mut printer, out),
+        None => follow_archive(args, sources, filter, lines, &mut printer, out),
     }
 }
 
@@ -130,7 +201,7 @@ fn follow_ring(
     sources: &Sources,
     filter: &Filter,
     lines: usize,
-    printer: &Printer<'_>,
+    printer: &mut Printer<'_>,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
     let kinds = filter.kinds_for(sources, 0);
@@ -221,7 +292,7 @@ fn follow_archive(
     sources: &Sources,
     filter: &Filter,
     lines: usize,
-    printer: &Printer<'_>,
+    printer: &mut Printer<'_>,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
     let path = sources

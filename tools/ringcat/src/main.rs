@@ -10,6 +10,7 @@ mod duration;
 mod export;
 mod export_snapshots;
 mod hlog;
+mod merge;
 mod output;
 mod pct;
 mod plot;

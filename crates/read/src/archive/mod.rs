@@ -31,6 +31,7 @@
 mod create;
 mod layout;
 mod reader;
+mod seek;
 mod snapshot;
 mod writer;
 
