@@ -266,3 +266,79 @@ pub(crate) fn csv_field(text: &str) -> String {
         text.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ringlat_read::archive::{ArchiveWriter, RingIdentity, RingInfo};
+
+    fn archive(path: &std::path::Path, names: &[&str]) {
+        let mut kind_names = vec![None; 256];
+        for (kind, name) in names.iter().enumerate() {
+            kind_names[kind] = Some(name.to_string());
+        }
+        let ring = RingInfo {
+            identity: RingIdentity {
+                anchor_unix_ns: 1,
+                anchor_mono_ns: 1,
+                start_position: 0,
+                capacity: 8,
+            },
+            unit_ns: 1,
+            kind_names,
+        };
+        let records: Vec<ringlat_read::Decoded> = (0..names.len())
+            .map(|kind| ringlat_read::Decoded {
+                position: kind as u32,
+                kind: kind as u8,
+                class: 0,
+                probability: 1.0,
+                record: ringlat_format::Record::new(0, 0, 0, 0),
+            })
+            .collect();
+        ArchiveWriter::open(path, 1)
+            .unwrap()
+            .append(&ring, &records)
+            .unwrap();
+    }
+
+    /// JsonLines writes exactly what serde_json writes for record_json, for one file and for
+    /// several (the "file" key), odd names, probabilities, latencies and times.
+    #[test]
+    fn direct_json_is_byte_identical_to_serde_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a \"q\".archive"), dir.path().join("b.archive"));
+        archive(&a, &["market", "li\"m\\it", "é ünï", "tab\there"]);
+        archive(&b, &["x"]);
+        let samples = [
+            (0u64, 0u64, 0i64, 0u8, 0u8, 1.0f64),
+            (1_795_276_800_000_000_001, u64::MAX, -5, 255, 1, 0.1),
+            (999_999_999, 7, i64::MIN, 3, 2, 1e-7),
+            (1_000_000_000, 8, i64::MAX, 1, 3, 1.0 / 3.0),
+            (1_795_276_859_999_999_999, 9, 12_345, 0, 0, 0.5),
+        ];
+        for paths in [vec![&a], vec![&a, &b]] {
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            let sources = Sources::open(&names).unwrap();
+            assert!(sources.labels.iter().any(|l| l == "li\"m\\it"));
+            let mut lines = JsonLines::new(&sources);
+            for source in 0..paths.len() {
+                for (nanotime, trace_id, delta_ns, status, kind, probability) in samples {
+                    let sample = Sample {
+                        nanotime,
+                        trace_id,
+                        delta_ns,
+                        status,
+                        kind,
+                        probability,
+                    };
+                    let mut direct = Vec::new();
+                    lines.write(&mut direct, &sources, source, &sample).unwrap();
+                    let serde = json_value(&sources, source, &sample).to_string() + "\n";
+                    assert_eq!(String::from_utf8(direct).unwrap(), serde);
+                }
+            }
+        }
+    }
+}
