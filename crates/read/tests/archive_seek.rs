@@ -161,7 +161,11 @@ fn check_against_scan(reader: &ArchiveReader, seed: u64) {
             .iter()
             .map(|(_, r)| r.trace_id)
             .collect();
-        assert_eq!(last_n, newest(&all, n, keep), "last {n} of kind {kind}, {since:?}..{until:?}");
+        assert_eq!(
+            last_n,
+            newest(&all, n, keep),
+            "last {n} of kind {kind}, {since:?}..{until:?}"
+        );
     }
 }
 
@@ -189,7 +193,11 @@ fn seeking_gives_what_a_full_scan_gives() {
     let all = scan(&reader);
     let last = all.iter().map(|r| r.0).max().unwrap();
     let range = reader.entry_range(Some(last - 1000), None).unwrap();
-    assert!(range.start > reader.len() - 5_000, "{range:?} of {}", reader.len());
+    assert!(
+        range.start > reader.len() - 5_000,
+        "{range:?} of {}",
+        reader.len()
+    );
 }
 
 /// Rewrites an archive's header as version 2 (which had no bound: bytes 40..256 reserved).
@@ -213,7 +221,10 @@ fn version_2_archives_are_scanned_and_upgraded_on_append() {
     let reader = ArchiveReader::open(&path).unwrap();
     assert_eq!(reader.version(), 2);
     assert_eq!(reader.lateness_bound().unwrap(), None);
-    assert_eq!(reader.entry_range(Some(BASE), Some(BASE + 1)).unwrap(), 0..reader.len());
+    assert_eq!(
+        reader.entry_range(Some(BASE), Some(BASE + 1)).unwrap(),
+        0..reader.len()
+    );
     check_against_scan(&reader, 6);
     // An append upgrades it: the bound is computed by one scan, then written.
     let mut writer = ArchiveWriter::open(&path, 0).unwrap();

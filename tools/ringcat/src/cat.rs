@@ -7,7 +7,7 @@ use crate::cli::{CatArgs, RecordFormat, Unit};
 use crate::merge::WINDOW;
 use crate::output::{JsonLines, csv_header, csv_line, text_header, text_line, unit_for};
 use crate::progress::Progress;
-use crate::select::{Filter, Sources};
+use crate::select::{Filter, Sources, sample_of};
 use ringlat_read::archive::ArchiveReader;
 use ringlat_read::{Follower, RingFile, Sample, WriterState};
 use std::collections::VecDeque;
@@ -302,41 +302,34 @@ fn follow_archive(
         .unwrap_or_default();
     let kinds = filter.kinds_for(sources, 0);
     let keeps = |sample: &Sample| filter.keeps(sample, &kinds);
-    // Records printed so far (snapshot and bad entries are not records), and entries seen.
-    let mut seen = 0u64;
+    // Entries read so far: each poll reads only the entries appended since.
     let mut seen_entries = 0u64;
-    let mut last = VecDeque::new();
     let mut first = true;
     let mut idle = 0u32;
     loop {
         let archive = ArchiveReader::open(path)?;
-        if archive.len() > seen_entries {
-            let mut index = 0u64;
-            let mut fresh = Vec::new();
-            archive.for_each(|record| {
-                if index >= seen {
-                    fresh.push(Sample {
-                        nanotime: record.nanotime,
-                        trace_id: record.trace_id,
-                        delta_ns: record.delta_ns,
-                        status: record.status,
-                        kind: record.kind,
-                        probability: record.probability,
-                    });
-                }
-                index += 1;
-            })?;
-            seen = index;
-            seen_entries = archive.len();
-            if first {
-                keep_last(&mut last, lines, fresh.into_iter(), keeps);
-                for sample in last.drain(..) {
-                    printer.line(out, 0, &sample)?;
-                }
+        let len = archive.len();
+        if len > seen_entries || first {
+            let fresh: Vec<Sample> = if first {
+                // The last `lines` by time (seeking backwards in a version-3 archive).
+                archive
+                    .last_records(0..len, lines, |record| keeps(&sample_of(record)))?
+                    .iter()
+                    .map(|(_, record)| sample_of(record))
+                    .collect()
             } else {
-                for sample in fresh.iter().filter(|s| keeps(s)) {
-                    printer.line(out, 0, sample)?;
-                }
+                let mut fresh = Vec::new();
+                archive.for_each_in(seen_entries..len, |record| {
+                    let sample = sample_of(&record);
+                    if keeps(&sample) {
+                        fresh.push(sample);
+                    }
+                })?;
+                fresh
+            };
+            seen_entries = len;
+            for sample in &fresh {
+                printer.line(out, 0, sample)?;
             }
             out.flush()?;
             idle = 0;

@@ -25,6 +25,7 @@
 
 use crate::Failure;
 use crate::cli::FilterArgs;
+use crate::merge::{Feed, Merger, Stream, WINDOW};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources, expand};
 use clap::Args;
@@ -36,7 +37,6 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::ColumnPath;
 use ringlat_read::Sample;
-use crate::merge::{Feed, Merger, Stream, WINDOW};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -201,10 +201,7 @@ impl Feed for Batches {
 
 /// Reads one file on this thread, sending batches of the records that pass `filter` (an
 /// archive from the start of its `--since/--until` range).
-fn read_file(
-    mut feed: impl Feed,
-    sender: SyncSender<Vec<Sample>>,
-) -> Result<(), Failure> {
+fn read_file(mut feed: impl Feed, sender: SyncSender<Vec<Sample>>) -> Result<(), Failure> {
     loop {
         let mut batch = Vec::with_capacity(BATCH);
         while batch.len() < BATCH {

@@ -155,6 +155,8 @@ pub(crate) struct JsonLines {
     /// The second `prefix` renders, and `YYYY-MM-DDTHH:MM:SS` of it.
     second: Option<u64>,
     prefix: Vec<u8>,
+    /// Probabilities as serde_json writes them (a file has a few distinct ones).
+    probabilities: Vec<(u64, Vec<u8>)>,
     line: Vec<u8>,
 }
 
@@ -178,8 +180,27 @@ impl JsonLines {
                 .collect(),
             second: None,
             prefix: Vec::new(),
+            probabilities: Vec::new(),
             line: Vec::with_capacity(256),
         }
+    }
+
+    /// The index in `probabilities` of `p` as serde_json writes an f64 (remembered for the
+    /// next records).
+    fn probability(&mut self, p: f64) -> std::io::Result<usize> {
+        let bits = p.to_bits();
+        let index = match self.probabilities.iter().position(|(b, _)| *b == bits) {
+            Some(index) => index,
+            None => {
+                if self.probabilities.len() >= 64 {
+                    self.probabilities.clear();
+                }
+                let text = serde_json::to_vec(&p).map_err(std::io::Error::other)?;
+                self.probabilities.push((bits, text));
+                self.probabilities.len() - 1
+            }
+        };
+        Ok(index)
     }
 
     /// Writes the line of a record of `sources` (the same `sources` as [`JsonLines::new`]).
@@ -199,28 +220,41 @@ impl JsonLines {
             self.second = Some(second);
         }
         let label = usize::from(sources.label_index(source, sample.kind));
+        let probability = self.probability(sample.probability)?;
+        let mut digits = itoa::Buffer::new();
         let line = &mut self.line;
         line.clear();
-        // Keys in serde_json's (sorted) order.
-        write!(line, "{{\"delta\":{},", sample.delta_ns / unit_ns.max(1))?;
+        // Keys in serde_json's (sorted) order; numbers as serde_json writes them (itoa).
+        line.extend_from_slice(b"{\"delta\":");
+        line.extend_from_slice(digits.format(sample.delta_ns / unit_ns.max(1)).as_bytes());
+        line.push(b',');
         line.extend_from_slice(self.files.get(source).map_or(&[][..], Vec::as_slice));
         line.extend_from_slice(b"\"kind\":");
         line.extend_from_slice(self.labels.get(label).map_or(&b"\"?\""[..], Vec::as_slice));
-        write!(
-            line,
-            ",\"kind_id\":{},\"latency_ns\":{},\"nanotime\":\"{}\",\"p\":",
-            sample.kind, sample.delta_ns, sample.nanotime
-        )?;
-        serde_json::to_writer(&mut *line, &sample.probability).map_err(std::io::Error::other)?;
-        write!(line, ",\"status\":{},\"time\":\"", sample.status)?;
+        line.extend_from_slice(b",\"kind_id\":");
+        line.extend_from_slice(digits.format(sample.kind).as_bytes());
+        line.extend_from_slice(b",\"latency_ns\":");
+        line.extend_from_slice(digits.format(sample.delta_ns).as_bytes());
+        line.extend_from_slice(b",\"nanotime\":\"");
+        line.extend_from_slice(digits.format(sample.nanotime).as_bytes());
+        line.extend_from_slice(b"\",\"p\":");
+        line.extend_from_slice(&self.probabilities[probability].1);
+        line.extend_from_slice(b",\"status\":");
+        line.extend_from_slice(digits.format(sample.status).as_bytes());
+        line.extend_from_slice(b",\"time\":\"");
         line.extend_from_slice(&self.prefix);
-        write!(
-            line,
-            ".{:09}Z\",\"trace_id\":\"{}\",\"unit\":\"{}\"}}\n",
-            sample.nanotime % 1_000_000_000,
-            sample.trace_id,
-            unit_name(unit_ns)
-        )?;
+        let mut nanos = [b'.', b'0', b'0', b'0', b'0', b'0', b'0', b'0', b'0', b'0'];
+        let mut rest = sample.nanotime % 1_000_000_000;
+        for digit in nanos[1..].iter_mut().rev() {
+            *digit = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        line.extend_from_slice(&nanos);
+        line.extend_from_slice(b"Z\",\"trace_id\":\"");
+        line.extend_from_slice(digits.format(sample.trace_id).as_bytes());
+        line.extend_from_slice(b"\",\"unit\":\"");
+        line.extend_from_slice(unit_name(unit_ns).as_bytes());
+        line.extend_from_slice(b"\"}\n");
         out.write_all(line)
     }
 }
@@ -308,7 +342,10 @@ mod tests {
     #[test]
     fn direct_json_is_byte_identical_to_serde_json() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a \"q\".archive"), dir.path().join("b.archive"));
+        let (a, b) = (
+            dir.path().join("a \"q\".archive"),
+            dir.path().join("b.archive"),
+        );
         archive(&a, &["market", "li\"m\\it", "é ünï", "tab\there"]);
         archive(&b, &["x"]);
         let samples = [

@@ -3,8 +3,8 @@
 use crate::Failure;
 use crate::cli::FilterArgs;
 use crate::duration::parse_latency_ns;
-use crate::progress::Progress;
 use crate::merge::{Merger, Stream, WINDOW, Window};
+use crate::progress::Progress;
 use crate::time::{now_unix_ns, parse_time};
 use ringlat_read::archive::{ArchiveReader, ArchivedRecord};
 use ringlat_read::{Sample, Source};
@@ -242,7 +242,10 @@ impl Sources {
     /// lateness bound, else [`WINDOW`] records); a ring's snapshot is sorted. Memory does
     /// not grow with archive size. `--last` is not applied (see
     /// [`Sources::collect_by_time`]).
-    pub(crate) fn merger<'a>(&'a self, filter: &'a Filter) -> Result<Merger<FileFeed<'a>>, Failure> {
+    pub(crate) fn merger<'a>(
+        &'a self,
+        filter: &'a Filter,
+    ) -> Result<Merger<FileFeed<'a>>, Failure> {
         filter.check_kinds(self)?;
         let mut streams = Vec::new();
         for index in 0..self.sources.len() {
@@ -316,7 +319,7 @@ impl Sources {
 }
 
 /// An archived record as a sample.
-fn sample_of(record: &ArchivedRecord) -> Sample {
+pub(crate) fn sample_of(record: &ArchivedRecord) -> Sample {
     Sample {
         nanotime: record.nanotime,
         trace_id: record.trace_id,

@@ -124,16 +124,18 @@ fn many_files_merge_by_time_with_ties_in_file_order() {
     assert_eq!(rows(&out), want);
     assert!(err.is_empty(), "{err}");
     // --since/--until seek and keep the same order.
-    let (out, _) = ringcat(&[
-        &args[..],
+    let (out, _) = ringcat(
         &[
-            "--since",
-            "2026-11-21T16:00:00.000020Z",
-            "--until",
-            "2026-11-21T16:00:00.000030Z",
-        ],
-    ]
-    .concat());
+            &args[..],
+            &[
+                "--since",
+                "2026-11-21T16:00:00.000020Z",
+                "--until",
+                "2026-11-21T16:00:00.000030Z",
+            ],
+        ]
+        .concat(),
+    );
     let window: Vec<(u64, u64)> = want
         .iter()
         .copied()
@@ -178,7 +180,16 @@ fn a_late_record_is_exact_with_a_bound_and_counted_without() {
     assert!(err.is_empty(), "{err}");
     // The late record is found by --since (the bound keeps the search from skipping it) and
     // by --last.
-    let (out, _) = ringcat(&["cat", p, "--format", "csv", "--since", "2026-11-21T16:00:00.0029995Z", "--until", "2026-11-21T16:00:00.0030015Z"]);
+    let (out, _) = ringcat(&[
+        "cat",
+        p,
+        "--format",
+        "csv",
+        "--since",
+        "2026-11-21T16:00:00.0029995Z",
+        "--until",
+        "2026-11-21T16:00:00.0030015Z",
+    ]);
     let rows_found = rows(&out);
     assert_eq!(rows_found.len(), 3, "{out}");
     assert!(rows_found.contains(&(BASE + 3_000_000, 18_000)));

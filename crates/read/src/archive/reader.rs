@@ -3,11 +3,11 @@
 use super::RingIdentity;
 use super::layout::{ARCHIVE_HEADER_SIZE, Bound, ENTRY_SIZE, Header, RawEntry, VERSION_1};
 use crate::ReadError;
-use std::ops::Range;
-use std::sync::OnceLock;
 use std::fs::{File, OpenOptions};
+use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One archived record, with its latency already in nanoseconds.
@@ -207,7 +207,8 @@ impl ArchiveReader {
     ) -> Result<(), ReadError> {
         const CHUNK: u64 = 32_768;
         let end = range.end.min(self.entries);
-        let mut buffer = vec![0u8; CHUNK.min(end.saturating_sub(range.start)) as usize * ENTRY_SIZE];
+        let mut buffer =
+            vec![0u8; CHUNK.min(end.saturating_sub(range.start)) as usize * ENTRY_SIZE];
         let mut bad = 0u64;
         let mut entry = range.start;
         while entry < end {

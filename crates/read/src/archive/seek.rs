@@ -51,7 +51,8 @@ pub(crate) fn scan_bound(
     range: Range<u64>,
     mut bound: Bound,
 ) -> Result<Bound, ReadError> {
-    let mut buffer = vec![0u8; CHUNK.min(range.end.saturating_sub(range.start)) as usize * ENTRY_SIZE];
+    let mut buffer =
+        vec![0u8; CHUNK.min(range.end.saturating_sub(range.start)) as usize * ENTRY_SIZE];
     let mut entry = range.start;
     while entry < range.end {
         let count = (range.end - entry).min(CHUNK);
@@ -107,7 +108,11 @@ impl Newest {
         let kept = Kept { order, record };
         if self.heap.len() < self.n {
             self.heap.push(Reverse(kept));
-        } else if self.heap.peek().is_some_and(|Reverse(oldest)| kept > *oldest) {
+        } else if self
+            .heap
+            .peek()
+            .is_some_and(|Reverse(oldest)| kept > *oldest)
+        {
             self.heap.pop();
             self.heap.push(Reverse(kept));
         }

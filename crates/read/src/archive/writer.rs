@@ -180,7 +180,6 @@ impl ArchiveWriter {
         Ok(())
     }
 
-
     /// Whole entries in the archive.
     pub fn len(&self) -> u64 {
         self.entries
