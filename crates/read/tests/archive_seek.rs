@@ -127,7 +127,7 @@ fn check_against_scan(reader: &ArchiveReader, seed: u64) {
         all.iter().map(|r| r.0).max().unwrap(),
     );
     let mut random = Lcg(seed);
-    let mut pick = |random: &mut Lcg| {
+    let pick = |random: &mut Lcg| {
         (random.below(5) != 0).then(|| first - 10_000 + random.below(last - first + 20_000))
     };
     for _ in 0..60 {
