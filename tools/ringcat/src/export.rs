@@ -190,8 +190,12 @@ struct Batches(Receiver<Vec<Sample>>);
 impl Feed for Batches {
     fn refill(&mut self, into: &mut Vec<Sample>) -> Result<bool, Failure> {
         match self.0.recv() {
-            Ok(batch) => {
+            Ok(batch) if into.is_empty() => {
                 *into = batch;
+                Ok(true)
+            }
+            Ok(batch) => {
+                into.extend(batch);
                 Ok(true)
             }
             Err(_) => Ok(false),

@@ -22,8 +22,8 @@ pub(crate) const WINDOW: usize = 8192;
 
 /// Where a file's records come from, in file order.
 pub(crate) trait Feed {
-    /// Appends the next records (at least one unless the file is done) to `into`; `false`
-    /// when the file is done.
+    /// Appends the next records (at least one unless the file is done) to `into`, which
+    /// may hold records already; `false` when nothing was appended: the file is done.
     fn refill(&mut self, into: &mut Vec<Sample>) -> Result<bool, Failure>;
 }
 
@@ -205,8 +205,9 @@ mod tests {
 
     impl Feed for Listed {
         fn refill(&mut self, into: &mut Vec<Sample>) -> Result<bool, Failure> {
+            let before = into.len();
             into.extend(self.0.by_ref().take(3));
-            Ok(!into.is_empty())
+            Ok(into.len() > before)
         }
     }
 

@@ -354,9 +354,10 @@ pub(crate) struct FileFeed<'a> {
 
 impl crate::merge::Feed for FileFeed<'_> {
     fn refill(&mut self, into: &mut Vec<Sample>) -> Result<bool, Failure> {
+        let before = into.len();
         match &mut self.feed {
             Feed::Archive { archive, next, end } => {
-                while into.is_empty() && *next < *end {
+                while into.len() == before && *next < *end {
                     let to = (*next + FEED_CHUNK).min(*end);
                     let (filter, kinds) = (self.filter, &self.kinds);
                     archive.for_each_in(*next..to, |record| {
@@ -370,7 +371,7 @@ impl crate::merge::Feed for FileFeed<'_> {
             }
             Feed::Sorted(samples) => into.extend(samples.by_ref().take(FEED_CHUNK as usize)),
         }
-        Ok(!into.is_empty())
+        Ok(into.len() > before)
     }
 }
 
