@@ -154,8 +154,8 @@ pub struct CatArgs {
     /// object per record) or csv (a header row).
     #[arg(long, value_enum, default_value_t = RecordFormat::Text)]
     pub format: RecordFormat,
-    /// Unit of the latency column in text (default: chosen from the records shown; us when
-    /// following).
+    /// Unit of the latency column in text (default: chosen from the records shown, the
+    /// first 65536 of them when streaming; us when following).
     #[arg(long, value_enum)]
     pub unit: Option<Unit>,
 }
