@@ -11,7 +11,8 @@ use crate::select::{Filter, Sources, sample_of};
 use ringlat_read::archive::ArchiveReader;
 use ringlat_read::{Follower, RingFile, Sample, WriterState};
 use std::collections::VecDeque;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Records `-f` starts with when `-n` is not given (as `tail -f` and `journalctl -f`).
@@ -78,7 +79,22 @@ fn print_streaming(
     filter: &Filter,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    let mut merger = sources.merger(filter)?;
+    let read = AtomicU64::new(0);
+    let (mut merger, total) = sources.merger(filter, &read)?;
+    // A bar on stderr while the output goes to a file or a pipe (on a terminal the lines
+    // themselves show progress, and a bar would mix with them).
+    let mut progress = (!std::io::stdout().is_terminal()).then(|| Progress::new("reading", total));
+    let mut shown = 0u64;
+    let advance = |progress: &mut Option<Progress>, shown: &mut u64| {
+        // Relaxed: counted on this thread by the feeds.
+        let now = read.load(Ordering::Relaxed);
+        if let Some(progress) = progress {
+            for _ in *shown..now {
+                progress.tick();
+            }
+        }
+        *shown = now;
+    };
     let mut first = Vec::new();
     let unit = match (args.unit, args.format) {
         (Some(unit), _) => unit,
@@ -102,6 +118,13 @@ fn print_streaming(
     drop(first);
     while let Some((source, sample)) = merger.next()? {
         printer.line(out, source, &sample)?;
+        // Relaxed: counted on this thread by the feeds.
+        if read.load(Ordering::Relaxed) >= shown + (1 << 16) {
+            advance(&mut progress, &mut shown);
+        }
+    }
+    if let Some(progress) = &mut progress {
+        progress.finish();
     }
     out.flush()?;
     let late = merger.late();

@@ -8,6 +8,7 @@ use crate::progress::Progress;
 use crate::time::{now_unix_ns, parse_time};
 use ringlat_read::archive::{ArchiveReader, ArchivedRecord};
 use ringlat_read::{Sample, Source};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The files of one command, with one label table across them (kind names are matched by
 /// name, so rings and archives from several hosts group together).
@@ -242,17 +243,26 @@ impl Sources {
     /// lateness bound, else [`WINDOW`] records); a ring's snapshot is sorted. Memory does
     /// not grow with archive size. `--last` is not applied (see
     /// [`Sources::collect_by_time`]).
+    /// `read` counts the records read (archive entries, ring records) as the merge goes,
+    /// out of the total returned beside the merger (for a progress bar).
     pub(crate) fn merger<'a>(
         &'a self,
         filter: &'a Filter,
-    ) -> Result<Merger<FileFeed<'a>>, Failure> {
+        read: &'a AtomicU64,
+    ) -> Result<(Merger<FileFeed<'a>>, u64), Failure> {
         filter.check_kinds(self)?;
         let mut streams = Vec::new();
+        let mut total = 0;
         for index in 0..self.sources.len() {
-            let (feed, window) = self.feed(index, filter)?;
+            let (mut feed, window) = self.feed(index, filter)?;
+            total += match &feed.feed {
+                Feed::Archive { next, end, .. } => end - next,
+                Feed::Sorted(samples) => samples.len() as u64,
+            };
+            feed.read = Some(read);
             streams.push(Stream::new(feed, window));
         }
-        Ok(Merger::new(streams))
+        Ok((Merger::new(streams), total))
     }
 
     /// The selected records of file `index` in file order, for a streaming pass, and the
@@ -294,6 +304,7 @@ impl Sources {
                 feed,
                 filter,
                 kinds,
+                read: None,
             },
             window,
         ))
@@ -350,11 +361,14 @@ pub(crate) struct FileFeed<'a> {
     feed: Feed<'a>,
     filter: &'a Filter,
     kinds: [bool; 256],
+    /// Counts the records read, if set.
+    read: Option<&'a AtomicU64>,
 }
 
 impl crate::merge::Feed for FileFeed<'_> {
     fn refill(&mut self, into: &mut Vec<Sample>) -> Result<bool, Failure> {
         let before = into.len();
+        let read = self.read;
         match &mut self.feed {
             Feed::Archive { archive, next, end } => {
                 while into.len() == before && *next < *end {
@@ -366,10 +380,20 @@ impl crate::merge::Feed for FileFeed<'_> {
                             into.push(sample);
                         }
                     })?;
+                    if let Some(read) = read {
+                        // Relaxed: a progress count, read on the same thread.
+                        read.fetch_add(to - *next, Ordering::Relaxed);
+                    }
                     *next = to;
                 }
             }
-            Feed::Sorted(samples) => into.extend(samples.by_ref().take(FEED_CHUNK as usize)),
+            Feed::Sorted(samples) => {
+                into.extend(samples.by_ref().take(FEED_CHUNK as usize));
+                if let Some(read) = read {
+                    // Relaxed: a progress count, read on the same thread.
+                    read.fetch_add((into.len() - before) as u64, Ordering::Relaxed);
+                }
+            }
         }
         Ok(into.len() > before)
     }
