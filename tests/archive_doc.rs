@@ -152,7 +152,7 @@ fn a_decoder_written_from_archive_md_reads_what_ringcat_drain_wrote() {
         le(&bytes, offset, size)
     };
     assert_eq!(&bytes[f.at("magic").0..8], b"RLARCHV\0");
-    assert_eq!(get("version"), 2);
+    assert_eq!(get("version"), 3);
     assert_eq!(get("header_size") as usize, header_size);
     assert_eq!(get("entry_size") as usize, entry_size);
     assert!(get("created_unix_ns") > 0);
@@ -227,6 +227,20 @@ fn a_decoder_written_from_archive_md_reads_what_ringcat_drain_wrote() {
         assert_eq!(field("position") as u32, want.6, "entry {i}");
         assert!(field("nanotime") > 1_600_000_000_000_000_000, "entry {i}");
     }
+    // The lateness bound ("Seeking"), computed from the record entries' times in file order:
+    // the running maximum and the largest amount a time fell behind it. The drain's last
+    // snapshot was followed by a header write, so the bound covers every entry.
+    let (mut max_time, mut lateness) = (0u64, 0u64);
+    for &i in &records {
+        let (offset, size) = f.at("nanotime");
+        let time = le(&bytes, header_size + entry_size * i + offset, size);
+        max_time = max_time.max(time);
+        lateness = lateness.max(max_time - time);
+    }
+    assert_eq!(get("max_record_time"), max_time);
+    assert_eq!(get("lateness_bound"), lateness);
+    assert_eq!(get("bound_entries"), entries as u64);
+
     // alpha has the second ring's id 0, which market took: it gets the lowest free kind.
     assert_eq!(name(0), "market");
     assert_eq!(name(1), "limit");

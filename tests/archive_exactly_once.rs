@@ -332,7 +332,7 @@ fn a_bad_entry_is_skipped_and_a_bad_header_is_a_clean_error() {
         (class(0), 0.5f64.to_le_bytes().to_vec()),
         (16, 33u32.to_le_bytes().to_vec()),
         (12, 4096u32.to_le_bytes().to_vec()),
-        (8, 3u32.to_le_bytes().to_vec()),
+        (8, 4u32.to_le_bytes().to_vec()),
     ] {
         let mut bytes = pristine.clone();
         bytes[offset..offset + value.len()].copy_from_slice(&value);

@@ -4,13 +4,15 @@
 
 use crate::Failure;
 use crate::cli::{CatArgs, RecordFormat, Unit};
-use crate::output::{csv_header, csv_line, json_line, text_header, text_line, unit_for};
+use crate::merge::WINDOW;
+use crate::output::{JsonLines, csv_header, csv_line, text_header, text_line, unit_for};
 use crate::progress::Progress;
-use crate::select::{Filter, Sources};
+use crate::select::{Filter, Sources, sample_of};
 use ringlat_read::archive::ArchiveReader;
 use ringlat_read::{Follower, RingFile, Sample, WriterState};
 use std::collections::VecDeque;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Records `-f` starts with when `-n` is not given (as `tail -f` and `journalctl -f`).
@@ -24,12 +26,31 @@ pub(crate) fn run(args: &CatArgs) -> Result<(), Failure> {
     }
     let filter = Filter::parse(&filter_args)?;
     let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     if args.follow {
         return follow(args, &sources, &filter, &mut out);
     }
+    if filter.last.is_some() || args.reverse {
+        print_collected(args, &sources, &filter, &mut out)?;
+    } else {
+        print_streaming(args, &sources, &filter, &mut out)?;
+    }
+    let in_flight: u64 = sources.sources.iter().map(|s| s.in_flight_skipped()).sum();
+    if in_flight > 0 {
+        eprintln!("ringcat: {in_flight} slot(s) were being written and were skipped");
+    }
+    Ok(())
+}
+
+/// `--last` (at most N records) and `--reverse`: the records are collected, then printed.
+fn print_collected(
+    args: &CatArgs,
+    sources: &Sources,
+    filter: &Filter,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
     let mut progress = Progress::new("reading", sources.len_hint());
-    let mut records = sources.collect_by_time(&filter, &mut progress)?;
+    let mut records = sources.collect_by_time(filter, &mut progress)?;
     progress.finish();
     if args.reverse {
         records.reverse();
@@ -37,19 +58,81 @@ pub(crate) fn run(args: &CatArgs) -> Result<(), Failure> {
     let unit = args
         .unit
         .unwrap_or_else(|| unit_for(records.iter().map(|(_, s)| s.delta_ns)));
-    let printer = Printer {
-        sources: &sources,
-        format: args.format,
-        unit,
-    };
-    printer.header(&mut out)?;
+    let mut printer = Printer::new(sources, args.format, unit);
+    printer.header(out)?;
     for (source, sample) in &records {
-        printer.line(&mut out, *source, sample)?;
+        printer.line(out, *source, sample)?;
     }
     out.flush()?;
-    let in_flight: u64 = sources.sources.iter().map(|s| s.in_flight_skipped()).sum();
-    if in_flight > 0 {
-        eprintln!("ringcat: {in_flight} slot(s) were being written and were skipped");
+    Ok(())
+}
+
+/// Records whose latencies choose the text unit when `--unit` is not given and the output
+/// streams: the first this many printed.
+const UNIT_SAMPLE: usize = 65_536;
+
+/// Everything selected, oldest first, streaming: a k-way merge of the files through their
+/// reorder windows ([`crate::merge`]); the first line goes out before the files are read.
+fn print_streaming(
+    args: &CatArgs,
+    sources: &Sources,
+    filter: &Filter,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let read = AtomicU64::new(0);
+    let (mut merger, total) = sources.merger(filter, &read)?;
+    // A bar on stderr while the output goes to a file or a pipe (on a terminal the lines
+    // themselves show progress, and a bar would mix with them).
+    let mut progress = (!std::io::stdout().is_terminal()).then(|| Progress::new("reading", total));
+    let mut shown = 0u64;
+    let advance = |progress: &mut Option<Progress>, shown: &mut u64| {
+        // Relaxed: counted on this thread by the feeds.
+        let now = read.load(Ordering::Relaxed);
+        if let Some(progress) = progress {
+            for _ in *shown..now {
+                progress.tick();
+            }
+        }
+        *shown = now;
+    };
+    let mut first = Vec::new();
+    let unit = match (args.unit, args.format) {
+        (Some(unit), _) => unit,
+        (None, RecordFormat::Text) => {
+            while first.len() < UNIT_SAMPLE {
+                match merger.next()? {
+                    Some(record) => first.push(record),
+                    None => break,
+                }
+            }
+            unit_for(first.iter().map(|(_, s)| s.delta_ns))
+        }
+        // Only text has a latency column in a chosen unit.
+        (None, _) => Unit::Us,
+    };
+    let mut printer = Printer::new(sources, args.format, unit);
+    printer.header(out)?;
+    for (source, sample) in &first {
+        printer.line(out, *source, sample)?;
+    }
+    drop(first);
+    while let Some((source, sample)) = merger.next()? {
+        printer.line(out, source, &sample)?;
+        // Relaxed: counted on this thread by the feeds.
+        if read.load(Ordering::Relaxed) >= shown + (1 << 16) {
+            advance(&mut progress, &mut shown);
+        }
+    }
+    if let Some(progress) = &mut progress {
+        progress.finish();
+    }
+    out.flush()?;
+    let late = merger.late();
+    if late > 0 {
+        eprintln!(
+            "ringcat: {late} record(s) came more than {WINDOW} records late (files without a \
+             lateness bound: archives of version 1 or 2) and were printed out of time order"
+        );
     }
     Ok(())
 }
@@ -59,9 +142,19 @@ struct Printer<'a> {
     sources: &'a Sources,
     format: RecordFormat,
     unit: Unit,
+    json: JsonLines,
 }
 
-impl Printer<'_> {
+impl<'a> Printer<'a> {
+    fn new(sources: &'a Sources, format: RecordFormat, unit: Unit) -> Self {
+        Printer {
+            sources,
+            format,
+            unit,
+            json: JsonLines::new(sources),
+        }
+    }
+
     fn header(&self, out: &mut impl Write) -> std::io::Result<()> {
         match self.format {
             RecordFormat::Text => writeln!(out, "{}", text_header(self.sources, self.unit)),
@@ -70,10 +163,15 @@ impl Printer<'_> {
         }
     }
 
-    fn line(&self, out: &mut impl Write, source: usize, sample: &Sample) -> std::io::Result<()> {
+    fn line(
+        &mut self,
+        out: &mut impl Write,
+        source: usize,
+        sample: &Sample,
+    ) -> std::io::Result<()> {
         let line = match self.format {
+            RecordFormat::Json => return self.json.write(out, self.sources, source, sample),
             RecordFormat::Text => text_line(self.sources, source, sample, self.unit),
-            RecordFormat::Json => json_line(self.sources, source, sample),
             RecordFormat::Csv => csv_line(self.sources, source, sample),
         };
         writeln!(out, "{line}")
@@ -96,16 +194,12 @@ fn follow(
         ));
     };
     filter.check_kinds(sources)?;
-    let printer = Printer {
-        sources,
-        format: args.format,
-        unit: args.unit.unwrap_or(Unit::Us),
-    };
+    let mut printer = Printer::new(sources, args.format, args.unit.unwrap_or(Unit::Us));
     printer.header(out)?;
     let lines = args.lines.or(args.filter.last).unwrap_or(FOLLOW_LINES);
     match source.ring() {
-        Some(file) => follow_ring(args, file, sources, filter, lines, &printer, out),
-        None => follow_archive(args, sources, filter, lines, &printer, out),
+        Some(file) => follow_ring(args, file, sources, filter, lines, &mut printer, out),
+        None => follow_archive(args, sources, filter, lines, &mut printer, out),
     }
 }
 
@@ -130,7 +224,7 @@ fn follow_ring(
     sources: &Sources,
     filter: &Filter,
     lines: usize,
-    printer: &Printer<'_>,
+    printer: &mut Printer<'_>,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
     let kinds = filter.kinds_for(sources, 0);
@@ -221,7 +315,7 @@ fn follow_archive(
     sources: &Sources,
     filter: &Filter,
     lines: usize,
-    printer: &Printer<'_>,
+    printer: &mut Printer<'_>,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
     let path = sources
@@ -231,41 +325,34 @@ fn follow_archive(
         .unwrap_or_default();
     let kinds = filter.kinds_for(sources, 0);
     let keeps = |sample: &Sample| filter.keeps(sample, &kinds);
-    // Records printed so far (snapshot and bad entries are not records), and entries seen.
-    let mut seen = 0u64;
+    // Entries read so far: each poll reads only the entries appended since.
     let mut seen_entries = 0u64;
-    let mut last = VecDeque::new();
     let mut first = true;
     let mut idle = 0u32;
     loop {
         let archive = ArchiveReader::open(path)?;
-        if archive.len() > seen_entries {
-            let mut index = 0u64;
-            let mut fresh = Vec::new();
-            archive.for_each(|record| {
-                if index >= seen {
-                    fresh.push(Sample {
-                        nanotime: record.nanotime,
-                        trace_id: record.trace_id,
-                        delta_ns: record.delta_ns,
-                        status: record.status,
-                        kind: record.kind,
-                        probability: record.probability,
-                    });
-                }
-                index += 1;
-            })?;
-            seen = index;
-            seen_entries = archive.len();
-            if first {
-                keep_last(&mut last, lines, fresh.into_iter(), keeps);
-                for sample in last.drain(..) {
-                    printer.line(out, 0, &sample)?;
-                }
+        let len = archive.len();
+        if len > seen_entries || first {
+            let fresh: Vec<Sample> = if first {
+                // The last `lines` by time (seeking backwards in a version-3 archive).
+                archive
+                    .last_records(0..len, lines, |record| keeps(&sample_of(record)))?
+                    .iter()
+                    .map(|(_, record)| sample_of(record))
+                    .collect()
             } else {
-                for sample in fresh.iter().filter(|s| keeps(s)) {
-                    printer.line(out, 0, sample)?;
-                }
+                let mut fresh = Vec::new();
+                archive.for_each_in(seen_entries..len, |record| {
+                    let sample = sample_of(&record);
+                    if keeps(&sample) {
+                        fresh.push(sample);
+                    }
+                })?;
+                fresh
+            };
+            seen_entries = len;
+            for sample in &fresh {
+                printer.line(out, 0, sample)?;
             }
             out.flush()?;
             idle = 0;

@@ -37,6 +37,17 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print records (ring files or archives, merged by time), or follow a live ring.
+    ///
+    /// Records stream out oldest first as the files are read: several files are merged by
+    /// time (a k-way merge; equal times keep the order of the files given, then file
+    /// order), and memory does not grow with the files. Each file is put in time order
+    /// through a reorder window: exact for a ring (its snapshot is sorted) and for an
+    /// archive of format version 3, whose header bounds how late a record can come (there
+    /// --since, --until and --last also seek instead of reading the whole file); archives of
+    /// versions 1 and 2 get a window of 8192 records, and a record that comes later than
+    /// that is printed where it arrives, out of time order, and counted on stderr. In text
+    /// without --unit, the latency unit is chosen from the first 65536 records printed.
+    /// --last and --reverse collect what they print before printing it.
     Cat(CatArgs),
     /// The live header view: geometry, fill, writer, breaker, rates, counters.
     Stat(StatArgs),
@@ -143,8 +154,8 @@ pub struct CatArgs {
     /// object per record) or csv (a header row).
     #[arg(long, value_enum, default_value_t = RecordFormat::Text)]
     pub format: RecordFormat,
-    /// Unit of the latency column in text (default: chosen from the records shown; us when
-    /// following).
+    /// Unit of the latency column in text (default: chosen from the records shown, the
+    /// first 65536 of them when streaming; us when following).
     #[arg(long, value_enum)]
     pub unit: Option<Unit>,
 }

@@ -15,15 +15,17 @@
 //! | weight      | DOUBLE                                     | 1/p (1 when p is not in (0, 1)) |
 //!
 //! Memory is bounded whatever the input size: one row group of columns (`--row-group-rows`),
-//! plus per file a reorder window ([`WINDOW`] records) and two batches in flight. Each file
-//! is read on its own thread; the records are merged by time through the files' windows, so
-//! the output is in time order unless a file holds a record further than [`WINDOW`] records
-//! from its place in time (then that record keeps its file order). A ring is read as one
-//! snapshot, as `ringcat cat` does. The file is written beside its destination and renamed
+//! plus per file a reorder window and two batches in flight. Each file is read on its own
+//! thread; the records are merged by time through the files' windows ([`crate::merge`]):
+//! exact for an archive with a lateness bound (version 3) and for a ring (its snapshot is
+//! sorted), else [`WINDOW`] records, and a record further than that from its place in time
+//! keeps its file order (counted on stderr). A ring is read as one snapshot, as `ringcat
+//! cat` does. The file is written beside its destination and renamed
 //! into place when complete, so a failed export leaves no half-made file.
 
 use crate::Failure;
 use crate::cli::FilterArgs;
+use crate::merge::{Feed, Merger, Stream, WINDOW};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources, expand};
 use clap::Args;
@@ -35,16 +37,12 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::ColumnPath;
 use ringlat_read::Sample;
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-/// Records per file held back to put the file's records in time order.
-pub(crate) const WINDOW: usize = 8192;
 /// Records per batch sent from a file's reader thread.
 const BATCH: usize = 4096;
 
@@ -186,95 +184,43 @@ pub(crate) fn temporary_path(output: &Path) -> PathBuf {
     output.with_file_name(name)
 }
 
-/// A record in a reorder window, ordered by time then arrival.
-struct Pending {
-    nanotime: u64,
-    order: u64,
-    sample: Sample,
-}
+/// A file's records as they arrive from its reader thread.
+struct Batches(Receiver<Vec<Sample>>);
 
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.nanotime, self.order).cmp(&(other.nanotime, other.order))
-    }
-}
-
-/// One file's stream: batches from its reader thread, and its reorder window.
-struct Stream {
-    batches: Receiver<Vec<Sample>>,
-    batch: std::vec::IntoIter<Sample>,
-    window: BinaryHeap<Reverse<Pending>>,
-    order: u64,
-}
-
-impl Stream {
-    fn next_sample(&mut self) -> Option<Sample> {
-        loop {
-            if let Some(sample) = self.batch.next() {
-                return Some(sample);
+impl Feed for Batches {
+    fn refill(&mut self, into: &mut Vec<Sample>) -> Result<bool, Failure> {
+        match self.0.recv() {
+            Ok(batch) if into.is_empty() => {
+                *into = batch;
+                Ok(true)
             }
-            self.batch = self.batches.recv().ok()?.into_iter();
+            Ok(batch) => {
+                into.extend(batch);
+                Ok(true)
+            }
+            Err(_) => Ok(false),
         }
-    }
-
-    /// Tops the window up to [`WINDOW`] records (fewer at the end of the file).
-    fn fill(&mut self) {
-        while self.window.len() < WINDOW {
-            let Some(sample) = self.next_sample() else {
-                return;
-            };
-            self.order += 1;
-            self.window.push(Reverse(Pending {
-                nanotime: sample.nanotime,
-                order: self.order,
-                sample,
-            }));
-        }
-    }
-
-    fn head(&self) -> Option<u64> {
-        self.window.peek().map(|Reverse(p)| p.nanotime)
     }
 }
 
-/// Reads one file on this thread, sending batches of the records that pass `filter`.
-fn read_file(
-    sources: &Sources,
-    index: usize,
-    filter: &Filter,
-    sender: SyncSender<Vec<Sample>>,
-) -> Result<(), Failure> {
-    let kinds = filter.kinds_for(sources, index);
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut receiver_gone = false;
-    sources.sources[index].for_each(|sample| {
-        if receiver_gone || !filter.keeps(&sample, &kinds) {
-            return;
+/// Reads one file on this thread, sending batches of the records that pass `filter` (an
+/// archive from the start of its `--since/--until` range).
+fn read_file(mut feed: impl Feed, sender: SyncSender<Vec<Sample>>) -> Result<(), Failure> {
+    loop {
+        let mut batch = Vec::with_capacity(BATCH);
+        while batch.len() < BATCH {
+            if !feed.refill(&mut batch)? {
+                break;
+            }
         }
-        batch.push(sample);
-        if batch.len() == BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            receiver_gone = sender.send(full).is_err();
+        if batch.is_empty() || sender.send(batch).is_err() {
+            return Ok(());
         }
-    })?;
-    if !batch.is_empty() && !receiver_gone {
-        let _ = sender.send(batch);
     }
-    Ok(())
 }
 
-/// Visits every selected record of every file, merged by time through the files' windows.
+/// Visits every selected record of every file, merged by time ([`crate::merge`]); each
+/// file is read on its own thread.
 fn merge_by_time(
     sources: &Sources,
     filter: &Filter,
@@ -284,43 +230,42 @@ fn merge_by_time(
         let mut readers = Vec::new();
         let mut streams = Vec::new();
         for index in 0..sources.sources.len() {
+            let (feed, window) = sources.feed(index, filter)?;
             let (sender, receiver) = sync_channel(2);
-            readers.push(scope.spawn(move || read_file(sources, index, filter, sender)));
-            streams.push(Stream {
-                batches: receiver,
-                batch: Vec::new().into_iter(),
-                window: BinaryHeap::with_capacity(WINDOW),
-                order: 0,
-            });
+            readers.push(scope.spawn(move || read_file(feed, sender)));
+            streams.push(Stream::new(Batches(receiver), window));
         }
-        let mut heads: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
-        for (index, stream) in streams.iter_mut().enumerate() {
-            stream.fill();
-            if let Some(time) = stream.head() {
-                heads.push(Reverse((time, index)));
-            }
-        }
+        let mut merger = Merger::new(streams);
         let mut written = Ok(());
-        while let Some(Reverse((_, index))) = heads.pop() {
-            let stream = &mut streams[index];
-            if let Some(Reverse(pending)) = stream.window.pop() {
-                written = visit(index, &pending.sample);
-                if written.is_err() {
+        loop {
+            match merger.next() {
+                Ok(Some((index, sample))) => {
+                    written = visit(index, &sample);
+                    if written.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    written = Err(error);
                     break;
                 }
             }
-            stream.fill();
-            if let Some(time) = stream.head() {
-                heads.push(Reverse((time, index)));
-            }
         }
+        let late = merger.late();
         // Hang up, so readers still sending stop; then report the first read error.
-        drop(streams);
+        drop(merger);
         for reader in readers {
             match reader.join() {
                 Ok(result) => result?,
                 Err(_) => return Err(Failure::File("a reader thread failed".into())),
             }
+        }
+        if late > 0 && written.is_ok() {
+            eprintln!(
+                "ringcat: {late} record(s) came more than {WINDOW} records late (files without \
+                 a lateness bound) and were exported out of time order"
+            );
         }
         written
     })

@@ -12,6 +12,7 @@ mod export;
 mod export_snapshots;
 mod fold;
 mod hlog;
+mod merge;
 mod output;
 mod pct;
 mod plot;

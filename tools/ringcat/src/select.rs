@@ -3,11 +3,12 @@
 use crate::Failure;
 use crate::cli::FilterArgs;
 use crate::duration::parse_latency_ns;
+use crate::merge::{Merger, Stream, WINDOW, Window};
 use crate::progress::Progress;
 use crate::time::{now_unix_ns, parse_time};
+use ringlat_read::archive::{ArchiveReader, ArchivedRecord};
 use ringlat_read::{Sample, Source};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The files of one command, with one label table across them (kind names are matched by
 /// name, so rings and archives from several hosts group together).
@@ -177,37 +178,136 @@ impl Sources {
         Ok(())
     }
 
-    /// Every selected record, oldest first (honours `--last`).
+    /// Every selected record, oldest first (honours `--last`). Ties in time keep file order
+    /// (the files in the order given, then each file's order). With `--last N` it holds at
+    /// most N records per file: an archive with a lateness bound is read backwards from the
+    /// end of the `--since/--until` range only as far as needed
+    /// ([`ArchiveReader::last_records`]). Without `--last` everything is loaded (for
+    /// `--reverse`); a forward pass streams instead ([`Sources::merger`]).
     pub(crate) fn collect_by_time(
         &self,
         filter: &Filter,
         progress: &mut Progress,
     ) -> Result<Vec<(usize, Sample)>, Failure> {
-        let mut all = Vec::new();
-        match filter.last {
-            None => self.for_each(filter, progress, |source, s| all.push((source, *s)))?,
-            Some(n) => {
-                // A bounded heap of the newest n: memory does not grow with the files.
-                let mut newest: BinaryHeap<Reverse<(u64, usize, usize)>> = BinaryHeap::new();
-                let mut kept: Vec<(usize, Sample)> = Vec::new();
-                let mut counter = 0usize;
-                self.for_each(filter, progress, |source, s| {
-                    newest.push(Reverse((s.nanotime, counter, kept.len())));
-                    kept.push((source, *s));
-                    counter += 1;
-                    if newest.len() > n {
-                        newest.pop();
-                    }
-                    if kept.len() > 4 * n.max(1024) {
-                        compact(&mut newest, &mut kept);
-                    }
-                })?;
-                compact(&mut newest, &mut kept);
-                all = kept;
+        let Some(n) = filter.last else {
+            let mut all = Vec::new();
+            self.for_each(filter, progress, |source, s| all.push((source, *s)))?;
+            all.sort_by_key(|(_, s)| s.nanotime);
+            return Ok(all);
+        };
+        filter.check_kinds(self)?;
+        // Per file its newest n, keyed (time, file, order in the file); then the newest n.
+        let mut candidates: Vec<(u64, usize, u64, Sample)> = Vec::new();
+        for (index, source) in self.sources.iter().enumerate() {
+            let kinds = filter.kinds_for(self, index);
+            match source {
+                Source::Archive(archive) => {
+                    let range = archive.entry_range(filter.since, filter.until)?;
+                    let newest = archive.last_records(range, n, |record| {
+                        progress.tick();
+                        filter.keeps(&sample_of(record), &kinds)
+                    })?;
+                    candidates.extend(
+                        newest
+                            .into_iter()
+                            .map(|(order, r)| (r.nanotime, index, order, sample_of(&r))),
+                    );
+                }
+                Source::Ring { .. } => {
+                    let mut kept = Vec::new();
+                    let mut order = 0u64;
+                    source.for_each(|sample| {
+                        progress.tick();
+                        if filter.keeps(&sample, &kinds) {
+                            kept.push((sample.nanotime, index, order, sample));
+                        }
+                        order += 1;
+                    })?;
+                    kept.sort_by_key(|(time, _, order, _)| (*time, *order));
+                    candidates.extend(kept.drain(kept.len().saturating_sub(n)..));
+                }
             }
         }
-        all.sort_by_key(|(_, s)| s.nanotime);
-        Ok(all)
+        candidates.sort_by_key(|(time, index, order, _)| (*time, *index, *order));
+        let first = candidates.len().saturating_sub(n);
+        Ok(candidates
+            .into_iter()
+            .skip(first)
+            .map(|(_, index, _, sample)| (index, sample))
+            .collect())
+    }
+
+    /// The selected records of every file, merged by time as they stream (see
+    /// [`crate::merge`]): an archive is read from the start of its `--since/--until` range
+    /// ([`ArchiveReader::entry_range`]) through a reorder window (exact with the archive's
+    /// lateness bound, else [`WINDOW`] records); a ring's snapshot is sorted. Memory does
+    /// not grow with archive size. `--last` is not applied (see
+    /// [`Sources::collect_by_time`]).
+    /// `read` counts the records read (archive entries, ring records) as the merge goes,
+    /// out of the total returned beside the merger (for a progress bar).
+    pub(crate) fn merger<'a>(
+        &'a self,
+        filter: &'a Filter,
+        read: &'a AtomicU64,
+    ) -> Result<(Merger<FileFeed<'a>>, u64), Failure> {
+        filter.check_kinds(self)?;
+        let mut streams = Vec::new();
+        let mut total = 0;
+        for index in 0..self.sources.len() {
+            let (mut feed, window) = self.feed(index, filter)?;
+            total += match &feed.feed {
+                Feed::Archive { next, end, .. } => end - next,
+                Feed::Sorted(samples) => samples.len() as u64,
+            };
+            feed.read = Some(read);
+            streams.push(Stream::new(feed, window));
+        }
+        Ok((Merger::new(streams), total))
+    }
+
+    /// The selected records of file `index` in file order, for a streaming pass, and the
+    /// window that puts them in time order (see [`Sources::merger`]).
+    pub(crate) fn feed<'a>(
+        &'a self,
+        index: usize,
+        filter: &'a Filter,
+    ) -> Result<(FileFeed<'a>, Window), Failure> {
+        let kinds = filter.kinds_for(self, index);
+        let source = &self.sources[index];
+        let (feed, window) = match source {
+            Source::Archive(archive) => {
+                let range = archive.entry_range(filter.since, filter.until)?;
+                let window = archive
+                    .lateness_bound()?
+                    .map_or(Window::Fixed(WINDOW), Window::Exact);
+                let feed = Feed::Archive {
+                    archive,
+                    next: range.start,
+                    end: range.end,
+                };
+                (feed, window)
+            }
+            Source::Ring { .. } => {
+                let mut samples = Vec::new();
+                source.for_each(|sample| {
+                    if filter.keeps(&sample, &kinds) {
+                        samples.push(sample);
+                    }
+                })?;
+                // Stable: ties keep ring order.
+                samples.sort_by_key(|s| s.nanotime);
+                (Feed::Sorted(samples.into_iter()), Window::Exact(0))
+            }
+        };
+        Ok((
+            FileFeed {
+                feed,
+                filter,
+                kinds,
+                read: None,
+            },
+            window,
+        ))
     }
 
     /// The selected records with `--last` applied, in no particular order unless `--last`
@@ -229,15 +329,74 @@ impl Sources {
     }
 }
 
-/// Keeps only the records the heap still holds, re-indexing it.
-fn compact(newest: &mut BinaryHeap<Reverse<(u64, usize, usize)>>, kept: &mut Vec<(usize, Sample)>) {
-    let entries: Vec<_> = std::mem::take(newest).into_vec();
-    let mut compacted = Vec::with_capacity(entries.len());
-    for Reverse((time, order, index)) in entries {
-        newest.push(Reverse((time, order, compacted.len())));
-        compacted.push(kept[index]);
+/// An archived record as a sample.
+pub(crate) fn sample_of(record: &ArchivedRecord) -> Sample {
+    Sample {
+        nanotime: record.nanotime,
+        trace_id: record.trace_id,
+        delta_ns: record.delta_ns,
+        status: record.status,
+        kind: record.kind,
+        probability: record.probability,
     }
-    *kept = compacted;
+}
+
+/// Entries per read of a streaming archive pass.
+const FEED_CHUNK: u64 = 16_384;
+
+/// Where one file's records come from in a streaming pass.
+pub(crate) enum Feed<'a> {
+    /// The entries `next..end` of an archive, read a chunk at a time.
+    Archive {
+        archive: &'a ArchiveReader,
+        next: u64,
+        end: u64,
+    },
+    /// A ring's snapshot, already in memory, sorted by time.
+    Sorted(std::vec::IntoIter<Sample>),
+}
+
+/// One file's selected records, in file order, for [`Merger`].
+pub(crate) struct FileFeed<'a> {
+    feed: Feed<'a>,
+    filter: &'a Filter,
+    kinds: [bool; 256],
+    /// Counts the records read, if set.
+    read: Option<&'a AtomicU64>,
+}
+
+impl crate::merge::Feed for FileFeed<'_> {
+    fn refill(&mut self, into: &mut Vec<Sample>) -> Result<bool, Failure> {
+        let before = into.len();
+        let read = self.read;
+        match &mut self.feed {
+            Feed::Archive { archive, next, end } => {
+                while into.len() == before && *next < *end {
+                    let to = (*next + FEED_CHUNK).min(*end);
+                    let (filter, kinds) = (self.filter, &self.kinds);
+                    archive.for_each_in(*next..to, |record| {
+                        let sample = sample_of(&record);
+                        if filter.keeps(&sample, kinds) {
+                            into.push(sample);
+                        }
+                    })?;
+                    if let Some(read) = read {
+                        // Relaxed: a progress count, read on the same thread.
+                        read.fetch_add(to - *next, Ordering::Relaxed);
+                    }
+                    *next = to;
+                }
+            }
+            Feed::Sorted(samples) => {
+                into.extend(samples.by_ref().take(FEED_CHUNK as usize));
+                if let Some(read) = read {
+                    // Relaxed: a progress count, read on the same thread.
+                    read.fetch_add((into.len() - before) as u64, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(into.len() > before)
+    }
 }
 
 /// The filters, parsed.

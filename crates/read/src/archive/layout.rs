@@ -5,8 +5,10 @@ use ringlat_format::KIND_NAME_MAX;
 
 /// The archive magic, `RLARCHV\0`.
 pub const ARCHIVE_MAGIC: [u8; 8] = *b"RLARCHV\0";
-/// The version this library writes.
-pub const ARCHIVE_VERSION: u32 = 2;
+/// The version this library writes: 3 adds the lateness bound (docs/ARCHIVE.md, "Seeking").
+pub const ARCHIVE_VERSION: u32 = 3;
+/// The previous version: read by scanning; appending upgrades it to version 3.
+pub(crate) const VERSION_2: u32 = 2;
 /// The oldest version it still reads (never appends to).
 pub(crate) const VERSION_1: u32 = 1;
 /// Bytes before the first entry.
@@ -21,6 +23,9 @@ const HEADER_SIZE_FIELD: usize = 12;
 const ENTRY_SIZE_FIELD: usize = 16;
 const CREATED: usize = 24;
 const SKIPPED_INVALID: usize = 32;
+const MAX_RECORD_TIME: usize = 40;
+const LATENESS_BOUND: usize = 48;
+const BOUND_ENTRIES: usize = 56;
 const SOURCE_TABLE: usize = 256;
 const SOURCE_SIZE: usize = 64;
 /// Rings whose drain position an archive remembers at once.
@@ -66,12 +71,40 @@ impl SourceSlot {
     }
 }
 
+/// The lateness bound of a run of entries (version 3): `max_time` is the largest record
+/// time among them, `lateness` the largest amount by which a record's time fell behind the
+/// largest time of the records before it (itself included). So for every record entry `i`,
+/// `time_i >= max(time_0..=time_i) - lateness`: no record is older than a later one by more
+/// than `lateness` after the running maximum. Snapshot entries take no part.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Bound {
+    pub max_time: u64,
+    pub lateness: u64,
+}
+
+impl Bound {
+    /// Takes one more record time into account (in file order).
+    #[inline]
+    pub fn add(&mut self, time: u64) {
+        if time > self.max_time {
+            self.max_time = time;
+        } else {
+            self.lateness = self.lateness.max(self.max_time - time);
+        }
+    }
+}
+
 /// The decoded header of an archive.
 #[derive(Debug, Clone)]
 pub(crate) struct Header {
     pub version: u32,
     pub created_unix_ns: u64,
     pub skipped_invalid: u64,
+    /// Version 3: the lateness bound of entries `0..bound_entries`.
+    pub bound: Bound,
+    /// Version 3: how many leading entries `bound` covers (entries after them, an append
+    /// not yet checkpointed, are not covered).
+    pub bound_entries: u64,
     pub sources: [SourceSlot; MAX_SOURCES],
     pub classes: [f64; 256],
     pub names: Vec<Option<String>>,
@@ -102,6 +135,8 @@ impl Header {
             version: ARCHIVE_VERSION,
             created_unix_ns,
             skipped_invalid: 0,
+            bound: Bound::default(),
+            bound_entries: 0,
             sources: [SourceSlot::default(); MAX_SOURCES],
             classes,
             names: vec![None; 256],
@@ -120,9 +155,9 @@ impl Header {
             return Err("not an archive (bad magic)".into());
         }
         let version = u32_at(bytes, VERSION_FIELD);
-        if version != ARCHIVE_VERSION && version != VERSION_1 {
+        if !(VERSION_1..=ARCHIVE_VERSION).contains(&version) {
             return Err(format!(
-                "unsupported archive version {version} (this reader knows 1 and {ARCHIVE_VERSION})"
+                "unsupported archive version {version} (this reader knows 1 to {ARCHIVE_VERSION})"
             ));
         }
         let header_size = u32_at(bytes, HEADER_SIZE_FIELD);
@@ -147,7 +182,7 @@ impl Header {
             }
             *slot = p;
         }
-        if version == ARCHIVE_VERSION && header.classes[0] != 1.0 {
+        if version >= VERSION_2 && header.classes[0] != 1.0 {
             return Err(format!(
                 "bad header: sampling class 0 has probability {} (must be 1)",
                 header.classes[0]
@@ -159,6 +194,13 @@ impl Header {
             *name = (end > 0).then(|| String::from_utf8_lossy(&raw[..end]).into_owned());
         }
         if version == ARCHIVE_VERSION {
+            header.bound = Bound {
+                max_time: u64_at(bytes, MAX_RECORD_TIME),
+                lateness: u64_at(bytes, LATENESS_BOUND),
+            };
+            header.bound_entries = u64_at(bytes, BOUND_ENTRIES);
+        }
+        if version >= VERSION_2 {
             header.skipped_invalid = u64_at(bytes, SKIPPED_INVALID);
             for (index, source) in header.sources.iter_mut().enumerate() {
                 let at = SOURCE_TABLE + SOURCE_SIZE * index;
@@ -210,6 +252,19 @@ impl Header {
             SKIPPED_INVALID,
             &self.skipped_invalid.to_le_bytes(),
         );
+        if self.version == ARCHIVE_VERSION {
+            put(
+                &mut bytes,
+                MAX_RECORD_TIME,
+                &self.bound.max_time.to_le_bytes(),
+            );
+            put(
+                &mut bytes,
+                LATENESS_BOUND,
+                &self.bound.lateness.to_le_bytes(),
+            );
+            put(&mut bytes, BOUND_ENTRIES, &self.bound_entries.to_le_bytes());
+        }
         for (index, source) in self.sources.iter().enumerate() {
             let at = SOURCE_TABLE + SOURCE_SIZE * index;
             put(
@@ -293,6 +348,17 @@ pub(crate) struct RawEntry {
 }
 
 impl RawEntry {
+    /// The record time of the entry at `bytes` (an entry's 32 bytes), or `None` for a
+    /// snapshot entry (versions 2 and 3), which is not a record.
+    #[inline]
+    pub fn record_time(version: u32, entry: &[u8]) -> Option<u64> {
+        if version >= VERSION_2 && entry[ENTRY_SOURCE] == super::snapshot::SNAPSHOT_SOURCE {
+            None
+        } else {
+            Some(u64_at(entry, 8))
+        }
+    }
+
     pub fn parse(entry: &[u8]) -> Self {
         RawEntry {
             trace_id: u64_at(entry, 0),

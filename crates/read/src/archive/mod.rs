@@ -12,6 +12,13 @@
 //! consuming it (or that failed on a full disk half-way) consumes that batch again without
 //! archiving it twice.
 //!
+//! Seeking by time (version 3): entries are only roughly in time order, so the header keeps
+//! a *lateness bound* (how far a record's time may fall behind the newest record before
+//! it). With it, [`ArchiveReader::entry_range`] finds the entries a `--since/--until` pass
+//! must read by binary search, and [`ArchiveReader::last_records`] reads the newest records
+//! backwards from the end; versions 1 and 2 are read whole. Appending to a version-2
+//! archive upgrades it.
+//!
 //! ```
 //! # let dir = tempfile::tempdir().unwrap();
 //! # let ring_path = dir.path().join("r.ring");
@@ -32,6 +39,7 @@ mod create;
 mod layout;
 mod reader;
 mod scan;
+mod seek;
 mod snapshot;
 mod writer;
 

@@ -1,11 +1,13 @@
 //! Reading an archive, streaming, with every field it trusts checked.
 
 use super::RingIdentity;
-use super::layout::{ARCHIVE_HEADER_SIZE, ARCHIVE_VERSION, ENTRY_SIZE, Header, RawEntry};
+use super::layout::{ARCHIVE_HEADER_SIZE, Bound, ENTRY_SIZE, Header, RawEntry, VERSION_1};
 use crate::ReadError;
 use std::fs::{File, OpenOptions};
+use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One archived record, with its latency already in nanoseconds.
@@ -68,20 +70,23 @@ pub struct SourceRecord {
 /// ringlat_read::archive::ArchiveWriter::open(&path, 0).unwrap();
 /// let reader = ringlat_read::archive::ArchiveReader::open(&path).unwrap();
 /// assert!(reader.is_empty());
-/// assert_eq!(reader.version(), 2);
+/// assert_eq!(reader.version(), 3);
 /// ```
 #[derive(Debug)]
 pub struct ArchiveReader {
     path: PathBuf,
     file: File,
-    header: Header,
+    pub(super) header: Header,
     entries: u64,
     bad_entries: AtomicU64,
+    /// Version 3: the header's lateness bound extended over the entries it does not cover
+    /// (computed on first use).
+    pub(super) bound: OnceLock<Bound>,
 }
 
 impl ArchiveReader {
-    /// Opens an archive and validates its header (magic, version 1 or 2, sizes, class
-    /// probabilities in (0, 1] or unused, class 0 = 1 in version 2, the source table).
+    /// Opens an archive and validates its header (magic, version 1 to 3, sizes, class
+    /// probabilities in (0, 1] or unused, class 0 = 1 from version 2, the source table).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReadError> {
         let path = path.as_ref();
         let file = OpenOptions::new()
@@ -110,6 +115,7 @@ impl ArchiveReader {
             header,
             entries: (len - ARCHIVE_HEADER_SIZE as u64) / ENTRY_SIZE as u64,
             bad_entries: AtomicU64::new(0),
+            bound: OnceLock::new(),
         })
     }
 
@@ -121,7 +127,7 @@ impl ArchiveReader {
         &self.path
     }
 
-    /// The format version of the file (1 or 2).
+    /// The format version of the file (1, 2 or 3).
     pub fn version(&self) -> u32 {
         self.header.version
     }
@@ -164,7 +170,8 @@ impl ArchiveReader {
     }
 
     /// Entries the last [`for_each`](Self::for_each) pass skipped because they cannot be
-    /// trusted (an unused sampling class, or in version 2 a kind without a name).
+    /// trusted (an unused sampling class, or from version 2 a kind without a name), plus
+    /// those of the [`for_each_in`](Self::for_each_in) passes since.
     pub fn bad_entries(&self) -> u64 {
         // Relaxed: a statistic of a finished pass on this thread.
         self.bad_entries.load(Ordering::Relaxed)
@@ -173,13 +180,39 @@ impl ArchiveReader {
     /// Visits every whole entry in file order (streaming; memory does not grow with the
     /// file). A bad entry is skipped and counted ([`bad_entries`](Self::bad_entries)), never
     /// an error for the whole file.
-    pub fn for_each(&self, mut visit: impl FnMut(ArchivedRecord)) -> Result<(), ReadError> {
+    pub fn for_each(&self, visit: impl FnMut(ArchivedRecord)) -> Result<(), ReadError> {
+        // Relaxed: a statistic read back by the same caller after the pass.
+        self.bad_entries.store(0, Ordering::Relaxed);
+        self.for_each_in(0..self.entries, visit)
+    }
+
+    /// Visits the records of the entries in `range` (entry indexes, clamped to
+    /// [`len`](Self::len)) in file order, like [`for_each`](Self::for_each); bad entries
+    /// skipped are added to [`bad_entries`](Self::bad_entries). With
+    /// [`entry_range`](Self::entry_range), a pass reads only what a time range needs.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("r.archive");
+    /// ringlat_read::archive::ArchiveWriter::open(&path, 0).unwrap();
+    /// let reader = ringlat_read::archive::ArchiveReader::open(&path).unwrap();
+    /// let mut seen = 0;
+    /// reader.for_each_in(0..10, |_| seen += 1).unwrap();
+    /// assert_eq!(seen, 0);
+    /// ```
+    pub fn for_each_in(
+        &self,
+        range: Range<u64>,
+        mut visit: impl FnMut(ArchivedRecord),
+    ) -> Result<(), ReadError> {
         const CHUNK: u64 = 32_768;
-        let mut buffer = vec![0u8; CHUNK as usize * ENTRY_SIZE];
+        let end = range.end.min(self.entries);
+        let mut buffer =
+            vec![0u8; CHUNK.min(end.saturating_sub(range.start)) as usize * ENTRY_SIZE];
         let mut bad = 0u64;
-        let mut entry = 0u64;
-        while entry < self.entries {
-            let count = (self.entries - entry).min(CHUNK);
+        let mut entry = range.start;
+        while entry < end {
+            let count = (end - entry).min(CHUNK);
             let chunk = &mut buffer[..count as usize * ENTRY_SIZE];
             let offset = ARCHIVE_HEADER_SIZE as u64 + entry * ENTRY_SIZE as u64;
             if let Err(error) = self.file.read_exact_at(chunk, offset) {
@@ -198,7 +231,7 @@ impl ArchiveReader {
                     continue;
                 }
                 let probability = self.header.classes[raw.class as usize];
-                let named = self.header.version != ARCHIVE_VERSION
+                let named = self.header.version == VERSION_1
                     || self.header.names[raw.kind as usize].is_some();
                 if probability == 0.0 || !named {
                     bad += 1;
@@ -216,7 +249,7 @@ impl ArchiveReader {
             entry += count;
         }
         // Relaxed: read back by the same caller after the pass.
-        self.bad_entries.store(bad, Ordering::Relaxed);
+        self.bad_entries.fetch_add(bad, Ordering::Relaxed);
         Ok(())
     }
 

@@ -2,9 +2,10 @@
 
 use super::create::{Created, create_new, lock_for_append, open_existing};
 use super::layout::{
-    ARCHIVE_HEADER_SIZE, CHECKPOINT_PAGE, ENTRY_SIZE, Header, MAX_SOURCES, RawEntry,
-    SOURCE_HAS_POSITION, SOURCE_IN_USE, SourceSlot, VERSION_1,
+    ARCHIVE_HEADER_SIZE, ARCHIVE_VERSION, CHECKPOINT_PAGE, ENTRY_SIZE, Header, MAX_SOURCES,
+    RawEntry, SOURCE_HAS_POSITION, SOURCE_IN_USE, SourceSlot, VERSION_1, VERSION_2,
 };
+use super::seek::scan_bound;
 use super::{RingIdentity, RingInfo};
 use crate::{Decoded, ReadError};
 use std::fs::File;
@@ -33,7 +34,9 @@ pub struct AppendStats {
 ///
 /// One writer appends to an archive at a time (it holds an exclusive `flock`). Opening
 /// refuses a symbolic link, a non-regular file, a file that is not a valid archive, and a
-/// version-1 archive (which has no drain position record; it can still be read).
+/// version-1 archive (which has no drain position record; it can still be read). A
+/// version-2 archive is upgraded to version 3: one pass over its entries computes the
+/// lateness bound, then the header's first page is rewritten in one write.
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -136,7 +139,45 @@ impl ArchiveWriter {
             file.set_len(whole)
                 .map_err(ReadError::io(path, "truncating a partial trailing entry"))?;
         }
-        Ok(ArchiveWriter::with(path, file, header, entries))
+        let mut writer = ArchiveWriter::with(path, file, header, entries);
+        writer.bring_bound_up_to_date()?;
+        Ok(writer)
+    }
+
+    /// Makes the header's lateness bound cover every entry: a version-2 archive is scanned
+    /// whole and upgraded to version 3; in version 3, entries appended after the last
+    /// checkpoint (a drain killed before it) are scanned. An upgrade is written at once, in
+    /// the one write of the header's first page (a kill leaves version 2 or version 3, both
+    /// whole); an extension goes out with the next checkpoint.
+    fn bring_bound_up_to_date(&mut self) -> Result<(), ReadError> {
+        let header = &mut self.header;
+        if header.version == VERSION_2 {
+            header.bound = scan_bound(
+                &self.file,
+                &self.path,
+                VERSION_2,
+                0..self.entries,
+                Default::default(),
+            )?;
+            header.bound_entries = self.entries;
+            header.version = ARCHIVE_VERSION;
+            let bytes = self.header.to_bytes();
+            self.write_header(0, bytes[..CHECKPOINT_PAGE].to_vec())?;
+            return self.sync_if_asked();
+        }
+        if header.bound_entries < self.entries {
+            header.bound = scan_bound(
+                &self.file,
+                &self.path,
+                ARCHIVE_VERSION,
+                header.bound_entries..self.entries,
+                header.bound,
+            )?;
+        }
+        // More than the file has: the checkpoint reached the disk but entries did not. The
+        // bound stays an upper bound of what is left.
+        header.bound_entries = self.entries;
+        Ok(())
     }
 
     /// Whole entries in the archive.
@@ -168,6 +209,7 @@ impl ArchiveWriter {
         let mut slot = self.header.sources[source];
         let mut stats = AppendStats::default();
         let mut tables_changed = false;
+        let mut bound = self.header.bound;
         let mut bytes = Vec::with_capacity(records.len() * ENTRY_SIZE);
         for record in records {
             if slot.holds(record.position) {
@@ -212,6 +254,7 @@ impl ArchiveWriter {
                 position: record.position,
             };
             bytes.extend_from_slice(&entry.to_bytes());
+            bound.add(entry.nanotime);
             stats.appended += 1;
         }
         if let Some((_, map)) = &mut self.kind_map {
@@ -240,6 +283,8 @@ impl ArchiveWriter {
         slot.skipped_invalid += stats.invalid;
         self.header.sources[source] = slot;
         self.header.skipped_invalid += stats.invalid;
+        self.header.bound = bound;
+        self.header.bound_entries = self.entries;
         // The checkpoint: one write inside the first page, so a kill leaves the old or the new.
         let header = self.header.to_bytes();
         self.write_header(0, header[..CHECKPOINT_PAGE].to_vec())?;
@@ -279,6 +324,11 @@ impl ArchiveWriter {
         self.sync_if_asked()?;
         let written = (bytes.len() / ENTRY_SIZE) as u64;
         self.entries += written;
+        // Snapshot entries do not change the lateness bound: it now covers them too, so that
+        // readers need not scan them (the rest of the first page is as last checkpointed).
+        self.header.bound_entries = self.entries;
+        let header = self.header.to_bytes();
+        self.write_header(0, header[..CHECKPOINT_PAGE].to_vec())?;
         Ok(written)
     }
 
