@@ -65,6 +65,9 @@ struct Batch {
     /// (rows with a concurrent consumer only).
     busy_polls: u64,
     taken: u64,
+    /// Consumer polls during the timed batch that found nothing (spinning on the ring's
+    /// position word or index).
+    empty_polls: u64,
 }
 
 /// How every consumer of the harness polls (the same rule for ringlat and the anchors).
@@ -106,7 +109,7 @@ where
         let consumer = scope.spawn(|| {
             let mut pop = pop_factory();
             ready.wait();
-            let (mut taken, mut busy_polls, mut idle) = (0u64, 0u64, 0u32);
+            let (mut taken, mut busy_polls, mut empty_polls, mut idle) = (0u64, 0u64, 0u64, 0u32);
             // Polls counted until the producer is done (the timed part).
             let mut timed = None;
             loop {
@@ -119,11 +122,12 @@ where
                 }
                 // Acquire: pairs with the Release store of `done`, after `target` was set.
                 if done.load(Ordering::Acquire) {
-                    timed.get_or_insert((busy_polls, taken));
+                    timed.get_or_insert((busy_polls, taken, empty_polls));
                     if taken >= target.load(Ordering::Relaxed) {
                         break;
                     }
                 }
+                empty_polls += 1;
                 match polling {
                     Polling::Spin => std::thread::yield_now(),
                     Polling::Ringcat => {
@@ -132,17 +136,18 @@ where
                     }
                 }
             }
-            timed.unwrap_or((busy_polls, taken))
+            timed.unwrap_or((busy_polls, taken, empty_polls))
         });
         ready.wait();
         let (batch, pushed) = produce();
         target.store(pushed, Ordering::Relaxed);
         // Release: pairs with the consumer's Acquire load; makes `target` visible first.
         done.store(true, Ordering::Release);
-        let (busy_polls, taken) = consumer.join().unwrap();
+        let (busy_polls, taken, empty_polls) = consumer.join().unwrap();
         Batch {
             busy_polls,
             taken,
+            empty_polls,
             ..batch
         }
     })
@@ -236,6 +241,7 @@ struct Row<'a> {
     off_path: u64,
     busy_polls: u64,
     taken: u64,
+    empty_polls: u64,
 }
 
 fn row<'a>(name: &'static str, run: impl FnMut(u64, u64) -> Batch + 'a) -> Row<'a> {
@@ -246,6 +252,7 @@ fn row<'a>(name: &'static str, run: impl FnMut(u64, u64) -> Batch + 'a) -> Row<'
         off_path: 0,
         busy_polls: 0,
         taken: 0,
+        empty_polls: 0,
     }
 }
 
@@ -1064,6 +1071,7 @@ fn main() {
                 row.off_path += batch.off_path;
                 row.busy_polls += batch.busy_polls;
                 row.taken += batch.taken;
+                row.empty_polls += batch.empty_polls;
             }
         }
     }
@@ -1093,7 +1101,8 @@ fn main() {
         on its own thread during the timed batch, every one by the same rule: '{}' ({}); \
         after each batch the harness waits, untimed, until it has taken everything, so the \
         ring never fills; 'per poll' = items a consumer poll that found any took during the \
-        timed batch (1 = it chased the producer record by record); rows 'no concurrent \
+        timed batch (1 = it chased the producer record by record); 'empty/1k' = polls that \
+        found nothing per 1000 items taken (a consumer spinning on the position word); rows 'no concurrent \
         consumer' drain after the timed batch; 'off path' counts calls that did not take the \
         row's path",
         polling.name(),
@@ -1119,32 +1128,37 @@ fn main() {
     println!("consumer: {consumer}");
     println!();
     println!(
-        "{:<72} {:>9} {:>9} {:>9} {:>12} {:>8} {:>9}",
-        "row", "median ns", "min ns", "max ns", "x ringlat sp", "per poll", "off path"
+        "{:<72} {:>9} {:>9} {:>9} {:>12} {:>8} {:>9} {:>9}",
+        "row", "median ns", "min ns", "max ns", "x ringlat sp", "per poll", "empty/1k", "off path"
     );
     let mut rows_json = Vec::new();
     for (row, med) in table.iter().zip(&medians) {
         let min = row.samples.first().copied().unwrap_or(f64::NAN);
         let max = row.samples.last().copied().unwrap_or(f64::NAN);
-        let per_poll = if row.busy_polls > 0 {
-            format!("{:.1}", row.taken as f64 / row.busy_polls as f64)
+        let (per_poll, empty) = if row.busy_polls > 0 {
+            (
+                format!("{:.1}", row.taken as f64 / row.busy_polls as f64),
+                format!("{:.0}", 1000.0 * row.empty_polls as f64 / row.taken as f64),
+            )
         } else {
-            "-".to_owned()
+            ("-".to_owned(), "-".to_owned())
         };
         println!(
-            "{:<72} {:>9.1} {:>9.1} {:>9.1} {:>12.2} {:>8} {:>9}",
+            "{:<72} {:>9.1} {:>9.1} {:>9.1} {:>12.2} {:>8} {:>9} {:>9}",
             row.name,
             med,
             min,
             max,
             med / reference,
             per_poll,
+            empty,
             row.off_path
         );
         rows_json.push(serde_json::json!({
             "row": row.name, "median_ns": med, "min_ns": min, "max_ns": max,
             "ratio_to_ringlat_single_producer": med / reference, "off_path_calls": row.off_path,
             "consumer_polls_taking": row.busy_polls, "consumer_taken": row.taken,
+            "consumer_polls_empty": row.empty_polls,
         }));
     }
     let targets = [
