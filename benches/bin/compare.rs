@@ -619,6 +619,7 @@ fn main() {
     }
     let (mut rtrb_tx, mut rtrb_rx) = rtrb::RingBuffer::<Item>::new(CAPACITY);
     let (mut rtrb_tsc_tx, mut rtrb_tsc_rx) = rtrb::RingBuffer::<Item>::new(CAPACITY);
+    let (mut rtrb_alone_tx, mut rtrb_alone_rx) = rtrb::RingBuffer::<Item>::new(CAPACITY);
     let queue = Arc::new(ArrayQueue::<Item>::new(CAPACITY));
     let queue_tsc = Arc::new(ArrayQueue::<Item>::new(CAPACITY));
     let queue2 = Arc::new(ArrayQueue::<Item>::new(CAPACITY));
@@ -825,6 +826,38 @@ fn main() {
                 },
             )
         }),
+        row(
+            "rtrb push + Instant::now, no concurrent consumer",
+            |n, first| {
+                let tx = &mut rtrb_alone_tx;
+                let rx = &mut rtrb_alone_rx;
+                drained_after(
+                    move || {
+                        move || {
+                            let n = rx.slots().min(4096);
+                            for _ in 0..n {
+                                black_box(rx.pop().ok());
+                            }
+                            n as u64
+                        }
+                    },
+                    || {
+                        let (ns, pushed) = time_calls(n, first, |t| {
+                            let now = epoch.elapsed().as_nanos() as u64;
+                            tx.push(item(t, now, delta(t))).is_ok()
+                        });
+                        (
+                            Batch {
+                                ns_per_call: ns,
+                                off_path: n - pushed,
+                                ..Batch::default()
+                            },
+                            pushed,
+                        )
+                    },
+                )
+            },
+        ),
         row("rtrb push + TSC read", |n, first| {
             let tx = &mut rtrb_tsc_tx;
             let rx = &mut rtrb_tsc_rx;
