@@ -463,7 +463,10 @@ impl OwnedStripe {
     fn bump(&self, index: usize, by: u64) {
         let cell = &self.cells[index];
         // Relaxed: one writer (this thread).
-        cell.store(cell.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
+        cell.store(
+            cell.load(Ordering::Relaxed).wrapping_add(by),
+            Ordering::Relaxed,
+        );
     }
 
     #[inline(always)]
@@ -1050,17 +1053,14 @@ fn main() {
                 )
             },
         ),
-        row(
-            "owned-stripe histogram add + counter add",
-            |n, first| {
-                let (ns, ok) = time_calls(n, first, |t| owned_stripe.add(delta(t)));
-                Batch {
-                    ns_per_call: ns,
-                    off_path: n - ok,
-                    ..Batch::default()
-                }
-            },
-        ),
+        row("owned-stripe histogram add + counter add", |n, first| {
+            let (ns, ok) = time_calls(n, first, |t| owned_stripe.add(delta(t)));
+            Batch {
+                ns_per_call: ns,
+                off_path: n - ok,
+                ..Batch::default()
+            }
+        }),
         row("clock: Instant::now", |n, first| {
             let (ns, _) = time_calls(n, first, |_| {
                 black_box(Instant::now());
@@ -1086,7 +1086,11 @@ fn main() {
     ];
 
     if !args.only.is_empty() {
-        table.retain(|row| args.only.iter().any(|only| row.name.contains(only.as_str())));
+        table.retain(|row| {
+            args.only
+                .iter()
+                .any(|only| row.name.contains(only.as_str()))
+        });
     }
     let started = Instant::now();
     let mut trace = 1u64 << 40;

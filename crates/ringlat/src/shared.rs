@@ -42,6 +42,16 @@ pub(crate) struct Call {
     pub from_clock: bool,
 }
 
+/// What the write path needs of a call that survived the decisions (built only then).
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    trace_id: u64,
+    status: u8,
+    kind: u8,
+    class: u8,
+    nanotime: Option<u64>,
+}
+
 /// One configured kind, for the background thread.
 #[derive(Debug, Clone)]
 pub(crate) struct ConfiguredKind {
@@ -329,25 +339,31 @@ impl Shared {
             self.count(counting, dense, KindCounter::DroppedBreaker);
             return Outcome::Dropped;
         }
-        self.write(counting, dense, class, nanos, call, push, hook)
+        let stamp = Stamp {
+            trace_id: call.trace_id,
+            status: call.status,
+            kind: call.kind,
+            class,
+            nanotime: call.nanotime,
+        };
+        self.write(counting, dense, nanos, stamp, push, hook)
     }
 
     /// The write path of [`Shared::record_hooked`]: timestamp, push (or overwrite), count.
     #[inline]
-    #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
         counting: Counting,
         dense: usize,
-        class: u8,
         nanos: u64,
-        call: Call,
+        call: Stamp,
         push: impl FnOnce(&ringlat_ring::Ring<RegionStorage>, u8, &Record) -> Result<u32, PushError>,
         hook: impl FnMut(PushStage, u32),
     ) -> Outcome {
         let (units, saturated) = self.to_units(nanos);
         let nanotime = call.nanotime.unwrap_or_else(|| self.anchor.unix_now());
         let record = Record::new(call.trace_id, nanotime, call.status, units);
+        let class = call.class;
         let written = match self.overflow {
             Overflow::Break => match push(&self.ring, class, &record) {
                 Ok(fill) => {
