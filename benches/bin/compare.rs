@@ -3,15 +3,20 @@
 //! JSON.
 //!
 //! `cargo run --release -p ringlat-benches --bin compare [-- --quick] [--rounds N]
-//!  [--batch N] [--dir DIR] [--json FILE]`
+//!  [--batch N] [--dir DIR] [--json FILE] [--consumer spin|ringcat] [--only 'TEXT|TEXT']`
 //!
 //! Every row pushes the same workload: a 21-byte record (trace id, nanotime, status, delta)
-//! per call. Rows with a consumer (ringlat written, rtrb, ArrayQueue, `Mutex<VecDeque>`) run
-//! it on its own thread while the producers are timed; after each batch the harness waits,
-//! untimed, until the consumer has taken everything, so the ring never fills and the breaker
-//! never opens during a written measurement (each row reports the calls that were not
-//! written). Timings on a shared machine are noisy: read the ratios of rows measured in the
-//! same round, and their medians.
+//! per call. Rows with a consumer (ringlat written, rtrb, ArrayQueue, `Mutex<VecDeque>`, the
+//! stamped floors) run it on its own thread while the producers are timed; after each batch
+//! the harness waits, untimed, until the consumer has taken everything, so the ring never fills
+//! and the breaker never opens during a written measurement (each row reports the calls that
+//! were not written). Every consumer polls by the same rule (`--consumer`): `spin` (default:
+//! poll again at once, `yield_now` after an empty poll) or `ringcat` (as `ringcat drain`: sleep
+//! 100 us doubling to 12.8 ms after an empty poll); the table shows how many items a consumer
+//! poll took and how often it found nothing. Rows "no concurrent consumer" drain after the
+//! timed batch: what the producer costs when no other core touches its lines. `--only` keeps
+//! the rows whose names contain one of the `|`-separated texts. Timings on a shared machine
+//! are noisy: read the ratios of rows measured in the same round, and their medians.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use crossbeam_queue::ArrayQueue;
@@ -506,7 +511,7 @@ fn parse_args() -> Args {
     let usage = || -> ! {
         eprintln!(
             "usage: compare [--quick] [--rounds N] [--batch N] [--dir DIR] [--json FILE] \
-             [--consumer spin|ringcat] [--only TEXT[,TEXT...]]"
+             [--consumer spin|ringcat] [--only TEXT[|TEXT...]]"
         );
         std::process::exit(1)
     };
@@ -543,7 +548,7 @@ fn parse_args() -> Args {
                 args.only = it
                     .next()
                     .unwrap_or_else(|| usage())
-                    .split(',')
+                    .split('|')
                     .map(str::to_owned)
                     .collect()
             }
