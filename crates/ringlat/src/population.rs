@@ -46,6 +46,20 @@ impl ZeroedCells {
         ZeroedCells { ptr, len }
     }
 
+    /// The `N` cells from `start`, or `None` when they do not all lie in the allocation: one
+    /// bounds check for a whole histogram block.
+    #[inline]
+    fn block<const N: usize>(&self, start: usize) -> Option<&[AtomicU64; N]> {
+        if start <= self.len && N <= self.len - start {
+            // SAFETY: `start + N <= len`, so the N cells are in bounds of the allocation of
+            // `len` zeroed cells (a valid `[AtomicU64; N]`, AtomicU64 being 8-aligned like the
+            // allocation), alive as long as `self`.
+            Some(unsafe { &*self.ptr.as_ptr().add(start).cast::<[AtomicU64; N]>() })
+        } else {
+            None
+        }
+    }
+
     #[inline]
     fn get(&self, index: usize) -> Option<&AtomicU64> {
         if index < self.len {
@@ -109,27 +123,30 @@ impl Histograms {
         (stripe * kinds + kind) * PER_KIND
     }
 
-    /// Adds one call of dense kind `kind` that took `delta`.
+    /// Adds one call of dense kind `kind` that took `nanos` nanoseconds.
     #[inline]
-    pub(crate) fn add(&self, counting: Counting, kind: usize, delta: std::time::Duration) {
+    pub(crate) fn add(&self, counting: Counting, kind: usize, nanos: u64) {
         if kind >= self.kinds {
             return;
         }
-        let nanos = u64::try_from(delta.as_nanos()).unwrap_or(u64::MAX);
         let (stripe, owned) = match counting {
             // An owned stripe has one writer, its thread (stripes::claim); only the shared
             // stripe of the threads past the 31st needs the locked add.
             Counting::Stripe(stripe) => (stripe, stripe != crate::stripes::SHARED_STRIPE),
             Counting::Exclusive => (0, true),
         };
-        let base = Self::base(stripe, self.kinds, kind);
-        let (index, add_sum) = match scheme::bucket_of(nanos) {
-            Some(bucket) => (bucket, true),
-            None => (OVERFLOW, false),
+        let Some(block) = self
+            .cells
+            .block::<PER_KIND>(Self::base(stripe, self.kinds, kind))
+        else {
+            return;
         };
-        bump(self.cells.get(base + index), 1, owned);
-        if add_sum {
-            bump(self.cells.get(base + SUM), nanos, owned);
+        match scheme::bucket_of(nanos) {
+            Some(bucket) => {
+                bump(block.get(bucket), 1, owned);
+                bump(Some(&block[SUM]), nanos, owned);
+            }
+            None => bump(Some(&block[OVERFLOW]), 1, owned),
         }
     }
 
@@ -222,11 +239,11 @@ mod tests {
     #[test]
     fn counts_by_bucket_per_kind_across_stripes() {
         let h = Histograms::new(2);
-        h.add(Counting::Exclusive, 1, Duration::from_nanos(300));
+        h.add(Counting::Exclusive, 1, 300);
         let stripe = Counting::Stripe(crate::stripes::thread_stripe());
-        h.add(stripe, 1, Duration::from_nanos(300));
-        h.add(stripe, 0, Duration::from_secs(5 * 3600));
-        h.add(stripe, 2, Duration::from_nanos(1)); // undeclared: ignored
+        h.add(stripe, 1, 300);
+        h.add(stripe, 0, Duration::from_secs(5 * 3600).as_nanos() as u64);
+        h.add(stripe, 2, 1); // undeclared: ignored
         let one = h.sum(1);
         let bucket = scheme::bucket_of(300).unwrap();
         assert_eq!(one.buckets[bucket], 2);

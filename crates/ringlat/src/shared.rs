@@ -42,6 +42,16 @@ pub(crate) struct Call {
     pub from_clock: bool,
 }
 
+/// What the write path needs of a call that survived the decisions (built only then).
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    trace_id: u64,
+    status: u8,
+    kind: u8,
+    class: u8,
+    nanotime: Option<u64>,
+}
+
 /// One configured kind, for the background thread.
 #[derive(Debug, Clone)]
 pub(crate) struct ConfiguredKind {
@@ -60,7 +70,9 @@ pub(crate) struct Shared {
     dense: [u16; 256],
     class_now: [AtomicU8; 256],
     thresholds: [u64; 256],
-    keep_if_slower: Duration,
+    /// Keep-if-slow bound in nanoseconds (`u64::MAX`: none, as is a bound past 584 years),
+    /// compared with each call's delta.
+    keep_if_slower_ns: u64,
     decision: Decision,
     overflow: Overflow,
     low_water: u32,
@@ -123,7 +135,7 @@ impl Shared {
             dense,
             class_now,
             thresholds: parts.classes.thresholds,
-            keep_if_slower: parts.policy.keep_if_slower.unwrap_or(Duration::MAX),
+            keep_if_slower_ns: parts.policy.keep_if_slower.map_or(u64::MAX, nanos_of),
             decision: parts.policy.decision,
             overflow: parts.policy.overflow,
             low_water,
@@ -193,16 +205,17 @@ impl Shared {
         Outcome::Rejected
     }
 
-    /// Converts a latency to the file's unit, rounded to nearest (half up: a 400 ns call is
-    /// 0 us, a 500 ns one 1 us, where truncation made every sub-unit call 0), saturating; the
-    /// flag says it saturated.
+    /// Converts a latency (`nanos`, saturated at `u64::MAX` by [`nanos_of`]) to the file's
+    /// unit, rounded to nearest (half up: a 400 ns call is 0 us, a 500 ns one 1 us, where
+    /// truncation made every sub-unit call 0), saturating; the flag says it saturated.
     #[inline]
-    fn to_units(&self, delta: Duration) -> (i32, bool) {
-        let nanos = delta.as_nanos();
+    fn to_units(&self, nanos: u64) -> (i32, bool) {
+        // In u64 (a multiply by a constant, no 128-bit division): `nanos + 500` cannot wrap
+        // to a small value because anything near u64::MAX saturates i32 anyway.
         let units = match self.unit {
             DeltaUnit::Nanos => nanos,
-            DeltaUnit::Micros => (nanos + 500) / 1_000,
-            DeltaUnit::Millis => (nanos + 500_000) / 1_000_000,
+            DeltaUnit::Micros => nanos.saturating_add(500) / 1_000,
+            DeltaUnit::Millis => nanos.saturating_add(500_000) / 1_000_000,
         };
         match i32::try_from(units) {
             Ok(units) => (units, false),
@@ -212,8 +225,9 @@ impl Shared {
 
     /// The sampling class to record under, or `None` when the call is sampled out.
     #[inline]
-    fn sample(&self, kind: u8, trace_id: u64, delta: Duration) -> Option<u8> {
-        if delta >= self.keep_if_slower {
+    fn sample(&self, kind: u8, trace_id: u64, nanos: u64) -> Option<u8> {
+        // `u64::MAX` means no keep-if-slow bound (tested second: the first test is rarely true).
+        if nanos >= self.keep_if_slower_ns && self.keep_if_slower_ns != u64::MAX {
             return Some(0);
         }
         // Relaxed: the background thread changes the class; any recent value is fine, and the
@@ -290,7 +304,11 @@ impl Shared {
 
     /// [`Shared::record`] with the ring's test hook (called after the reservation and before
     /// the commit; overwrite mode only, as break mode goes through `push`).
-    #[inline]
+    ///
+    /// The front, inlined into every caller: the decisions that end most calls that write
+    /// nothing (sampled out, breaker open, rejected) stay in the caller's frame, without the
+    /// register saves of the write path, which is [`Shared::write`].
+    #[inline(always)]
     pub(crate) fn record_hooked(
         &self,
         counting: Counting,
@@ -298,28 +316,21 @@ impl Shared {
         push: impl FnOnce(&ringlat_ring::Ring<RegionStorage>, u8, &Record) -> Result<u32, PushError>,
         hook: impl FnMut(PushStage, u32),
     ) -> Outcome {
-        let Call {
-            kind,
-            trace_id,
-            status,
-            delta,
-            nanotime,
-            from_clock,
-        } = call;
-        let dense = self.dense[kind as usize];
+        let dense = self.dense[call.kind as usize];
         if dense == UNCONFIGURED {
-            return self.reject_unconfigured(kind);
+            return self.reject_unconfigured(call.kind);
         }
         let dense = usize::from(dense);
-        if let Some(nanotime) = nanotime
-            && !from_clock
+        if let Some(nanotime) = call.nanotime
+            && !call.from_clock
             && nanotime.abs_diff(self.anchor.unix_now()) > self.max_skew_ns
         {
             self.count(counting, dense, KindCounter::Rejected);
             return Outcome::Rejected;
         }
-        self.histograms.add(counting, dense, delta);
-        let Some(class) = self.sample(kind, trace_id, delta) else {
+        let nanos = nanos_of(call.delta);
+        self.histograms.add(counting, dense, nanos);
+        let Some(class) = self.sample(call.kind, call.trace_id, nanos) else {
             self.count(counting, dense, KindCounter::SampledOut);
             return Outcome::SampledOut;
         };
@@ -328,9 +339,31 @@ impl Shared {
             self.count(counting, dense, KindCounter::DroppedBreaker);
             return Outcome::Dropped;
         }
-        let (units, saturated) = self.to_units(delta);
-        let nanotime = nanotime.unwrap_or_else(|| self.anchor.unix_now());
-        let record = Record::new(trace_id, nanotime, status, units);
+        let stamp = Stamp {
+            trace_id: call.trace_id,
+            status: call.status,
+            kind: call.kind,
+            class,
+            nanotime: call.nanotime,
+        };
+        self.write(counting, dense, nanos, stamp, push, hook)
+    }
+
+    /// The write path of [`Shared::record_hooked`]: timestamp, push (or overwrite), count.
+    #[inline]
+    fn write(
+        &self,
+        counting: Counting,
+        dense: usize,
+        nanos: u64,
+        call: Stamp,
+        push: impl FnOnce(&ringlat_ring::Ring<RegionStorage>, u8, &Record) -> Result<u32, PushError>,
+        hook: impl FnMut(PushStage, u32),
+    ) -> Outcome {
+        let (units, saturated) = self.to_units(nanos);
+        let nanotime = call.nanotime.unwrap_or_else(|| self.anchor.unix_now());
+        let record = Record::new(call.trace_id, nanotime, call.status, units);
+        let class = call.class;
         let written = match self.overflow {
             Overflow::Break => match push(&self.ring, class, &record) {
                 Ok(fill) => {
@@ -350,7 +383,7 @@ impl Shared {
             Overflow::Overwrite => {
                 let pushed = self
                     .ring
-                    .push_overwriting_hooked(kind, class, &record, hook);
+                    .push_overwriting_hooked(call.kind, class, &record, hook);
                 let (written, overwrote) = match pushed {
                     Ok(done) => (true, done.overwrote),
                     Err(busy) => (false, busy.overwrote),
@@ -380,4 +413,11 @@ impl Shared {
         let path = self.path.clone();
         move |source| Error::Io { path, what, source }
     }
+}
+
+/// A latency in nanoseconds, saturated at `u64::MAX` (584 years): computed once per call for
+/// the histogram, the keep-if-slow test and the unit conversion.
+#[inline]
+pub(crate) fn nanos_of(delta: Duration) -> u64 {
+    u64::try_from(delta.as_nanos()).unwrap_or(u64::MAX)
 }

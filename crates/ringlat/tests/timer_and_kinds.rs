@@ -191,3 +191,49 @@ fn guards_and_kind_handles_allocate_nothing() {
     });
     assert_eq!(allocations, 0);
 }
+
+#[test]
+fn latencies_past_the_units_range_saturate_and_are_counted() {
+    use ringlat_format::KindCounter;
+    let max_units = i64::from(i32::MAX);
+    for (unit, unit_ns, fits, too_long) in [
+        (
+            DeltaUnit::Nanos,
+            1,
+            Duration::from_secs(2),
+            Duration::from_secs(3),
+        ),
+        (
+            DeltaUnit::Micros,
+            1_000,
+            Duration::from_secs(2_000),
+            Duration::from_secs(3_000),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (ring, path) = ring(&dir, unit);
+        // Duration::MAX is past u64 nanoseconds too (584 years): it saturates as well.
+        for (trace, delta) in [(0, fits), (1, too_long), (2, Duration::MAX)] {
+            assert_eq!(ring.record(0, trace, 0, delta), Outcome::Written);
+        }
+        ring.flush().unwrap();
+        let mut seen: Vec<(u64, i64)> = samples(&path)
+            .iter()
+            .map(|s| (s.trace_id, s.delta_ns))
+            .collect();
+        seen.sort();
+        let fits_ns = i64::try_from(fits.as_nanos()).unwrap();
+        assert_eq!(
+            seen,
+            [
+                (0, fits_ns),
+                (1, max_units * unit_ns),
+                (2, max_units * unit_ns)
+            ],
+            "{unit:?}"
+        );
+        let counters = RingFile::open(&path).unwrap().counters();
+        assert_eq!(counters.get(KindCounter::Written), 3, "{unit:?}");
+        assert_eq!(counters.get(KindCounter::Saturated), 2, "{unit:?}");
+    }
+}
