@@ -11,10 +11,11 @@
 use ringlat::Ring;
 use ringlat_format::Geometry;
 use ringlat_read::archive::{ArchiveReader, ArchiveWriter, RingInfo};
-use ringlat_read::{Drainer, ReadError, RingFile};
+use ringlat_read::{Drainer, RingFile};
+use ringlat_tests::{archived_traces, drain_all};
 use std::collections::HashSet;
 use std::os::unix::fs::{FileExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 fn ring_with(path: &Path, records: u64) -> Ring {
@@ -30,13 +31,6 @@ fn ring_with(path: &Path, records: u64) -> Ring {
     ring
 }
 
-fn archived_traces(path: &Path) -> Vec<u64> {
-    let reader = ArchiveReader::open(path).unwrap();
-    let mut traces = Vec::new();
-    reader.for_each(|r| traces.push(r.trace_id)).unwrap();
-    traces
-}
-
 /// Appends one batch to the archive, then fails as a killed drainer would before consuming.
 fn append_then_crash(drainer: &mut Drainer, archive: &mut ArchiveWriter, max: usize) {
     let info = RingInfo::of(drainer.file());
@@ -45,24 +39,6 @@ fn append_then_crash(drainer: &mut Drainer, archive: &mut ArchiveWriter, max: us
         Err::<(), &str>("killed before consuming")
     });
     assert!(result.is_err());
-}
-
-fn drain_all(ring_path: &Path, archive_path: &Path) -> u64 {
-    let mut drainer = Drainer::open(ring_path).unwrap();
-    let mut archive = ArchiveWriter::open(archive_path, 1).unwrap();
-    let info = RingInfo::of(drainer.file());
-    let mut already = 0;
-    loop {
-        let stats = drainer
-            .drain_batch(64, |batch| {
-                already += archive.append(&info, batch)?.already_archived;
-                Ok::<(), ReadError>(())
-            })
-            .unwrap();
-        if stats.taken == 0 {
-            return already;
-        }
-    }
 }
 
 #[test]
@@ -409,114 +385,4 @@ fn the_abandoned_count_survives_a_failing_drain_handler() {
     assert_eq!(result, Err("output failed"));
     assert_eq!(drainer.file().counters().abandoned, 1);
     assert_eq!(drainer.file().positions().0, start.wrapping_add(2));
-}
-
-/// A 1 MiB tmpfs mounted for the test, unmounted on drop; `None` where mount is refused.
-struct SmallDisk {
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("disk");
-        std::fs::create_dir(&path).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&path)
-            .stderr(std::process::Stdio::null())
-            .status();
-        if !matches!(status, Ok(s) if s.success()) {
-            println!("skipped: cannot mount a tmpfs here (needs root and mount(8))");
-            return None;
-        }
-        Some(SmallDisk { path, _dir: dir })
-    }
-
-    /// Fills the disk, leaving about `leave` bytes free; returns the filler's path.
-    fn fill(&self, leave: u64) -> PathBuf {
-        let filler = self.path.join("filler");
-        let mut file = std::fs::File::create(&filler).unwrap();
-        let block = vec![0x55u8; 4096];
-        loop {
-            // SAFETY: statvfs fills the struct we pass; the path is NUL-terminated.
-            let free = unsafe {
-                let mut stat: libc::statvfs = std::mem::zeroed();
-                let c = std::ffi::CString::new(self.path.to_str().unwrap()).unwrap();
-                assert_eq!(libc::statvfs(c.as_ptr(), &mut stat), 0);
-                stat.f_bavail * stat.f_frsize
-            };
-            if free <= leave {
-                return filler;
-            }
-            if std::io::Write::write_all(&mut file, &block).is_err() {
-                return filler;
-            }
-        }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(&self.path)
-            .status();
-    }
-}
-
-#[test]
-fn a_full_disk_never_half_creates_an_archive_nor_duplicates_a_batch() {
-    let Some(disk) = SmallDisk::mount("1m") else {
-        return;
-    };
-    // Creation on a full disk fails and leaves nothing (no half-made archive, no temp file).
-    let filler = disk.fill(0);
-    let archive_path = disk.path.join("full.archive");
-    assert!(ArchiveWriter::open(&archive_path, 1).is_err());
-    assert!(!archive_path.exists());
-    assert_eq!(
-        std::fs::read_dir(&disk.path).unwrap().count(),
-        1,
-        "only the filler"
-    );
-    std::fs::remove_file(&filler).unwrap();
-
-    // Mid-batch: the ring lives elsewhere; the archive's disk has room for part of a batch.
-    let dir = tempfile::tempdir().unwrap();
-    let ring_path = dir.path().join("r.ring");
-    let ring = Ring::builder(&ring_path)
-        .capacity(1 << 14)
-        .kind(0, "market")
-        .create()
-        .unwrap();
-    for trace in 0..10_000 {
-        ring.record(0, trace, 0, Duration::from_micros(1));
-    }
-    ArchiveWriter::open(&archive_path, 1).unwrap();
-    let filler = disk.fill(64 * 1024);
-    let mut failures = 0;
-    {
-        let mut drainer = Drainer::open(&ring_path).unwrap();
-        let mut archive = ArchiveWriter::open(&archive_path, 1).unwrap();
-        let info = RingInfo::of(drainer.file());
-        loop {
-            match drainer.drain_batch(4096, |batch| archive.append(&info, batch).map(drop)) {
-                Ok(stats) if stats.taken == 0 => break,
-                Ok(_) => {}
-                Err(error) => {
-                    assert!(error.to_string().contains("No space"), "{error}");
-                    failures += 1;
-                    break;
-                }
-            }
-        }
-    }
-    assert_eq!(failures, 1, "the disk filled mid-drain");
-    std::fs::remove_file(&filler).unwrap();
-    drain_all(&ring_path, &archive_path);
-    assert_eq!(
-        archived_traces(&archive_path),
-        (0..10_000).collect::<Vec<_>>()
-    );
 }

@@ -8,6 +8,9 @@
     missing_docs
 )]
 
+use ringlat_read::archive::{ArchiveReader, ArchiveWriter, RingInfo};
+use ringlat_read::{Drainer, ReadError};
+use std::path::Path;
 use std::time::Duration;
 
 /// The trace id of sequence number `sequence` of writer thread `thread`.
@@ -70,4 +73,32 @@ impl OrderCheck {
 /// The kind (0, 1 or 2, named `k0`..`k2`) a crash-harness record of `trace` carries.
 pub fn kind_of(trace: u64) -> u8 {
     (trace.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> 62) as u8 % 3
+}
+
+/// The trace ids an archive holds, in file order.
+pub fn archived_traces(path: &Path) -> Vec<u64> {
+    let reader = ArchiveReader::open(path).unwrap();
+    let mut traces = Vec::new();
+    reader.for_each(|r| traces.push(r.trace_id)).unwrap();
+    traces
+}
+
+/// Drains the ring at `ring_path` into the archive at `archive_path` until it is empty;
+/// returns how many records the archive already held.
+pub fn drain_all(ring_path: &Path, archive_path: &Path) -> u64 {
+    let mut drainer = Drainer::open(ring_path).unwrap();
+    let mut archive = ArchiveWriter::open(archive_path, 1).unwrap();
+    let info = RingInfo::of(drainer.file());
+    let mut already = 0;
+    loop {
+        let stats = drainer
+            .drain_batch(64, |batch| {
+                already += archive.append(&info, batch)?.already_archived;
+                Ok::<(), ReadError>(())
+            })
+            .unwrap();
+        if stats.taken == 0 {
+            return already;
+        }
+    }
 }
