@@ -71,6 +71,47 @@ pub(crate) fn serial<F: Fold>(
     Ok(acc)
 }
 
+/// Runs `pass` over the selected records on every core ([`crate::scan::fold_in_order`]: a
+/// piece's accumulator starts at an order-preserving position, the pieces' accumulators are
+/// merged in the records' order), with an order-free accumulator beside it (the percentile
+/// engine's state: `init_beside`, `beside(acc, source, sample, weight)`, `merge_beside`).
+/// `--last` runs serially, positions 0, 1, 2...
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a fold and the engine's fold beside it"
+)]
+pub(crate) fn parallel<F, B>(
+    sources: &Sources,
+    filter: &Filter,
+    progress: &mut Progress,
+    label: &'static str,
+    pass: &F,
+    init_beside: impl Fn() -> B + Sync,
+    beside: impl Fn(&mut B, usize, &Sample, u128) + Sync,
+    merge_beside: impl Fn(&mut B, B),
+) -> Result<(F::Acc, B), Failure>
+where
+    F: Fold + Sync,
+    F::Acc: Send,
+    B: Send,
+{
+    progress.next_pass(label);
+    let (beside, acc) = crate::scan::fold_in_order(
+        sources,
+        filter,
+        progress,
+        init_beside,
+        |first| pass.init(first),
+        |engine, acc, source, sample, weight| {
+            pass.fold(acc, source, sample);
+            beside(engine, source, sample, weight);
+        },
+        merge_beside,
+        |earlier, later| pass.merge(earlier, later),
+    )?;
+    Ok((acc, beside))
+}
+
 /// Folds `records` as chunks cut at `cuts` (ascending positions), merged left to right: the
 /// shape a parallel scan gives, for tests that check a merge against the serial fold.
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! --window`, then list its outliers and group them by cause here.
 
 use crate::Failure;
-use crate::band::{Band, BinWeights, Side, candidate_limit};
+use crate::band::{Band, BinWeights, Side, candidate_limit, distinct_budget};
 use crate::cli::{By, SliceArgs, SliceFormat, SliceOrder, Unit};
 use crate::duration::parse_latency_ns;
 use crate::fold::{self, Fold};
@@ -14,7 +14,7 @@ use crate::table::{latency, render};
 use crate::time::display_time;
 use crate::weight::Weights;
 use ringlat_read::Sample;
-use ringlat_read::percentile::{Histograms, Quantile, WEIGHT_ONE, weight_of};
+use ringlat_read::percentile::{Quantile, Selection, Tally, WEIGHT_ONE, weight_of};
 use serde_json::json;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -42,10 +42,13 @@ pub(crate) struct SliceQuery<'a> {
     pub raw: bool,
 }
 
-/// Slices the tail: one pass with a latency threshold; with a percentile, the engine's two
-/// passes, the second of which also keeps the records that may lie above the percentile (the
-/// band found after the first pass), cut at the exact percentile once it is known. Only when
-/// those undecided records exceed [`candidate_limit`] does a third pass list the tail.
+/// Slices the tail, every pass on every core ([`fold::parallel`]): one pass with a latency
+/// threshold; with a percentile, pass 1 tallies the values (and the weight per engine bin);
+/// when the tally is exact (the distinct values fit its budget) the percentile is known and
+/// pass 2 lists the tail above it. Otherwise pass 2 selects the exact value in the
+/// percentile's bins and also keeps the records that may lie above it (the band found after
+/// pass 1), cut at the exact percentile once it is known; only when those undecided records
+/// exceed [`candidate_limit`] does a third pass list the tail.
 pub(crate) fn slice(
     sources: &Sources,
     filter: &Filter,
@@ -68,7 +71,16 @@ pub(crate) fn slice(
             ))
         })?;
         let pass = listing(threshold_ns);
-        let acc = fold::serial(sources, filter, progress, "slicing", &pass, |_, _| {})?;
+        let (acc, ()) = fold::parallel(
+            sources,
+            filter,
+            progress,
+            "slicing",
+            &pass,
+            || (),
+            |_, _, _, _| {},
+            |_, _| {},
+        )?;
         progress.finish();
         let (records, weight) = acc.population;
         return Ok(acc.tail.into_tail(
@@ -80,41 +92,70 @@ pub(crate) fn slice(
     };
     let quantile = Quantile::parse(q).map_err(Failure::Usage)?;
     let raw = query.raw;
-    let mut weights = Weights::new(raw);
-    // Pass 1: the engine's histogram, and the weight per bin that bounds the percentile.
-    let mut pass1 = Histograms::new(vec![quantile.clone()]);
-    let bins = fold::serial(
+    let weight = |weight: u128| if raw { WEIGHT_ONE } else { weight };
+    let budget = distinct_budget();
+    // Pass 1: the engine's tally (exact when the distinct values fit its budget), and the
+    // weight per bin that bounds the percentile when it is not.
+    let (bins, tally) = fold::parallel(
         sources,
         filter,
         progress,
         "pass 1/2",
         &BinPass { raw },
-        |_, s| {
-            pass1.add((), s.delta_ns, weights.of(s.probability));
-        },
+        || Tally::with_budget(vec![quantile.clone()], budget),
+        |tally, _, s, w| tally.add((), s.delta_ns, weight(w)),
+        Tally::merge,
     )?;
-    if pass1.is_empty() {
+    if tally.is_empty() {
         progress.finish();
         return Err(Failure::File("no records match".into()));
     }
-    // Pass 2: the engine's exact values, and the tail as far as the band tells it.
-    let mut pass2 = pass1.plan();
+    let selection = tally.finish();
+    if selection.is_complete() {
+        // The percentile is known: pass 2 lists the tail above it.
+        let rows = selection.finish();
+        let Some((_, values, summary)) = rows.first() else {
+            progress.finish();
+            return Err(Failure::File("no records match".into()));
+        };
+        let threshold_ns = values[0];
+        let pass = listing(threshold_ns);
+        let (acc, ()) = fold::parallel(
+            sources,
+            filter,
+            progress,
+            "pass 2/2",
+            &pass,
+            || (),
+            |_, _, _, _| {},
+            |_, _| {},
+        )?;
+        progress.finish();
+        return Ok(acc.tail.into_tail(
+            threshold_ns,
+            format!("p{}", quantile.label()),
+            summary.records,
+            summary.events(),
+        ));
+    }
+    // Pass 2: the engine's exact values in the percentile's bins, and the tail as far as the
+    // band tells it.
     let candidates = CandidatePass {
         listing: listing(0),
         band: bins.0.band(&quantile),
         limit: candidate_limit::<Candidate>(),
     };
-    let acc = fold::serial(
+    let (acc, selection) = fold::parallel(
         sources,
         filter,
         progress,
         "pass 2/2",
         &candidates,
-        |_, s| {
-            pass2.add(&(), s.delta_ns, weights.of(s.probability));
-        },
+        || selection.clone(),
+        |selection, _, s, w| selection.add(&(), s.delta_ns, weight(w)),
+        Selection::merge,
     )?;
-    let rows = pass2.finish();
+    let rows = selection.finish();
     let Some((_, values, summary)) = rows.first() else {
         progress.finish();
         return Err(Failure::File("no records match".into()));
@@ -124,7 +165,17 @@ pub(crate) fn slice(
         Some(tail) => tail,
         None => {
             let pass = listing(threshold_ns);
-            fold::serial(sources, filter, progress, "slicing", &pass, |_, _| {})?.tail
+            let (acc, ()) = fold::parallel(
+                sources,
+                filter,
+                progress,
+                "slicing",
+                &pass,
+                || (),
+                |_, _, _, _| {},
+                |_, _| {},
+            )?;
+            acc.tail
         }
     };
     progress.finish();
@@ -593,6 +644,7 @@ mod tests {
     use super::*;
     use crate::fold::chunked;
     use crate::fold::testdata::{archives, cuts};
+    use ringlat_read::percentile::{DISTINCT_BUDGET, Histograms};
 
     fn assert_same(a: &TailSoFar, b: &TailSoFar, what: &str) {
         assert_eq!(a.records, b.records, "{what}");
@@ -742,6 +794,114 @@ mod tests {
                 let acc = chunked(&exact, &records, &[]);
                 assert_same(&exact.resolve(acc, threshold_ns).unwrap(), &expected, &what);
             }
+        }
+    }
+
+    /// On both cores over several pieces of two files (`fold::parallel`, positions with gaps
+    /// between pieces), the listing and candidate passes list, count and group exactly what
+    /// one serial walk does, and the tally's percentile equals the two-pass engine's: a merge
+    /// out of order or a position that breaks the records' order fails here.
+    #[test]
+    fn the_passes_on_both_cores_equal_a_serial_walk() {
+        let (_dir, sources, records) = archives(&[150_000, 20_000], 3_000, 3);
+        let filter = Filter::default();
+        let mut progress = Progress::new("test", 0);
+        // p10: most records are in the tail, among them ties in time across pieces (the records
+        // are 7 to an instant, and a piece holds 2^17 of them).
+        let quantile = Quantile::parse("10").unwrap();
+        let mut pass1 = Histograms::new(vec![quantile.clone()]);
+        for (_, s) in &records {
+            pass1.add((), s.delta_ns, weight_of(s.probability, false));
+        }
+        let mut pass2 = pass1.plan();
+        for (_, s) in &records {
+            pass2.add(&(), s.delta_ns, weight_of(s.probability, false));
+        }
+        let threshold_ns = pass2.finish()[0].1[0];
+        for budget in [usize::MAX, DISTINCT_BUDGET, 10] {
+            let (_, tally) = fold::parallel(
+                &sources,
+                &filter,
+                &mut progress,
+                "test",
+                &fold::Nothing,
+                || Tally::with_budget(vec![quantile.clone()], budget),
+                |tally, _, s, w| tally.add((), s.delta_ns, w),
+                Tally::merge,
+            )
+            .unwrap();
+            let mut selection = tally.finish();
+            assert!(budget > 10 || !selection.is_complete());
+            assert!(budget < usize::MAX || selection.is_complete());
+            if !selection.is_complete() {
+                for (_, s) in &records {
+                    selection.add(&(), s.delta_ns, weight_of(s.probability, false));
+                }
+            }
+            assert_eq!(selection.finish()[0].1[0], threshold_ns, "budget {budget}");
+        }
+        let bins = fold::serial(
+            &sources,
+            &filter,
+            &mut progress,
+            "test",
+            &BinPass { raw: false },
+            |_, _| {},
+        )
+        .unwrap();
+        for listing in passes(&sources) {
+            let what = format!("{:?} {:?} {}", listing.order, listing.by, listing.limit);
+            let pass = TailPass {
+                threshold_ns,
+                ..listing
+            };
+            let serial = chunked(&pass, &records, &[]);
+            let (on_both, ()) = fold::parallel(
+                &sources,
+                &filter,
+                &mut progress,
+                "test",
+                &pass,
+                || (),
+                |_, _, _, _| {},
+                |_, _| {},
+            )
+            .unwrap();
+            assert_eq!(on_both.population, serial.population, "{what}");
+            let expected = serial.tail.into_tail(0, String::new(), 0, 0.0);
+            let tail = on_both.tail.into_tail(0, String::new(), 0, 0.0);
+            assert!(
+                tail.listed == expected.listed,
+                "{what}: the listings differ"
+            );
+            assert_eq!(tail.groups, expected.groups, "{what}");
+            assert_eq!(
+                (tail.records, tail.events),
+                (expected.records, expected.events)
+            );
+            let candidates = CandidatePass {
+                listing: pass,
+                band: bins.0.band(&quantile),
+                limit: usize::MAX,
+            };
+            let (acc, ()) = fold::parallel(
+                &sources,
+                &filter,
+                &mut progress,
+                "test",
+                &candidates,
+                || (),
+                |_, _, _, _| {},
+                |_, _| {},
+            )
+            .unwrap();
+            let resolved = candidates.resolve(acc, threshold_ns).unwrap();
+            let resolved = resolved.into_tail(0, String::new(), 0, 0.0);
+            assert!(
+                resolved.listed == expected.listed,
+                "{what}: candidates list otherwise"
+            );
+            assert_eq!(resolved.groups, expected.groups, "{what} candidates");
         }
     }
 }
