@@ -30,13 +30,6 @@ impl BinWeights {
         self.total += weight;
     }
 
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "called by the parallel scan once merged; tests check it"
-        )
-    )]
     pub(crate) fn merge(&mut self, other: BinWeights) {
         if self.weights.is_empty() {
             *self = other;

@@ -16,12 +16,12 @@
 
 use crate::Failure;
 use crate::band::{Band, BinWeights, Side, candidate_limit};
-use crate::fold::{self, Fold};
+use crate::fold::{self, Fold, PieceCounts};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use crate::weight::Weights;
 use ringlat_read::Sample;
-use ringlat_read::percentile::{Histograms, Quantile, Selection, Summary};
+use ringlat_read::percentile::{Histograms, Quantile, Selection, Summary, WEIGHT_ONE};
 use std::collections::BTreeMap;
 
 /// At most this many points are sampled at an even stride; tail points are added while the
@@ -66,27 +66,42 @@ pub(crate) fn gather(
         (2, _) => "pass 2/3",
         _ => "pass 3/3",
     };
-    let mut weights = Weights::new(raw);
     let kind_of = |source: usize, sample: &Sample| sources.label_index(source, sample.kind);
     let window_of = |w: u64, sample: &Sample| sample.nanotime - sample.nanotime % w;
+    let weight = |weight: u128| if raw { WEIGHT_ONE } else { weight };
 
-    // Pass 1.
-    let mut spectra1 = Histograms::new(with_p99.clone());
-    let mut windows1 = Histograms::new(vec![p99.clone()]);
-    let first = fold::serial(
+    // Pass 1 (and the records of each piece, counted: the points' exact positions).
+    let first_pass = FirstPass { sources, raw };
+    let (counts, (first, spectra1, windows1)) = fold::parallel(
         sources,
         filter,
         progress,
         label(1),
-        &FirstPass { sources, raw },
-        |source, s| {
-            let (kind, weight) = (kind_of(source, s), weights.of(s.probability));
+        &PieceCounts,
+        None,
+        || {
+            (
+                first_pass.init(0),
+                Histograms::new(with_p99.clone()),
+                Histograms::new(vec![p99.clone()]),
+            )
+        },
+        |(first, spectra1, windows1), source, s, w| {
+            first_pass.fold(first, source, s);
+            let (kind, weight) = (kind_of(source, s), weight(w));
             spectra1.add(kind, s.delta_ns, weight);
             if let Some(w) = given_window {
                 windows1.add((window_of(w, s), kind), s.delta_ns, weight);
             }
         },
+        |acc, (first, spectra1, windows1)| {
+            let mine = std::mem::replace(&mut acc.0, first_pass.init(0));
+            acc.0 = first_pass.merge(mine, first);
+            acc.1.merge(spectra1);
+            acc.2.merge(windows1);
+        },
     )?;
+    let starts = PieceCounts::starts(counts);
     let span = first.span;
     if span.count == 0 {
         progress.finish();
@@ -101,9 +116,8 @@ pub(crate) fn gather(
         .collect();
 
     // Pass 2.
-    let mut spectra2 = spectra1.plan();
-    let mut windows2: Option<Selection<(u64, u16)>> = given_window.map(|_| windows1.plan());
-    let mut windows1 = Histograms::new(vec![p99.clone()]);
+    let spectra_plan = spectra1.plan();
+    let windows_plan: Option<Selection<(u64, u16)>> = given_window.map(|_| windows1.plan());
     let points_pass = PointsPass {
         sources,
         stride,
@@ -111,20 +125,35 @@ pub(crate) fn gather(
         bands,
         limit: candidate_limit::<Point>(),
     };
-    let points = fold::serial(
+    let (points, (spectra2, windows2, windows1)) = fold::parallel(
         sources,
         filter,
         progress,
         label(2),
         &points_pass,
-        |source, s| {
-            let (kind, weight) = (kind_of(source, s), weights.of(s.probability));
+        Some(&starts),
+        || {
+            (
+                spectra_plan.clone(),
+                windows_plan.clone(),
+                Histograms::new(vec![p99.clone()]),
+            )
+        },
+        |(spectra2, windows2, windows1), source, s, w| {
+            let (kind, weight) = (kind_of(source, s), weight(w));
             spectra2.add(&kind, s.delta_ns, weight);
             let key = (window_of(window_ns, s), kind);
-            match &mut windows2 {
+            match windows2 {
                 Some(windows2) => windows2.add(&key, s.delta_ns, weight),
                 None => windows1.add(key, s.delta_ns, weight),
             }
+        },
+        |acc, (spectra2, windows2, windows1)| {
+            acc.0.merge(spectra2);
+            if let (Some(mine), Some(theirs)) = (acc.1.as_mut(), windows2) {
+                mine.merge(theirs);
+            }
+            acc.2.merge(windows1);
         },
     )?;
     let spectra: Vec<(u16, Vec<i64>)> = spectra2
@@ -146,36 +175,64 @@ pub(crate) fn gather(
         limit: usize::MAX,
         ..points_pass
     };
+    let points_again = |progress: &mut Progress| {
+        let (acc, ()) = fold::parallel(
+            sources,
+            filter,
+            progress,
+            "points",
+            &exact,
+            Some(&starts),
+            || (),
+            |_, _, _, _| {},
+            |_, _| {},
+        )?;
+        Ok::<_, Failure>(exact.resolve(acc, &kind_p99).unwrap_or_default())
+    };
 
     // Pass 3: without `--window`, the windows' pass 2 (and the points if they need it).
     let (windows, points) = match windows2 {
         Some(windows2) => {
             let points = match drawn {
                 Some(points) => points,
-                None => {
-                    let acc = fold::serial(sources, filter, progress, "points", &exact, |_, _| {})?;
-                    exact.resolve(acc, &kind_p99).unwrap_or_default()
-                }
+                None => points_again(progress)?,
             };
             (windows2, points)
         }
         None => {
-            let mut windows2 = windows1.plan();
-            let feed = |source: usize, s: &Sample| {
+            let plan = windows1.plan();
+            let feed = |windows2: &mut Selection<(u64, u16)>, source: usize, s: &Sample, w| {
                 let key = (window_of(window_ns, s), kind_of(source, s));
-                windows2.add(&key, s.delta_ns, weights.of(s.probability));
+                windows2.add(&key, s.delta_ns, weight(w));
             };
-            let points = match drawn {
+            match drawn {
                 Some(points) => {
-                    fold::serial(sources, filter, progress, label(3), &fold::Nothing, feed)?;
-                    points
+                    progress.next_pass(label(3));
+                    let windows2 = crate::scan::fold(
+                        sources,
+                        filter,
+                        progress,
+                        || plan.clone(),
+                        feed,
+                        Selection::merge,
+                    )?;
+                    (windows2, points)
                 }
                 None => {
-                    let acc = fold::serial(sources, filter, progress, label(3), &exact, feed)?;
-                    exact.resolve(acc, &kind_p99).unwrap_or_default()
+                    let (acc, windows2) = fold::parallel(
+                        sources,
+                        filter,
+                        progress,
+                        label(3),
+                        &exact,
+                        Some(&starts),
+                        || plan.clone(),
+                        feed,
+                        Selection::merge,
+                    )?;
+                    (windows2, exact.resolve(acc, &kind_p99).unwrap_or_default())
                 }
-            };
-            (windows2, points)
+            }
         }
     };
     progress.finish();

@@ -76,6 +76,7 @@ pub(crate) fn slice(
             progress,
             "slicing",
             &pass,
+            None,
             || (),
             |_, _, _, _| {},
             |_, _| {},
@@ -163,6 +164,7 @@ pub(crate) fn slice(
                 progress,
                 "slicing",
                 &pass,
+                None,
                 || (),
                 |_, _, _, _| {},
                 |_, _| {},
@@ -208,13 +210,6 @@ struct TailSoFar {
 }
 
 impl TailSoFar {
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "called by the parallel scan once merged; tests check it"
-        )
-    )]
     fn merge(&mut self, later: TailSoFar, limit: usize) {
         self.records += later.records;
         self.weight += later.weight;
@@ -714,6 +709,7 @@ mod tests {
                 &mut progress,
                 "test",
                 &fold::Nothing,
+                None,
                 || Tally::with_budget(vec![quantile.clone()], budget),
                 |tally, _, s, w| tally.add((), s.delta_ns, w),
                 Tally::merge,
@@ -742,6 +738,7 @@ mod tests {
                 &mut progress,
                 "test",
                 &pass,
+                None,
                 || (),
                 |_, _, _, _| {},
                 |_, _| {},
