@@ -597,4 +597,89 @@ mod tests {
             }
         }
     }
+
+    /// On both cores over several pieces of two files: pass 1 counts each piece's records,
+    /// and the points taken from those exact starts equal the walk that knew the P99s (a
+    /// stride point off by one position, or pieces joined out of order, fails here); without
+    /// the counted starts they would not.
+    #[test]
+    fn points_on_both_cores_start_at_their_exact_positions() {
+        let (_dir, sources, records) = archives(&[150_000, 20_000], 200, 6);
+        let filter = Filter::default();
+        let mut progress = Progress::new("test", 0);
+        let (counts, span) = fold::parallel(
+            &sources,
+            &filter,
+            &mut progress,
+            "test",
+            &PieceCounts,
+            None,
+            Span::default,
+            |span, _, s, _| {
+                span.count += 1;
+                span.t0 = span.t0.min(s.nanotime);
+            },
+            |span, other| {
+                span.count += other.count;
+                span.t0 = span.t0.min(other.t0);
+            },
+        )
+        .unwrap();
+        assert_eq!(span.count, records.len() as u64);
+        assert!(counts.len() >= 3, "{} pieces", counts.len());
+        let starts = PieceCounts::starts(counts);
+        let mut pass1 = Histograms::new(vec![Quantile::parse("99").unwrap()]);
+        for (source, s) in &records {
+            let kind = sources.label_index(*source, s.kind);
+            pass1.add(kind, s.delta_ns, weight_of(s.probability, false));
+        }
+        let mut pass2 = pass1.plan();
+        for (source, s) in &records {
+            let kind = sources.label_index(*source, s.kind);
+            pass2.add(&kind, s.delta_ns, weight_of(s.probability, false));
+        }
+        let kind_p99: BTreeMap<u16, i64> = pass2
+            .finish()
+            .into_iter()
+            .map(|(kind, values, _)| (kind, values[0]))
+            .collect();
+        for (stride, cap) in [(7, 100_000), (1_000, 500), (131_073, 100_000)] {
+            let expected = walk_knowing_the_p99(&sources, &records, stride, cap, &kind_p99);
+            let pass = PointsPass {
+                sources: &sources,
+                stride,
+                cap,
+                bands: kind_p99
+                    .iter()
+                    .map(|(k, p)| (*k, Band::above(*p)))
+                    .collect(),
+                limit: usize::MAX,
+            };
+            let on_both = |starts| {
+                let mut progress = Progress::new("test", 0);
+                let (acc, ()) = fold::parallel(
+                    &sources,
+                    &filter,
+                    &mut progress,
+                    "test",
+                    &pass,
+                    starts,
+                    || (),
+                    |_, _, _, _| {},
+                    |_, _| {},
+                )
+                .unwrap();
+                pass.resolve(acc, &kind_p99).unwrap()
+            };
+            let points = on_both(Some(&starts));
+            assert!(
+                points == expected,
+                "stride {stride} cap {cap}: the points differ"
+            );
+            assert!(
+                on_both(None) != expected,
+                "stride {stride}: gaps went unnoticed"
+            );
+        }
+    }
 }
