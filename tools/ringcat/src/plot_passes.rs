@@ -11,6 +11,10 @@
 //!   decide kept until the P99 is known.
 //! - pass 3, without `--window` only: the engine's pass 2 by window and kind.
 //!
+//! Every pass runs on every core ([`fold::parallel`]); pass 1 also counts each piece's records
+//! ([`PieceCounts`]), so that pass 2's points (every `stride`-th record) start each piece at
+//! its exact position among the selected records.
+//!
 //! So 3 passes (2 with `--window`), against 6 before. Only when the undecided records exceed
 //! [`candidate_limit`] are the points taken again in the last pass (one more with `--window`).
 
