@@ -457,6 +457,7 @@ fn plan_group(quantiles: &[Quantile], pass: FirstPass) -> Planned {
         targets,
         exact,
         done: None,
+        at_or_below: None,
     }
 }
 
@@ -475,6 +476,8 @@ struct Planned {
     exact: Vec<(i64, BTreeMap<i64, u128>)>,
     /// The percentile values, when a [`Tally`] already knew them exactly (no pass 2 needed).
     done: Option<Vec<i64>>,
+    /// With `done`: per percentile value, the weight of the records at or below it.
+    at_or_below: Option<Vec<u128>>,
 }
 
 /// Pass 2: feed the same records again with [`Selection::add`], then [`Selection::finish`].
@@ -519,6 +522,25 @@ impl<K: Ord + Clone> Selection<K> {
         if let Ok(found) = exact.binary_search_by_key(&bin_of(value), |(bin, _)| *bin) {
             *exact[found].1.entry(value).or_insert(0) += weight;
         }
+    }
+
+    /// Per group, in key order, per percentile value: the weight of the records at or below
+    /// it (HdrHistogram's total count), when the [`Tally`] knew every value of every group
+    /// ([`Selection::is_complete`]); `None` otherwise (it takes a pass over the records).
+    ///
+    /// ```
+    /// use ringlat_read::percentile::{Quantile, Tally, WEIGHT_ONE};
+    /// let mut tally = Tally::new(vec![Quantile::parse("50").unwrap()]);
+    /// for v in [3, 1, 2, 2] { tally.add((), v, WEIGHT_ONE); }
+    /// let selection = tally.finish();
+    /// assert_eq!(selection.at_or_below(), Some(vec![vec![3 * WEIGHT_ONE]])); // p50 = 2
+    /// ```
+    pub fn at_or_below(&self) -> Option<Vec<Vec<u128>>> {
+        self.groups
+            .index
+            .values()
+            .map(|at| self.groups.values[*at].at_or_below.clone())
+            .collect()
     }
 
     /// Each group's summary and percentile values, in key order.
@@ -724,7 +746,7 @@ fn exact_group(quantiles: &[Quantile], group: TallyGroup) -> Planned {
         summary.weighted_sum += *value as f64 * weight;
         summary.weighted_sum_sq += (*value as f64) * (*value as f64) * weight;
     }
-    let answers = quantiles
+    let answers: Vec<i64> = quantiles
         .iter()
         .map(|quantile| {
             let target = quantile.target(summary.weight);
@@ -738,11 +760,22 @@ fn exact_group(quantiles: &[Quantile], group: TallyGroup) -> Planned {
             summary.max
         })
         .collect();
+    let at_or_below = answers
+        .iter()
+        .map(|answer| {
+            values
+                .iter()
+                .take_while(|(value, _)| value <= answer)
+                .map(|(_, weight)| weight)
+                .sum()
+        })
+        .collect();
     Planned {
         summary,
         targets: Vec::new(),
         exact: Vec::new(),
         done: Some(answers),
+        at_or_below: Some(at_or_below),
     }
 }
 
@@ -933,6 +966,54 @@ mod tests {
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         *state >> 11
+    }
+
+    /// The weight at or below each percentile value, from an exact tally, equals a count over
+    /// the records (per group, tallies merged); a tally that fell back knows none.
+    #[test]
+    fn weights_at_or_below_the_values_equal_a_count() {
+        let quantiles: Vec<Quantile> = ["0", "25", "50", "99", "99.9", "100"]
+            .iter()
+            .map(|q| Quantile::parse(q).unwrap())
+            .collect();
+        let mut state = 7;
+        let records: Vec<(u8, i64, u128)> = (0..5_000)
+            .map(|_| {
+                let group = (lcg(&mut state) % 3) as u8;
+                let value = (lcg(&mut state) % 400) as i64 - 50;
+                (
+                    group,
+                    value,
+                    (lcg(&mut state) % 5 + 1) as u128 * WEIGHT_ONE / 2,
+                )
+            })
+            .collect();
+        for budget in [DISTINCT_BUDGET, 100] {
+            let mut left = Tally::with_budget(quantiles.clone(), budget);
+            let mut right = Tally::with_budget(quantiles.clone(), budget);
+            for (i, (group, value, weight)) in records.iter().enumerate() {
+                let tally = if i % 2 == 0 { &mut left } else { &mut right };
+                tally.add(*group, *value, *weight);
+            }
+            left.merge(right);
+            let selection = left.finish();
+            let Some(counts) = selection.at_or_below() else {
+                assert_eq!(budget, 100, "an exact tally knows the counts");
+                continue;
+            };
+            let rows = selection.finish();
+            assert_eq!(rows.len(), counts.len());
+            for ((group, values, _), counts) in rows.iter().zip(counts) {
+                for (value, count) in values.iter().zip(counts) {
+                    let expected: u128 = records
+                        .iter()
+                        .filter(|(g, v, _)| g == group && v <= value)
+                        .map(|r| r.2)
+                        .sum();
+                    assert_eq!(count, expected, "group {group} value {value}");
+                }
+            }
+        }
     }
 
     fn brute_force(records: &[(i64, u128)], quantile: &Quantile) -> i64 {

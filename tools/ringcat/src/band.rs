@@ -3,6 +3,7 @@
 //! second pass can already keep the records that may lie above it (and count those that surely
 //! do) instead of walking the files a third time once the percentile is known.
 
+use ringlat_read::percentile::DISTINCT_BUDGET;
 use ringlat_read::percentile::{Quantile, bin_of};
 
 /// The engine's bins: -3776..3776 (see [`bin_of`]).
@@ -29,13 +30,6 @@ impl BinWeights {
         self.total += weight;
     }
 
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "called by the parallel scan once merged; tests check it"
-        )
-    )]
     pub(crate) fn merge(&mut self, other: BinWeights) {
         if self.weights.is_empty() {
             *self = other;
@@ -151,6 +145,16 @@ pub(crate) fn candidate_limit<T>() -> usize {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or((64 << 20) / std::mem::size_of::<T>().max(1))
+}
+
+/// How many distinct values the one-pass tally of `slice` (and `plot`) keeps exactly before it
+/// falls back to bins and a second pass: [`DISTINCT_BUDGET`]. `RINGCAT_DISTINCT_BUDGET`
+/// (undocumented, for tests) overrides it, so that tests can take the fallback on small files.
+pub(crate) fn distinct_budget() -> usize {
+    std::env::var("RINGCAT_DISTINCT_BUDGET")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(DISTINCT_BUDGET)
 }
 
 #[cfg(test)]

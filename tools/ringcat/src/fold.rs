@@ -2,9 +2,9 @@
 //! in at a time, and a merge of two accumulators, so that a pass can run over chunks of the
 //! files in parallel and end with the same result as one serial walk.
 //!
-//! Today every pass runs serially through [`Sources::selected`]; the percentile engine's state
-//! (`Histograms`, `Selection`) is fed beside the fold by the same walk (see [`serial`]) because
-//! its public API has no merge yet: the parallel engine pairs with these folds.
+//! Every pass runs on every core through [`parallel`]: the pieces' accumulators are merged in
+//! the records' order, the percentile engine's state (`Tally`, `Histograms`, `Selection`) is
+//! folded beside them per thread and merged in any order (its weights are integers).
 
 use crate::Failure;
 use crate::progress::Progress;
@@ -19,9 +19,10 @@ pub(crate) trait Fold {
     /// What the pass accumulates.
     type Acc;
 
-    /// An empty accumulator whose first record will be the `first`-th selected record (0-based,
-    /// in the order [`Sources::selected`] visits them): 0 for a serial pass, a chunk's start
-    /// when chunks run in parallel (a fold that ignores it says so).
+    /// An empty accumulator whose first record is at position `first` among the selected
+    /// records (in the order [`Sources::selected`] visits them): an order-preserving position
+    /// with gaps between pieces, or the exact 0-based one when [`parallel`] is given [`Starts`]
+    /// (a fold that ignores it says so).
     fn init(&self, first: u64) -> Self::Acc;
 
     /// Folds in the next record of `acc`'s run (`source` indexes [`Sources::sources`]).
@@ -29,19 +30,14 @@ pub(crate) trait Fold {
 
     /// The accumulator of `earlier`'s records followed by `later`'s (`later` starts where
     /// `earlier` ends).
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "called by the parallel scan once merged; tests check it"
-        )
-    )]
     fn merge(&self, earlier: Self::Acc, later: Self::Acc) -> Self::Acc;
 }
 
 /// A pass with nothing of its own to fold (only the engine's feed beside it).
+#[cfg(test)]
 pub(crate) struct Nothing;
 
+#[cfg(test)]
 impl Fold for Nothing {
     type Acc = ();
 
@@ -52,23 +48,101 @@ impl Fold for Nothing {
     fn merge(&self, _earlier: (), _later: ()) {}
 }
 
-/// Runs `pass` over the selected records in one serial walk, calling `beside` on every record
-/// too (the percentile engine's serial feed; `|_, _| {}` when there is none).
-pub(crate) fn serial<F: Fold>(
+/// Runs `pass` over the selected records on every core ([`crate::scan::fold_in_order`]: a
+/// piece's accumulator starts at an order-preserving position, the pieces' accumulators are
+/// merged in the records' order), with an order-free accumulator beside it (the percentile
+/// engine's state: `init_beside`, `beside(acc, source, sample, weight)`, `merge_beside`).
+/// `--last` runs serially, positions 0, 1, 2... With `starts` (counted by an earlier pass
+/// with [`PieceCounts`]), a piece starts at its exact position among the selected records.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a fold and the engine's fold beside it"
+)]
+pub(crate) fn parallel<F, B>(
     sources: &Sources,
     filter: &Filter,
     progress: &mut Progress,
     label: &'static str,
     pass: &F,
-    mut beside: impl FnMut(usize, &Sample),
-) -> Result<F::Acc, Failure> {
-    let mut acc = pass.init(0);
+    starts: Option<&Starts>,
+    init_beside: impl Fn() -> B + Sync,
+    beside: impl Fn(&mut B, usize, &Sample, u128) + Sync,
+    merge_beside: impl Fn(&mut B, B),
+) -> Result<(F::Acc, B), Failure>
+where
+    F: Fold + Sync,
+    F::Acc: Send,
+    B: Send,
+{
     progress.next_pass(label);
-    sources.selected(filter, progress, |source, sample| {
-        pass.fold(&mut acc, source, sample);
-        beside(source, sample);
-    })?;
-    Ok(acc)
+    let (beside, acc) = crate::scan::fold_in_order(
+        sources,
+        filter,
+        progress,
+        init_beside,
+        |first| pass.init(starts.map_or(first, |starts| starts.of(first))),
+        |engine, acc, source, sample, weight| {
+            pass.fold(acc, source, sample);
+            beside(engine, source, sample, weight);
+        },
+        merge_beside,
+        |earlier, later| pass.merge(earlier, later),
+    )?;
+    Ok((acc, beside))
+}
+
+/// Where each piece's selected records start among all the selected records (by the piece's
+/// order-preserving position): the exact positions a fold that counts records needs.
+#[derive(Debug, Default)]
+pub(crate) struct Starts(std::collections::BTreeMap<u64, u64>);
+
+impl Starts {
+    /// The exact position of the piece that starts at order-preserving position `first`: the
+    /// same pieces as the pass that counted them (the same open sources), so it is there;
+    /// `first` itself otherwise (a serial walk's positions are exact).
+    fn of(&self, first: u64) -> u64 {
+        self.0.get(&first).copied().unwrap_or(first)
+    }
+}
+
+/// A fold that counts the selected records of each piece: (first position, records) per
+/// piece, in order; [`PieceCounts::starts`] turns them into [`Starts`].
+pub(crate) struct PieceCounts;
+
+impl PieceCounts {
+    pub(crate) fn starts(counts: Vec<(u64, u64)>) -> Starts {
+        let mut at = 0;
+        Starts(
+            counts
+                .into_iter()
+                .map(|(first, records)| {
+                    let start = at;
+                    at += records;
+                    (first, start)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Fold for PieceCounts {
+    type Acc = Vec<(u64, u64)>;
+
+    fn init(&self, first: u64) -> Vec<(u64, u64)> {
+        vec![(first, 0)]
+    }
+
+    #[inline]
+    fn fold(&self, acc: &mut Vec<(u64, u64)>, _source: usize, _sample: &Sample) {
+        if let Some(last) = acc.last_mut() {
+            last.1 += 1;
+        }
+    }
+
+    fn merge(&self, mut earlier: Vec<(u64, u64)>, later: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+        earlier.extend(later);
+        earlier
+    }
 }
 
 /// Folds `records` as chunks cut at `cuts` (ascending positions), merged left to right: the

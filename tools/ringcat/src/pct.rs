@@ -26,6 +26,8 @@ pub(crate) struct Row {
     pub key: GroupKey,
     pub values: Vec<i64>,
     pub summary: Summary,
+    /// Per value: the weight of the records at or below it, when the one-pass tally knew it.
+    pub at_or_below: Option<Vec<u128>>,
 }
 
 /// How rows are formed.
@@ -59,12 +61,14 @@ pub(crate) fn compute(
             selection.add(&key_of(source, sample), sample.delta_ns, weight(w));
         },
     )?;
+    let (rows, mut counts) = rows;
     Ok(rows
         .into_iter()
         .map(|(key, values, summary)| Row {
             key,
             values,
             summary,
+            at_or_below: counts.as_mut().and_then(|c| c.next()),
         })
         .collect())
 }
@@ -79,7 +83,7 @@ fn exact_percentiles<K: Ord + Clone + Send + Sync>(
     progress: &mut Progress,
     tally: impl Fn(&mut Tally<K>, usize, &ringlat_read::Sample, u128) + Sync,
     select: impl Fn(&mut Selection<K>, usize, &ringlat_read::Sample, u128) + Sync,
-) -> Result<Vec<(K, Vec<i64>, Summary)>, Failure> {
+) -> Result<PercentileRows<K>, Failure> {
     progress.next_pass("reading");
     let counted = crate::scan::fold(
         sources,
@@ -103,8 +107,16 @@ fn exact_percentiles<K: Ord + Clone + Send + Sync>(
         )?;
     }
     progress.finish();
-    Ok(selection.finish())
+    let counts = selection.at_or_below().map(Vec::into_iter);
+    Ok((selection.finish(), counts))
 }
+
+/// Per group (key order): its percentile values and summary; and, when the tally knew every
+/// value, per group the weight at or below each value.
+type PercentileRows<K> = (
+    Vec<(K, Vec<i64>, Summary)>,
+    Option<std::vec::IntoIter<Vec<u128>>>,
+);
 
 /// The row a record belongs to.
 fn group_key(
@@ -126,7 +138,8 @@ fn group_key(
 }
 
 /// Per row, per value of the row: the exact weighted count of records at or below that
-/// value (HdrHistogram's TotalCount), in one more pass.
+/// value (HdrHistogram's TotalCount): from the tally when it knew every value, else in one
+/// more pass.
 fn cumulative_counts(
     sources: &Sources,
     filter: &Filter,
@@ -134,6 +147,22 @@ fn cumulative_counts(
     rows: &[Row],
     progress: &mut Progress,
 ) -> Result<Vec<Vec<f64>>, Failure> {
+    if let Some(counts) = rows
+        .iter()
+        .map(|row| row.at_or_below.as_ref())
+        .collect::<Option<Vec<_>>>()
+    {
+        // The tally knew every value: no pass.
+        return Ok(counts
+            .into_iter()
+            .map(|weights| {
+                weights
+                    .iter()
+                    .map(|weight| *weight as f64 / WEIGHT_ONE as f64)
+                    .collect()
+            })
+            .collect());
+    }
     let index: std::collections::BTreeMap<GroupKey, usize> =
         rows.iter().enumerate().map(|(i, r)| (r.key, i)).collect();
     // Per row: weight of the records falling at or below value i but above value i-1.
@@ -797,7 +826,8 @@ fn slo_answers(
                 }
             }
         },
-    )?;
+    )?
+    .0;
     for (rule, values, summary) in rows {
         let index = pending[rule];
         let value = match &rules[index].statistic {

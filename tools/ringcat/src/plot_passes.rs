@@ -11,17 +11,21 @@
 //!   decide kept until the P99 is known.
 //! - pass 3, without `--window` only: the engine's pass 2 by window and kind.
 //!
+//! Every pass runs on every core ([`fold::parallel`]); pass 1 also counts each piece's records
+//! ([`PieceCounts`]), so that pass 2's points (every `stride`-th record) start each piece at
+//! its exact position among the selected records.
+//!
 //! So 3 passes (2 with `--window`), against 6 before. Only when the undecided records exceed
 //! [`candidate_limit`] are the points taken again in the last pass (one more with `--window`).
 
 use crate::Failure;
 use crate::band::{Band, BinWeights, Side, candidate_limit};
-use crate::fold::{self, Fold};
+use crate::fold::{self, Fold, PieceCounts};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use crate::weight::Weights;
 use ringlat_read::Sample;
-use ringlat_read::percentile::{Histograms, Quantile, Selection, Summary};
+use ringlat_read::percentile::{Histograms, Quantile, Selection, Summary, WEIGHT_ONE};
 use std::collections::BTreeMap;
 
 /// At most this many points are sampled at an even stride; tail points are added while the
@@ -66,27 +70,42 @@ pub(crate) fn gather(
         (2, _) => "pass 2/3",
         _ => "pass 3/3",
     };
-    let mut weights = Weights::new(raw);
     let kind_of = |source: usize, sample: &Sample| sources.label_index(source, sample.kind);
     let window_of = |w: u64, sample: &Sample| sample.nanotime - sample.nanotime % w;
+    let weight = |weight: u128| if raw { WEIGHT_ONE } else { weight };
 
-    // Pass 1.
-    let mut spectra1 = Histograms::new(with_p99.clone());
-    let mut windows1 = Histograms::new(vec![p99.clone()]);
-    let first = fold::serial(
+    // Pass 1 (and the records of each piece, counted: the points' exact positions).
+    let first_pass = FirstPass { sources, raw };
+    let (counts, (first, spectra1, windows1)) = fold::parallel(
         sources,
         filter,
         progress,
         label(1),
-        &FirstPass { sources, raw },
-        |source, s| {
-            let (kind, weight) = (kind_of(source, s), weights.of(s.probability));
+        &PieceCounts,
+        None,
+        || {
+            (
+                first_pass.init(0),
+                Histograms::new(with_p99.clone()),
+                Histograms::new(vec![p99.clone()]),
+            )
+        },
+        |(first, spectra1, windows1), source, s, w| {
+            first_pass.fold(first, source, s);
+            let (kind, weight) = (kind_of(source, s), weight(w));
             spectra1.add(kind, s.delta_ns, weight);
             if let Some(w) = given_window {
                 windows1.add((window_of(w, s), kind), s.delta_ns, weight);
             }
         },
+        |acc, (first, spectra1, windows1)| {
+            let mine = std::mem::replace(&mut acc.0, first_pass.init(0));
+            acc.0 = first_pass.merge(mine, first);
+            acc.1.merge(spectra1);
+            acc.2.merge(windows1);
+        },
     )?;
+    let starts = PieceCounts::starts(counts);
     let span = first.span;
     if span.count == 0 {
         progress.finish();
@@ -101,9 +120,8 @@ pub(crate) fn gather(
         .collect();
 
     // Pass 2.
-    let mut spectra2 = spectra1.plan();
-    let mut windows2: Option<Selection<(u64, u16)>> = given_window.map(|_| windows1.plan());
-    let mut windows1 = Histograms::new(vec![p99.clone()]);
+    let spectra_plan = spectra1.plan();
+    let windows_plan: Option<Selection<(u64, u16)>> = given_window.map(|_| windows1.plan());
     let points_pass = PointsPass {
         sources,
         stride,
@@ -111,20 +129,35 @@ pub(crate) fn gather(
         bands,
         limit: candidate_limit::<Point>(),
     };
-    let points = fold::serial(
+    let (points, (spectra2, windows2, windows1)) = fold::parallel(
         sources,
         filter,
         progress,
         label(2),
         &points_pass,
-        |source, s| {
-            let (kind, weight) = (kind_of(source, s), weights.of(s.probability));
+        Some(&starts),
+        || {
+            (
+                spectra_plan.clone(),
+                windows_plan.clone(),
+                Histograms::new(vec![p99.clone()]),
+            )
+        },
+        |(spectra2, windows2, windows1), source, s, w| {
+            let (kind, weight) = (kind_of(source, s), weight(w));
             spectra2.add(&kind, s.delta_ns, weight);
             let key = (window_of(window_ns, s), kind);
-            match &mut windows2 {
+            match windows2 {
                 Some(windows2) => windows2.add(&key, s.delta_ns, weight),
                 None => windows1.add(key, s.delta_ns, weight),
             }
+        },
+        |acc, (spectra2, windows2, windows1)| {
+            acc.0.merge(spectra2);
+            if let (Some(mine), Some(theirs)) = (acc.1.as_mut(), windows2) {
+                mine.merge(theirs);
+            }
+            acc.2.merge(windows1);
         },
     )?;
     let spectra: Vec<(u16, Vec<i64>)> = spectra2
@@ -146,36 +179,64 @@ pub(crate) fn gather(
         limit: usize::MAX,
         ..points_pass
     };
+    let points_again = |progress: &mut Progress| {
+        let (acc, ()) = fold::parallel(
+            sources,
+            filter,
+            progress,
+            "points",
+            &exact,
+            Some(&starts),
+            || (),
+            |_, _, _, _| {},
+            |_, _| {},
+        )?;
+        Ok::<_, Failure>(exact.resolve(acc, &kind_p99).unwrap_or_default())
+    };
 
     // Pass 3: without `--window`, the windows' pass 2 (and the points if they need it).
     let (windows, points) = match windows2 {
         Some(windows2) => {
             let points = match drawn {
                 Some(points) => points,
-                None => {
-                    let acc = fold::serial(sources, filter, progress, "points", &exact, |_, _| {})?;
-                    exact.resolve(acc, &kind_p99).unwrap_or_default()
-                }
+                None => points_again(progress)?,
             };
             (windows2, points)
         }
         None => {
-            let mut windows2 = windows1.plan();
-            let feed = |source: usize, s: &Sample| {
+            let plan = windows1.plan();
+            let feed = |windows2: &mut Selection<(u64, u16)>, source: usize, s: &Sample, w| {
                 let key = (window_of(window_ns, s), kind_of(source, s));
-                windows2.add(&key, s.delta_ns, weights.of(s.probability));
+                windows2.add(&key, s.delta_ns, weight(w));
             };
-            let points = match drawn {
+            match drawn {
                 Some(points) => {
-                    fold::serial(sources, filter, progress, label(3), &fold::Nothing, feed)?;
-                    points
+                    progress.next_pass(label(3));
+                    let windows2 = crate::scan::fold(
+                        sources,
+                        filter,
+                        progress,
+                        || plan.clone(),
+                        feed,
+                        Selection::merge,
+                    )?;
+                    (windows2, points)
                 }
                 None => {
-                    let acc = fold::serial(sources, filter, progress, label(3), &exact, feed)?;
-                    exact.resolve(acc, &kind_p99).unwrap_or_default()
+                    let (acc, windows2) = fold::parallel(
+                        sources,
+                        filter,
+                        progress,
+                        label(3),
+                        &exact,
+                        Some(&starts),
+                        || plan.clone(),
+                        feed,
+                        Selection::merge,
+                    )?;
+                    (windows2, exact.resolve(acc, &kind_p99).unwrap_or_default())
                 }
-            };
-            (windows2, points)
+            }
         }
     };
     progress.finish();
@@ -538,6 +599,91 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// On both cores over several pieces of two files: pass 1 counts each piece's records,
+    /// and the points taken from those exact starts equal the walk that knew the P99s (a
+    /// stride point off by one position, or pieces joined out of order, fails here); without
+    /// the counted starts they would not.
+    #[test]
+    fn points_on_both_cores_start_at_their_exact_positions() {
+        let (_dir, sources, records) = archives(&[150_000, 20_000], 200, 6);
+        let filter = Filter::default();
+        let mut progress = Progress::new("test", 0);
+        let (counts, span) = fold::parallel(
+            &sources,
+            &filter,
+            &mut progress,
+            "test",
+            &PieceCounts,
+            None,
+            Span::default,
+            |span, _, s, _| {
+                span.count += 1;
+                span.t0 = span.t0.min(s.nanotime);
+            },
+            |span, other| {
+                span.count += other.count;
+                span.t0 = span.t0.min(other.t0);
+            },
+        )
+        .unwrap();
+        assert_eq!(span.count, records.len() as u64);
+        assert!(counts.len() >= 3, "{} pieces", counts.len());
+        let starts = PieceCounts::starts(counts);
+        let mut pass1 = Histograms::new(vec![Quantile::parse("99").unwrap()]);
+        for (source, s) in &records {
+            let kind = sources.label_index(*source, s.kind);
+            pass1.add(kind, s.delta_ns, weight_of(s.probability, false));
+        }
+        let mut pass2 = pass1.plan();
+        for (source, s) in &records {
+            let kind = sources.label_index(*source, s.kind);
+            pass2.add(&kind, s.delta_ns, weight_of(s.probability, false));
+        }
+        let kind_p99: BTreeMap<u16, i64> = pass2
+            .finish()
+            .into_iter()
+            .map(|(kind, values, _)| (kind, values[0]))
+            .collect();
+        for (stride, cap) in [(7, 100_000), (1_000, 500), (131_073, 100_000)] {
+            let expected = walk_knowing_the_p99(&sources, &records, stride, cap, &kind_p99);
+            let pass = PointsPass {
+                sources: &sources,
+                stride,
+                cap,
+                bands: kind_p99
+                    .iter()
+                    .map(|(k, p)| (*k, Band::above(*p)))
+                    .collect(),
+                limit: usize::MAX,
+            };
+            let on_both = |starts| {
+                let mut progress = Progress::new("test", 0);
+                let (acc, ()) = fold::parallel(
+                    &sources,
+                    &filter,
+                    &mut progress,
+                    "test",
+                    &pass,
+                    starts,
+                    || (),
+                    |_, _, _, _| {},
+                    |_, _| {},
+                )
+                .unwrap();
+                pass.resolve(acc, &kind_p99).unwrap()
+            };
+            let points = on_both(Some(&starts));
+            assert!(
+                points == expected,
+                "stride {stride} cap {cap}: the points differ"
+            );
+            assert!(
+                on_both(None) != expected,
+                "stride {stride}: gaps went unnoticed"
+            );
         }
     }
 }

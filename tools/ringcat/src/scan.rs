@@ -47,16 +47,50 @@ pub(crate) fn fold<A: Send>(
     fold: impl Fn(&mut A, usize, &Sample, u128) + Sync,
     merge: impl Fn(&mut A, A),
 ) -> Result<A, Failure> {
+    let (acc, ()) = fold_in_order(
+        sources,
+        filter,
+        progress,
+        init,
+        |_| (),
+        |acc, (), source, sample, weight| fold(acc, source, sample, weight),
+        merge,
+        |(), ()| (),
+    )?;
+    Ok(acc)
+}
+
+/// [`fold`] with, beside the order-free accumulator `A` (one per thread, merged in any
+/// order), an ordered one `P`: one per piece, made by `start(first)` where `first` is an
+/// order-preserving position for the piece's first selected record (the piece's index times
+/// 2^32: positions grow with the order of [`Sources::selected`], with gaps between pieces;
+/// 0, 1, 2... on `--last`'s serial path), and joined earlier-then-later by
+/// `join(earlier, later)` in the order of the records.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "two folds, each with its own parts"
+)]
+pub(crate) fn fold_in_order<A: Send, P: Send>(
+    sources: &Sources,
+    filter: &Filter,
+    progress: &mut Progress,
+    init: impl Fn() -> A + Sync,
+    start: impl Fn(u64) -> P + Sync,
+    fold: impl Fn(&mut A, &mut P, usize, &Sample, u128) + Sync,
+    merge: impl Fn(&mut A, A),
+    join: impl Fn(P, P) -> P,
+) -> Result<(A, P), Failure> {
     if filter.last.is_some() {
         let mut acc = init();
+        let mut piece = start(0);
         let mut last = (f64::NAN, 0u128);
         sources.selected(filter, progress, |source, sample| {
             if sample.probability.to_bits() != last.0.to_bits() {
                 last = (sample.probability, weight_of(sample.probability, false));
             }
-            fold(&mut acc, source, sample, last.1);
+            fold(&mut acc, &mut piece, source, sample, last.1);
         })?;
-        return Ok(acc);
+        return Ok((acc, piece));
     }
     filter.check_kinds(sources)?;
     let kinds: Vec<[bool; 256]> = (0..sources.sources.len())
@@ -84,14 +118,17 @@ pub(crate) fn fold<A: Send>(
     };
     // Folds pieces until none is left; with `progress`, shows what all threads did so far
     // after each piece, and adds to `shown` what it showed.
-    let work = |acc: &mut A, mut progress: Option<(&mut Progress, &mut u64)>| {
+    let work = |acc: &mut A,
+                ordered: &mut Vec<(usize, P)>,
+                mut progress: Option<(&mut Progress, &mut u64)>| {
         let mut buffer = Vec::new();
-        while let Some((source, range)) = cursor.take() {
+        while let Some((index, (source, range))) = cursor.take() {
             let count = range.end - range.start;
             let kinds = &kinds[source];
+            let mut piece = start((index as u64) << 32);
             let result = sources.sources[source].scan(range, &mut buffer, |sample, weight| {
                 if filter.keeps(sample, kinds) {
-                    fold(acc, source, sample, weight);
+                    fold(acc, &mut piece, source, sample, weight);
                 }
             });
             if let Err(error) = result {
@@ -99,6 +136,7 @@ pub(crate) fn fold<A: Send>(
                 cursor.stop.store(true, Ordering::Relaxed);
                 return Err(error);
             }
+            ordered.push((index, piece));
             // Relaxed: a progress statistic.
             let done = cursor.done.fetch_add(count, Ordering::Relaxed) + count;
             if let Some((progress, shown)) = progress.as_mut() {
@@ -109,22 +147,25 @@ pub(crate) fn fold<A: Send>(
         Ok::<(), ReadError>(())
     };
     let (mut acc, mut result, mut shown) = (init(), Ok(()), 0u64);
+    let mut ordered = Vec::new();
     std::thread::scope(|scope| {
         let helpers: Vec<_> = (1..threads)
             .map(|_| {
                 scope.spawn(|| {
                     let mut acc = init();
-                    let result = work(&mut acc, None);
-                    (acc, result)
+                    let mut ordered = Vec::new();
+                    let result = work(&mut acc, &mut ordered, None);
+                    (acc, ordered, result)
                 })
             })
             .collect();
         // This thread works too, and keeps the progress bar.
-        result = work(&mut acc, Some((&mut *progress, &mut shown)));
+        result = work(&mut acc, &mut ordered, Some((&mut *progress, &mut shown)));
         for helper in helpers {
             match helper.join() {
-                Ok((other, other_result)) => {
+                Ok((other, other_ordered, other_result)) => {
                     merge(&mut acc, other);
+                    ordered.extend(other_ordered);
                     if result.is_ok() {
                         result = other_result;
                     }
@@ -139,7 +180,11 @@ pub(crate) fn fold<A: Send>(
     for source in &sources.sources {
         source.end_scan()?;
     }
-    Ok(acc)
+    // Each piece index was taken once: sorting by it puts the pieces in the records' order.
+    ordered.sort_unstable_by_key(|(index, _)| *index);
+    let mut pieces = ordered.into_iter().map(|(_, piece)| piece);
+    let first = pieces.next().unwrap_or_else(|| start(0));
+    Ok((acc, pieces.fold(first, join)))
 }
 
 /// The pieces of a pass and which one is next.
@@ -151,8 +196,8 @@ struct Cursor<'a> {
 }
 
 impl Cursor<'_> {
-    /// The next piece nobody took, if any (none once a thread failed).
-    fn take(&self) -> Option<(usize, Range<u64>)> {
+    /// The next piece nobody took and its index, if any (none once a thread failed).
+    fn take(&self) -> Option<(usize, (usize, Range<u64>))> {
         // Relaxed: the stop flag only shortens the pass after an error.
         if self.stop.load(Ordering::Relaxed) {
             return None;
@@ -160,7 +205,7 @@ impl Cursor<'_> {
         // Relaxed: each index is handed out once (the RMW is atomic); the pieces themselves
         // were written before the threads were spawned.
         let index = self.next.fetch_add(1, Ordering::Relaxed);
-        self.pieces.get(index).cloned()
+        self.pieces.get(index).cloned().map(|piece| (index, piece))
     }
 }
 

@@ -3,7 +3,7 @@
 //! --window`, then list its outliers and group them by cause here.
 
 use crate::Failure;
-use crate::band::{Band, BinWeights, Side, candidate_limit};
+use crate::band::{candidate_limit, distinct_budget};
 use crate::cli::{By, SliceArgs, SliceFormat, SliceOrder, Unit};
 use crate::duration::parse_latency_ns;
 use crate::fold::{self, Fold};
@@ -14,7 +14,7 @@ use crate::table::{latency, render};
 use crate::time::display_time;
 use crate::weight::Weights;
 use ringlat_read::Sample;
-use ringlat_read::percentile::{Histograms, Quantile, WEIGHT_ONE, weight_of};
+use ringlat_read::percentile::{Quantile, Selection, Tally, WEIGHT_ONE, weight_of};
 use serde_json::json;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -42,10 +42,12 @@ pub(crate) struct SliceQuery<'a> {
     pub raw: bool,
 }
 
-/// Slices the tail: one pass with a latency threshold; with a percentile, the engine's two
-/// passes, the second of which also keeps the records that may lie above the percentile (the
-/// band found after the first pass), cut at the exact percentile once it is known. Only when
-/// those undecided records exceed [`candidate_limit`] does a third pass list the tail.
+/// Slices the tail, every pass on every core: one pass with a latency threshold; with a
+/// percentile, one pass too when the tally is exact (the distinct values fit its budget): it
+/// tallies the values and keeps the records of greatest latency ([`Highest`], within
+/// [`candidate_limit`]), among which the tail is listed once the percentile is known. A tally
+/// that is not exact takes a second pass for the exact values in the percentile's bins; more
+/// tail records than the bound take a pass that lists the tail.
 pub(crate) fn slice(
     sources: &Sources,
     filter: &Filter,
@@ -68,7 +70,17 @@ pub(crate) fn slice(
             ))
         })?;
         let pass = listing(threshold_ns);
-        let acc = fold::serial(sources, filter, progress, "slicing", &pass, |_, _| {})?;
+        let (acc, ()) = fold::parallel(
+            sources,
+            filter,
+            progress,
+            "slicing",
+            &pass,
+            None,
+            || (),
+            |_, _, _, _| {},
+            |_, _| {},
+        )?;
         progress.finish();
         let (records, weight) = acc.population;
         return Ok(acc.tail.into_tail(
@@ -80,51 +92,84 @@ pub(crate) fn slice(
     };
     let quantile = Quantile::parse(q).map_err(Failure::Usage)?;
     let raw = query.raw;
-    let mut weights = Weights::new(raw);
-    // Pass 1: the engine's histogram, and the weight per bin that bounds the percentile.
-    let mut pass1 = Histograms::new(vec![quantile.clone()]);
-    let bins = fold::serial(
+    let weight = |weight: u128| if raw { WEIGHT_ONE } else { weight };
+    let budget = distinct_budget();
+    // Per thread: between trims, at most twice this many records in `Highest` (all threads
+    // together within the candidate bound).
+    let keep = candidate_limit::<Candidate>() / 4;
+    // Pass 1: the engine's tally (exact when the distinct values fit its budget), and the
+    // records of greatest latency, the tail among them unless they overflowed.
+    progress.next_pass("reading");
+    let ((tally, highest), _) = crate::scan::fold_in_order(
         sources,
         filter,
         progress,
-        "pass 1/2",
-        &BinPass { raw },
-        |_, s| {
-            pass1.add((), s.delta_ns, weights.of(s.probability));
+        || {
+            (
+                Tally::with_budget(vec![quantile.clone()], budget),
+                Highest::new(keep),
+            )
         },
+        |first| first,
+        |(tally, highest), next, source, s, w| {
+            tally.add((), s.delta_ns, weight(w));
+            highest.add(*next, source, s);
+            *next += 1;
+        },
+        |(tally, highest), (other_tally, other_highest)| {
+            tally.merge(other_tally);
+            highest.merge(other_highest);
+        },
+        |_, later| later,
     )?;
-    if pass1.is_empty() {
+    if tally.is_empty() {
         progress.finish();
         return Err(Failure::File("no records match".into()));
     }
-    // Pass 2: the engine's exact values, and the tail as far as the band tells it.
-    let mut pass2 = pass1.plan();
-    let candidates = CandidatePass {
-        listing: listing(0),
-        band: bins.0.band(&quantile),
-        limit: candidate_limit::<Candidate>(),
-    };
-    let acc = fold::serial(
-        sources,
-        filter,
-        progress,
-        "pass 2/2",
-        &candidates,
-        |_, s| {
-            pass2.add(&(), s.delta_ns, weights.of(s.probability));
-        },
-    )?;
-    let rows = pass2.finish();
+    let mut selection = tally.finish();
+    if !selection.is_complete() {
+        // Pass 2: the exact values in the percentile's bins.
+        let plan = selection;
+        progress.next_pass("pass 2/2");
+        selection = crate::scan::fold(
+            sources,
+            filter,
+            progress,
+            || plan.clone(),
+            |selection, _, s, w| selection.add(&(), s.delta_ns, weight(w)),
+            Selection::merge,
+        )?;
+    }
+    let rows = selection.finish();
     let Some((_, values, summary)) = rows.first() else {
         progress.finish();
         return Err(Failure::File("no records match".into()));
     };
     let threshold_ns = values[0];
-    let tail = match candidates.resolve(acc, threshold_ns) {
-        Some(tail) => tail,
+    let pass = listing(threshold_ns);
+    let tail = match highest.above(threshold_ns) {
+        Some(above) => {
+            let mut tail = TailSoFar::default();
+            for (position, source, sample) in above {
+                let weight = weight_of(sample.probability, raw);
+                pass.take(&mut tail, position, source, &sample, weight);
+            }
+            tail
+        }
         None => {
-            let pass = listing(threshold_ns);
-            fold::serial(sources, filter, progress, "slicing", &pass, |_, _| {})?.tail
+            // More records of great latency than the bound: a pass lists the tail.
+            let (acc, ()) = fold::parallel(
+                sources,
+                filter,
+                progress,
+                "slicing",
+                &pass,
+                None,
+                || (),
+                |_, _, _, _| {},
+                |_, _| {},
+            )?;
+            acc.tail
         }
     };
     progress.finish();
@@ -134,35 +179,6 @@ pub(crate) fn slice(
         summary.records,
         summary.events(),
     ))
-}
-
-/// Pass 1 of a percentile threshold: the weight per engine bin.
-struct BinPass {
-    raw: bool,
-}
-
-impl Fold for BinPass {
-    type Acc = (BinWeights, Weights);
-
-    /// Ignores `first`: the bins do not depend on order.
-    fn init(&self, _first: u64) -> (BinWeights, Weights) {
-        (BinWeights::default(), Weights::new(self.raw))
-    }
-
-    #[inline]
-    fn fold(&self, acc: &mut (BinWeights, Weights), _source: usize, sample: &Sample) {
-        let weight = acc.1.of(sample.probability);
-        acc.0.add(sample.delta_ns, weight);
-    }
-
-    fn merge(
-        &self,
-        mut earlier: (BinWeights, Weights),
-        later: (BinWeights, Weights),
-    ) -> (BinWeights, Weights) {
-        earlier.0.merge(later.0);
-        earlier
-    }
 }
 
 /// The records above `threshold_ns`: counted, grouped, and the `limit` first in `order`.
@@ -194,13 +210,6 @@ struct TailSoFar {
 }
 
 impl TailSoFar {
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "called by the parallel scan once merged; tests check it"
-        )
-    )]
     fn merge(&mut self, later: TailSoFar, limit: usize) {
         self.records += later.records;
         self.weight += later.weight;
@@ -326,91 +335,77 @@ impl Fold for TailPass<'_> {
     }
 }
 
-/// An undecided record: (position, source, record).
+/// A record that may be in the tail: (position, source, record).
 type Candidate = (u64, usize, Sample);
 
-/// Pass 2 of a percentile threshold: records surely above the percentile go to the tail, those
-/// that may be are kept (at most `limit` of them) until the percentile is known.
-struct CandidatePass<'a> {
-    /// How a record joins the tail (its threshold unused: the band decides).
-    listing: TailPass<'a>,
-    band: Band,
-    limit: usize,
-}
-
+/// The records of greatest latency one thread saw (at most `2 * keep` between trims), and the
+/// greatest latency it dropped: every record above that `floor` is kept, so that once the
+/// percentile is known, the tail is all here when the floor is not above the percentile.
+/// Records carry their position: merges in any order give the same tail.
 #[derive(Debug)]
-struct CandidateAcc {
-    weights: Weights,
-    next: u64,
-    sure: TailSoFar,
-    maybe: Vec<Candidate>,
-    /// More than `limit` undecided records: `maybe` was dropped, a third pass lists the tail.
-    overflowed: bool,
+struct Highest {
+    keep: usize,
+    kept: Vec<Candidate>,
+    /// The greatest latency dropped, if any was.
+    floor: Option<i64>,
 }
 
-impl CandidatePass<'_> {
-    /// The tail above `threshold_ns` (which must lie in the band), or `None` when the pass
-    /// kept too many undecided records to tell.
-    fn resolve(&self, acc: CandidateAcc, threshold_ns: i64) -> Option<TailSoFar> {
-        if acc.overflowed {
-            return None;
-        }
-        let mut tail = acc.sure;
-        for (position, source, sample) in acc.maybe {
-            if sample.delta_ns > threshold_ns {
-                let weight = weight_of(sample.probability, self.listing.raw);
-                self.listing
-                    .take(&mut tail, position, source, &sample, weight);
-            }
-        }
-        Some(tail)
-    }
-}
-
-impl Fold for CandidatePass<'_> {
-    type Acc = CandidateAcc;
-
-    fn init(&self, first: u64) -> CandidateAcc {
-        CandidateAcc {
-            weights: Weights::new(self.listing.raw),
-            next: first,
-            sure: TailSoFar::default(),
-            maybe: Vec::new(),
-            overflowed: false,
+impl Highest {
+    fn new(keep: usize) -> Self {
+        Highest {
+            keep,
+            kept: Vec::new(),
+            floor: None,
         }
     }
 
     #[inline]
-    fn fold(&self, acc: &mut CandidateAcc, source: usize, sample: &Sample) {
-        let position = acc.next;
-        acc.next += 1;
-        match self.band.side(sample.delta_ns) {
-            Side::AtOrBelow => {}
-            Side::Above => {
-                let weight = acc.weights.of(sample.probability);
-                self.listing
-                    .take(&mut acc.sure, position, source, sample, weight);
-            }
-            Side::Maybe if acc.overflowed => {}
-            Side::Maybe if acc.maybe.len() >= self.limit => {
-                acc.overflowed = true;
-                acc.maybe = Vec::new();
-            }
-            Side::Maybe => acc.maybe.push((position, source, *sample)),
+    fn add(&mut self, position: u64, source: usize, sample: &Sample) {
+        if self.floor.is_some_and(|floor| sample.delta_ns <= floor) {
+            return;
+        }
+        self.kept.push((position, source, *sample));
+        if self.kept.len() > 2 * self.keep {
+            self.trim();
         }
     }
 
-    fn merge(&self, mut earlier: CandidateAcc, later: CandidateAcc) -> CandidateAcc {
-        earlier.next = later.next;
-        earlier.sure.merge(later.sure, self.listing.limit);
-        earlier.overflowed |=
-            later.overflowed || earlier.maybe.len() + later.maybe.len() > self.limit;
-        if earlier.overflowed {
-            earlier.maybe = Vec::new();
-        } else {
-            earlier.maybe.extend(later.maybe);
+    /// Keeps the `keep` greatest latencies, raising the floor to the greatest one dropped.
+    #[cold]
+    fn trim(&mut self) {
+        if self.kept.len() <= self.keep {
+            return;
         }
-        earlier
+        self.kept
+            .select_nth_unstable_by_key(self.keep, |c| Reverse(c.2.delta_ns));
+        // The greatest of those from `keep` on (the order puts it first).
+        let dropped = self.kept[self.keep].2.delta_ns;
+        self.floor = Some(self.floor.map_or(dropped, |floor| floor.max(dropped)));
+        self.kept.truncate(self.keep);
+    }
+
+    fn merge(&mut self, other: Highest) {
+        self.floor = match (self.floor, other.floor) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.kept.extend(other.kept);
+        if self.kept.len() > 2 * self.keep {
+            self.trim();
+        }
+    }
+
+    /// The records above `threshold_ns`, or `None` when some may have been dropped.
+    fn above(self, threshold_ns: i64) -> Option<Vec<Candidate>> {
+        if self.floor.is_some_and(|floor| floor > threshold_ns) {
+            return None;
+        }
+        Some(
+            self.kept
+                .into_iter()
+                .filter(|c| c.2.delta_ns > threshold_ns)
+                .collect(),
+        )
     }
 }
 
@@ -593,6 +588,7 @@ mod tests {
     use super::*;
     use crate::fold::chunked;
     use crate::fold::testdata::{archives, cuts};
+    use ringlat_read::percentile::{DISTINCT_BUDGET, Histograms};
 
     fn assert_same(a: &TailSoFar, b: &TailSoFar, what: &str) {
         assert_eq!(a.records, b.records, "{what}");
@@ -685,62 +681,114 @@ mod tests {
         }
     }
 
-    /// Pass 2's candidates, cut at the exact percentile, give the tail a listing pass gives;
-    /// chunked and merged too; and a pass with too many undecided records says so.
+    /// On both cores over several pieces of two files (`fold::parallel`, positions with gaps
+    /// between pieces), the listing and candidate passes list, count and group exactly what
+    /// one serial walk does, and the tally's percentile equals the two-pass engine's: a merge
+    /// out of order or a position that breaks the records' order fails here.
     #[test]
-    fn candidates_cut_at_the_percentile_equal_the_listing_pass() {
-        let (_dir, sources, records) = archives(&[1500, 400], 60, 2);
-        for label in ["0", "10", "50", "90", "99", "99.9", "100"] {
-            let quantile = Quantile::parse(label).unwrap();
-            for listing in passes(&sources) {
-                let raw = listing.raw;
-                let mut pass1 = Histograms::new(vec![quantile.clone()]);
-                let bins = chunked(&BinPass { raw }, &records, &[77, 1000]);
+    fn the_passes_on_both_cores_equal_a_serial_walk() {
+        let (_dir, sources, records) = archives(&[150_000, 20_000], 3_000, 3);
+        let filter = Filter::default();
+        let mut progress = Progress::new("test", 0);
+        // p10: most records are in the tail, among them ties in time across pieces (the records
+        // are 7 to an instant, and a piece holds 2^17 of them).
+        let quantile = Quantile::parse("10").unwrap();
+        let mut pass1 = Histograms::new(vec![quantile.clone()]);
+        for (_, s) in &records {
+            pass1.add((), s.delta_ns, weight_of(s.probability, false));
+        }
+        let mut pass2 = pass1.plan();
+        for (_, s) in &records {
+            pass2.add(&(), s.delta_ns, weight_of(s.probability, false));
+        }
+        let threshold_ns = pass2.finish()[0].1[0];
+        for budget in [usize::MAX, DISTINCT_BUDGET, 10] {
+            let (_, tally) = fold::parallel(
+                &sources,
+                &filter,
+                &mut progress,
+                "test",
+                &fold::Nothing,
+                None,
+                || Tally::with_budget(vec![quantile.clone()], budget),
+                |tally, _, s, w| tally.add((), s.delta_ns, w),
+                Tally::merge,
+            )
+            .unwrap();
+            let mut selection = tally.finish();
+            assert!(budget > 10 || !selection.is_complete());
+            assert!(budget < usize::MAX || selection.is_complete());
+            if !selection.is_complete() {
                 for (_, s) in &records {
-                    pass1.add((), s.delta_ns, weight_of(s.probability, raw));
+                    selection.add(&(), s.delta_ns, weight_of(s.probability, false));
                 }
-                let mut pass2 = pass1.plan();
-                for (_, s) in &records {
-                    pass2.add(&(), s.delta_ns, weight_of(s.probability, raw));
-                }
-                let threshold_ns = pass2.finish()[0].1[0];
-                let expected = chunked(
-                    &TailPass {
-                        threshold_ns,
-                        ..listing
+            }
+            assert_eq!(selection.finish()[0].1[0], threshold_ns, "budget {budget}");
+        }
+        for listing in passes(&sources) {
+            let what = format!("{:?} {:?} {}", listing.order, listing.by, listing.limit);
+            let pass = TailPass {
+                threshold_ns,
+                ..listing
+            };
+            let serial = chunked(&pass, &records, &[]);
+            let (on_both, ()) = fold::parallel(
+                &sources,
+                &filter,
+                &mut progress,
+                "test",
+                &pass,
+                None,
+                || (),
+                |_, _, _, _| {},
+                |_, _| {},
+            )
+            .unwrap();
+            assert_eq!(on_both.population, serial.population, "{what}");
+            let expected = serial.tail.into_tail(0, String::new(), 0, 0.0);
+            let tail = on_both.tail.into_tail(0, String::new(), 0, 0.0);
+            assert!(
+                tail.listed == expected.listed,
+                "{what}: the listings differ"
+            );
+            assert_eq!(tail.groups, expected.groups, "{what}");
+            assert_eq!(
+                (tail.records, tail.events),
+                (expected.records, expected.events)
+            );
+            // The greatest latencies kept by each thread, merged: the tail unless a floor
+            // rose above the threshold.
+            for keep in [0, 10, 1_000, 200_000] {
+                let ((highest, ()), _) = crate::scan::fold_in_order(
+                    &sources,
+                    &filter,
+                    &mut progress,
+                    || (Highest::new(keep), ()),
+                    |first| first,
+                    |(highest, ()), next, source, s, _| {
+                        highest.add(*next, source, s);
+                        *next += 1;
                     },
-                    &records,
-                    &[],
+                    |(highest, ()), (other, ())| highest.merge(other),
+                    |_, later| later,
                 )
-                .tail;
-                let candidates = CandidatePass {
-                    listing,
-                    band: bins.0.band(&quantile),
-                    limit: usize::MAX,
+                .unwrap();
+                let Some(above) = highest.above(threshold_ns) else {
+                    assert!(keep < expected.records as usize, "{what}: keep {keep}");
+                    continue;
                 };
-                let what = format!("p{label} limit {}", candidates.listing.limit);
-                for cut in cuts(records.len()) {
-                    let acc = chunked(&candidates, &records, &cut);
-                    let tail = candidates.resolve(acc, threshold_ns).unwrap();
-                    assert_same(&tail, &expected, &format!("{what} cut {cut:?}"));
+                assert!(keep > 0, "{what}: nothing kept, yet complete");
+                let mut tail = TailSoFar::default();
+                for (position, source, sample) in above {
+                    let weight = weight_of(sample.probability, pass.raw);
+                    pass.take(&mut tail, position, source, &sample, weight);
                 }
-                let maybe = chunked(&candidates, &records, &[]).maybe.len();
-                assert!(maybe > 0, "{what}: the band decided everything");
-                let bounded = CandidatePass {
-                    limit: maybe - 1,
-                    ..candidates
-                };
-                for cut in [vec![], vec![records.len() / 2]] {
-                    let acc = chunked(&bounded, &records, &cut);
-                    assert!(acc.overflowed && acc.maybe.is_empty(), "{what}");
-                    assert!(bounded.resolve(acc, threshold_ns).is_none());
-                }
-                let exact = CandidatePass {
-                    limit: maybe,
-                    ..bounded
-                };
-                let acc = chunked(&exact, &records, &[]);
-                assert_same(&exact.resolve(acc, threshold_ns).unwrap(), &expected, &what);
+                let tail = tail.into_tail(0, String::new(), 0, 0.0);
+                assert!(
+                    tail.listed == expected.listed,
+                    "{what}: keep {keep} lists otherwise"
+                );
+                assert_eq!(tail.groups, expected.groups, "{what}: keep {keep}");
             }
         }
     }

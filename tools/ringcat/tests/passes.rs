@@ -1,7 +1,8 @@
 //! `slice` and `plot` in fewer passes (issue 11): their output equals an independent
 //! computation over the records (`cat --format json`, `pct`), and the fallback taken when the
-//! undecided records exceed the candidate bound (`RINGCAT_CANDIDATE_LIMIT`, set tiny here)
-//! prints exactly what the normal path prints.
+//! undecided records exceed the candidate bound (`RINGCAT_CANDIDATE_LIMIT`, set tiny here), and
+//! the bins' passes taken when the one-pass tally is not exact (`RINGCAT_DISTINCT_BUDGET` 0),
+//! print exactly what the normal path prints.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use ringlat_format::Record;
@@ -62,12 +63,18 @@ fn archive(path: &Path, count: u64) {
     writer.append(&ring, &batch).unwrap();
 }
 
+/// Runs ringcat; with `limit`, the candidate bound is `limit` and the tally's budget of
+/// distinct values 0 (so that the tally is never exact and the bins' passes run).
 fn ringcat(args: &[&str], limit: Option<&str>) -> String {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ringcat"));
     command.args(args).env("NO_COLOR", "1").env("TZ", "UTC");
     match limit {
-        Some(limit) => command.env("RINGCAT_CANDIDATE_LIMIT", limit),
-        None => command.env_remove("RINGCAT_CANDIDATE_LIMIT"),
+        Some(limit) => command
+            .env("RINGCAT_CANDIDATE_LIMIT", limit)
+            .env("RINGCAT_DISTINCT_BUDGET", "0"),
+        None => command
+            .env_remove("RINGCAT_CANDIDATE_LIMIT")
+            .env_remove("RINGCAT_DISTINCT_BUDGET"),
     };
     let output = command.output().expect("run ringcat");
     assert!(
@@ -81,7 +88,7 @@ fn ringcat(args: &[&str], limit: Option<&str>) -> String {
 /// The same output with the normal bound and with bounds that force the fallback pass.
 fn same_with_fallback(args: &[&str]) -> String {
     let normal = ringcat(args, None);
-    for limit in ["0", "3"] {
+    for limit in ["0", "3", "1000000"] {
         let fallback = ringcat(args, Some(limit));
         // Not the whole outputs on a failure: an SVG is long.
         let differs = normal
