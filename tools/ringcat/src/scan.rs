@@ -27,7 +27,7 @@ use crate::Failure;
 use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use ringlat_read::percentile::weight_of;
-use ringlat_read::{ReadError, Sample};
+use ringlat_read::{ReadError, Sample, Source};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -97,9 +97,18 @@ pub(crate) fn fold_in_order<A: Send, P: Send>(
         .map(|index| filter.kinds_for(sources, index))
         .collect();
     let mut pieces: Vec<(usize, Range<u64>)> = Vec::new();
+    let (since, until) = filter.time_bounds();
     for (index, source) in sources.sources.iter().enumerate() {
         let units = source.begin_scan()?;
-        let mut start = 0;
+        // An archive that carries a lateness bound is seeked to the entries `--since` and
+        // `--until` can select (docs/ARCHIVE.md, "Seeking"); the filter still checks each one.
+        let (mut start, units) = match source {
+            Source::Archive(archive) if since.is_some() || until.is_some() => {
+                let range = archive.entry_range(since, until)?;
+                (range.start.min(units), range.end.min(units))
+            }
+            _ => (0, units),
+        };
         while start < units {
             let end = units.min(start + PIECE);
             pieces.push((index, start..end));

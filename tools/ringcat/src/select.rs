@@ -484,6 +484,11 @@ impl Filter {
         allowed
     }
 
+    /// `--since` and `--until` as UNIX-epoch ns (an archive seeks to them).
+    pub(crate) fn time_bounds(&self) -> (Option<u64>, Option<u64>) {
+        (self.since, self.until)
+    }
+
     /// Whether `--since`/`--until` keep the instant `unix_ns` (for interval snapshots, which
     /// carry a time but no status, trace or latency).
     pub(crate) fn keeps_time(&self, unix_ns: u64) -> bool {
