@@ -93,22 +93,33 @@ fn exact_percentiles<K: Ord + Clone + Send + Sync>(
         tally,
         Tally::merge,
     )?;
-    let mut selection = counted.finish();
-    if !selection.is_complete() {
-        let plan = selection;
-        progress.next_pass("pass 2/2");
-        selection = crate::scan::fold(
-            sources,
-            filter,
-            progress,
-            || plan.clone(),
-            select,
-            Selection::merge,
-        )?;
-    }
+    let selection = complete(counted.finish(), sources, filter, progress, select)?;
     progress.finish();
     let counts = selection.at_or_below().map(Vec::into_iter);
     Ok((selection.finish(), counts))
+}
+
+/// A tally's selection made exact: when the tally could not keep every distinct value, a
+/// second parallel pass (`select`) gathers the exact values of the bins the percentiles fall in.
+pub(crate) fn complete<K: Ord + Clone + Send + Sync>(
+    selection: Selection<K>,
+    sources: &Sources,
+    filter: &Filter,
+    progress: &mut Progress,
+    select: impl Fn(&mut Selection<K>, usize, &ringlat_read::Sample, u128) + Sync,
+) -> Result<Selection<K>, Failure> {
+    if selection.is_complete() {
+        return Ok(selection);
+    }
+    progress.next_pass("pass 2/2");
+    crate::scan::fold(
+        sources,
+        filter,
+        progress,
+        || selection.clone(),
+        select,
+        Selection::merge,
+    )
 }
 
 /// Per group (key order): its percentile values and summary; and, when the tally knew every

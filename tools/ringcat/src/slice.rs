@@ -14,7 +14,7 @@ use crate::table::{latency, render};
 use crate::time::display_time;
 use crate::weight::Weights;
 use ringlat_read::Sample;
-use ringlat_read::percentile::{Quantile, Selection, Tally, WEIGHT_ONE, weight_of};
+use ringlat_read::percentile::{Quantile, Tally, WEIGHT_ONE, weight_of};
 use serde_json::json;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -69,18 +69,7 @@ pub(crate) fn slice(
                 "--above '{above}': {e} (use p99, p99.9 or a latency such as 5ms)"
             ))
         })?;
-        let pass = listing(threshold_ns);
-        let (acc, ()) = fold::parallel(
-            sources,
-            filter,
-            progress,
-            "slicing",
-            &pass,
-            None,
-            || (),
-            |_, _, _, _| {},
-            |_, _| {},
-        )?;
+        let acc = list_tail(sources, filter, progress, &listing(threshold_ns))?;
         progress.finish();
         let (records, weight) = acc.population;
         return Ok(acc.tail.into_tail(
@@ -126,20 +115,13 @@ pub(crate) fn slice(
         progress.finish();
         return Err(Failure::File("no records match".into()));
     }
-    let mut selection = tally.finish();
-    if !selection.is_complete() {
-        // Pass 2: the exact values in the percentile's bins.
-        let plan = selection;
-        progress.next_pass("pass 2/2");
-        selection = crate::scan::fold(
-            sources,
-            filter,
-            progress,
-            || plan.clone(),
-            |selection, _, s, w| selection.add(&(), s.delta_ns, weight(w)),
-            Selection::merge,
-        )?;
-    }
+    let selection = crate::pct::complete(
+        tally.finish(),
+        sources,
+        filter,
+        progress,
+        |selection, _, s, w| selection.add(&(), s.delta_ns, weight(w)),
+    )?;
     let rows = selection.finish();
     let Some((_, values, summary)) = rows.first() else {
         progress.finish();
@@ -158,18 +140,7 @@ pub(crate) fn slice(
         }
         None => {
             // More records of great latency than the bound: a pass lists the tail.
-            let (acc, ()) = fold::parallel(
-                sources,
-                filter,
-                progress,
-                "slicing",
-                &pass,
-                None,
-                || (),
-                |_, _, _, _| {},
-                |_, _| {},
-            )?;
-            acc.tail
+            list_tail(sources, filter, progress, &pass)?.tail
         }
     };
     progress.finish();
@@ -179,6 +150,27 @@ pub(crate) fn slice(
         summary.records,
         summary.events(),
     ))
+}
+
+/// A pass on every core that lists the tail `pass` describes.
+fn list_tail(
+    sources: &Sources,
+    filter: &Filter,
+    progress: &mut Progress,
+    pass: &TailPass<'_>,
+) -> Result<TailAcc, Failure> {
+    let (acc, ()) = fold::parallel(
+        sources,
+        filter,
+        progress,
+        "slicing",
+        pass,
+        None,
+        || (),
+        |_, _, _, _| {},
+        |_, _| {},
+    )?;
+    Ok(acc)
 }
 
 /// The records above `threshold_ns`: counted, grouped, and the `limit` first in `order`.
