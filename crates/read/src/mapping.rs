@@ -54,6 +54,16 @@ unsafe impl Send for Previous {}
 
 static PREVIOUS: OnceLock<Previous> = OnceLock::new();
 
+/// The page size, read once before the handler is installed (sysconf is not
+/// async-signal-safe; a load is).
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
+
+fn page_size() -> usize {
+    // Relaxed: stored before sigaction installs the handler (a system call, which orders it
+    // before any fault the handler sees); never changes afterwards.
+    PAGE_SIZE.load(Ordering::Relaxed)
+}
+
 extern "C" fn on_sigbus(
     signal: libc::c_int,
     info: *mut libc::siginfo_t,
@@ -71,13 +81,19 @@ extern "C" fn on_sigbus(
         if address < start || address - start >= len {
             continue;
         }
-        // SAFETY: replaces exactly the registered reader mapping (same address and length,
-        // still mapped: it is unregistered before it is unmapped) with anonymous zero pages;
-        // mmap is a plain system call, safe to make in a signal handler.
+        // Only the page that faulted: the region's start and len are two loads, and a slot
+        // freed and claimed again between them could pair one mapping's start with another's
+        // length; the faulting page, a file page past the end of its file, is the one page
+        // that is certainly a reader's and certainly dead. Later pages past the end fault
+        // and come here one by one.
+        let page = address & !(page_size() - 1);
+        // SAFETY: replaces the faulting page, which lies in a registered reader mapping
+        // (still mapped: it is unregistered before it is unmapped), with an anonymous zero
+        // page; mmap is a plain system call, safe to make in a signal handler.
         let replaced = unsafe {
             libc::mmap(
-                start as *mut libc::c_void,
-                len,
+                page as *mut libc::c_void,
+                page_size(),
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
                 -1,
@@ -127,6 +143,14 @@ fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_
 
 fn install_handler() {
     PREVIOUS.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if let Ok(size) = usize::try_from(size)
+            && size.is_power_of_two()
+        {
+            // Relaxed: see `page_size`.
+            PAGE_SIZE.store(size, Ordering::Relaxed);
+        }
         // SAFETY: zeroed sigaction structs are valid values; we install a handler with the
         // SA_SIGINFO signature and keep the previous action for chaining.
         unsafe {

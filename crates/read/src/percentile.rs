@@ -25,18 +25,17 @@ pub const WEIGHT_ONE: u128 = 1 << 32;
 /// assert_eq!(weight_of(1.0, false), WEIGHT_ONE);
 /// assert_eq!(weight_of(0.5, false), 2 * WEIGHT_ONE);
 /// assert_eq!(weight_of(0.1, true), WEIGHT_ONE);
+/// assert_eq!(weight_of(1e-300, false), u128::from(u64::MAX)); // capped: sums cannot overflow
 /// ```
 pub fn weight_of(probability: f64, raw: bool) -> u128 {
     if raw || !(probability > 0.0 && probability < 1.0) {
         WEIGHT_ONE
     } else {
         let weight = (WEIGHT_ONE as f64 / probability).round();
-        // The same value as `weight as u128`, without the slow 128-bit conversion when it fits.
-        if weight < u64::MAX as f64 {
-            u128::from(weight as u64)
-        } else {
-            weight as u128
-        }
+        // At most u64::MAX (a probability below 2^-32, which no writer uses, weighs as
+        // 2^-32 does), so that sums of up to 2^64 weights never overflow a u128 whatever a
+        // damaged file's class table says; `as u64` saturates.
+        u128::from(weight as u64)
     }
 }
 
@@ -659,7 +658,7 @@ impl<K: Ord + Clone> Tally<K> {
             group.pass.count(value, weight);
             if group.values.add(value, weight) {
                 self.distinct += 1;
-                if self.distinct > self.budget {
+                if self.distinct > self.budget || group.values.hopeless() {
                     self.bin_all();
                 }
             }
@@ -702,6 +701,7 @@ impl<K: Ord + Clone> Tally<K> {
             self.bin_all();
             other.bin_all();
         }
+        let mut hopeless = false;
         for (key, group) in other.groups.into_sorted() {
             let Some(at) = self.groups.find(&key, Some(&TallyGroup::new)) else {
                 continue;
@@ -711,10 +711,12 @@ impl<K: Ord + Clone> Tally<K> {
             for (value, weight) in group.values.entries() {
                 if mine.values.add(value, weight) {
                     self.distinct += 1;
+                    hopeless |= mine.values.hopeless();
                 }
             }
         }
-        if self.exact && self.distinct > self.budget {
+        // Binned after every group is in (binning moves the values out of the maps).
+        if self.exact && (self.distinct > self.budget || hopeless) {
             self.bin_all();
         }
     }
@@ -802,6 +804,9 @@ struct ValueMap {
     inverse: u64,
     /// The weight of the value [`ValueMap::EMPTY`] itself, which cannot live in a slot.
     empty_value: Option<u128>,
+    /// A new value probed past [`ValueMap::LONG_PROBE`] even scattered: values chosen to
+    /// collide (a hostile file). The tally gives up exact counting rather than probe on.
+    hopeless: bool,
 }
 
 /// One value and its weight (as two words: 24 bytes rather than 32 with a u128's alignment).
@@ -874,10 +879,19 @@ impl ValueMap {
         self.len += 1;
         if 2 * self.len > self.slots.len() {
             self.rebuild(2 * self.slots.len(), self.scatter);
-        } else if probes > Self::LONG_PROBE && !self.scatter {
-            self.rebuild(self.slots.len(), true);
+        } else if probes > Self::LONG_PROBE {
+            if self.scatter {
+                self.hopeless = true;
+            } else {
+                self.rebuild(self.slots.len(), true);
+            }
         }
         true
+    }
+
+    /// True when values collide even scattered (see the field).
+    fn hopeless(&self) -> bool {
+        self.hopeless
     }
 
     /// Where `value`'s probe starts (before the mask).
@@ -1191,6 +1205,49 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Values chosen so that the scattering hash sends them all to one slot (a hostile file)
+    /// make the tally give up exact counting after a bounded probe, not probe quadratically;
+    /// the two-pass answer stays exact.
+    #[test]
+    fn values_built_to_collide_end_exact_counting_and_stay_exact() {
+        let quantiles: Vec<Quantile> = ["50", "99", "100"]
+            .iter()
+            .map(|q| Quantile::parse(q).unwrap())
+            .collect();
+        // The inverse of the Fibonacci multiplier modulo 2^64 (Newton's iteration).
+        let c: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut inverse = c;
+        for _ in 0..6 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(c.wrapping_mul(inverse)));
+        }
+        assert_eq!(c.wrapping_mul(inverse), 1);
+        // First values that crowd on their grid (j << 20 | 1: the same slot in any table
+        // below 2^20 slots), which switches the map to scattering for good; then values whose
+        // product with c is i << 48: bits 32..48 zero, the same first slot when scattered.
+        let records: Vec<(i64, u128)> = (1..3_000u64)
+            .map(|j| ((j << 20) | 1) as i64)
+            .chain((1..5_000u64).map(|i| (i << 48).wrapping_mul(inverse) as i64))
+            .map(|value| (value, WEIGHT_ONE))
+            .collect();
+        let started = std::time::Instant::now();
+        let mut tally = Tally::new(quantiles.clone());
+        for (value, weight) in &records {
+            tally.add((), *value, *weight);
+        }
+        assert!(!tally.is_exact(), "a hopeless map must end exact counting");
+        let mut selection = tally.finish();
+        for (value, weight) in &records {
+            selection.add(&(), *value, *weight);
+        }
+        let (_, values, _) = selection.finish().remove(0);
+        for (quantile, value) in quantiles.iter().zip(values) {
+            assert_eq!(value, brute_force(&records, quantile));
+        }
+        // Not a timing test: a generous bound that only quadratic probing (12.5M probes
+        // per thousand values here) could break.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 
     /// Pass 2 split among clones of one plan and merged equals pass 2 over everything.

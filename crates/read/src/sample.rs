@@ -64,7 +64,9 @@ struct RingRecord {
 impl RingSnapshot {
     fn take(file: &RingFile) -> Self {
         let (head, tail) = file.positions();
-        let mut records = Vec::with_capacity(tail.wrapping_sub(head) as usize);
+        // At most the capacity: the ring word is read again here, after the checks.
+        let held = tail.wrapping_sub(head).min(file.geometry().capacity);
+        let mut records = Vec::with_capacity(held as usize);
         let stats = file.snapshot_each(|d| {
             records.push(RingRecord {
                 trace_id: d.record.trace_id(),

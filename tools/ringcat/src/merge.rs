@@ -4,7 +4,8 @@
 //! A file's window is either exact or fixed:
 //! * **exact** (an archive of version 3, whose header bounds how late a record can be, or a
 //!   file read in time order): a record leaves the window once no record still to come can
-//!   be older. The window holds the records of one lateness bound of time.
+//!   be older. The window holds the records of one lateness bound of time, at most
+//!   [`EXACT_WINDOW_CAP`] records (past that it behaves as a fixed window of that size).
 //! * **fixed** ([`WINDOW`] records; archives of versions 1 and 2): a record that arrives
 //!   after a newer one already left the window is written where it arrived, out of time
 //!   order, and counted in [`Merger::late`].
@@ -19,6 +20,11 @@ use std::collections::BinaryHeap;
 
 /// Records per file held back to put a file without a lateness bound in time order.
 pub(crate) const WINDOW: usize = 8192;
+
+/// The most records an exact window holds (about 56 MiB a file): a file whose lateness bound
+/// spans more records (a damaged header, or callers' clocks far apart) is merged as with a
+/// fixed window of this size, records later than it counted, rather than held in memory.
+pub(crate) const EXACT_WINDOW_CAP: usize = 1 << 20;
 
 /// Where a file's records come from, in file order.
 pub(crate) trait Feed {
@@ -123,7 +129,10 @@ impl<F: Feed> Stream<F> {
         match self.mode {
             // Every record still to come is at or after newest_read - bound; a tie comes
             // later in file order.
-            Window::Exact(bound) => oldest.nanotime <= self.newest_read.saturating_sub(bound),
+            Window::Exact(bound) => {
+                oldest.nanotime <= self.newest_read.saturating_sub(bound)
+                    || self.window.len() > EXACT_WINDOW_CAP
+            }
             Window::Fixed(size) => self.window.len() > size,
         }
     }
@@ -288,6 +297,24 @@ mod tests {
         let (out, late) = merged(vec![(vec![10, 12, 9], Window::Exact(3))]);
         let times: Vec<u64> = out.iter().map(|(_, t, _)| *t).collect();
         assert_eq!((times, late), (vec![9, 10, 12], 0));
+    }
+
+    #[test]
+    fn an_exact_window_holds_at_most_its_cap() {
+        // A bound of u64::MAX (a damaged header) would hold the whole file: the window
+        // releases its oldest record once it holds more than the cap.
+        let count = EXACT_WINDOW_CAP as u64 + 10;
+        let samples: Vec<Sample> = (1..=count).map(|i| sample(i, i)).collect();
+        let mut stream = Stream::new(Listed(samples.into_iter()), Window::Exact(u64::MAX));
+        assert_eq!(stream.head().unwrap(), Some(1));
+        assert_eq!(stream.window.len(), EXACT_WINDOW_CAP + 1);
+        let mut merger = Merger::new(vec![stream]);
+        let mut seen = 0u64;
+        while let Some((_, s)) = merger.next().unwrap() {
+            seen += 1;
+            assert_eq!(s.nanotime, seen);
+        }
+        assert_eq!((seen, merger.late()), (count, 0));
     }
 
     #[test]

@@ -105,9 +105,24 @@ impl ArchiveReader {
             return Err(bad("not a regular file".into()));
         }
         let len = metadata.len();
-        let mut bytes = vec![0u8; ARCHIVE_HEADER_SIZE.min(len as usize)];
-        file.read_exact_at(&mut bytes, 0)
-            .map_err(ReadError::io(path, "reading the archive header"))?;
+        // A drain may be rewriting the header's first page (one pwrite) as we read it, and a
+        // read is not atomic against a write: read until two reads agree, so the lateness
+        // bound and the counts it covers come from the same checkpoint.
+        let size = ARCHIVE_HEADER_SIZE.min(len as usize);
+        let read = |bytes: &mut Vec<u8>| {
+            bytes.resize(size, 0);
+            file.read_exact_at(bytes, 0)
+                .map_err(ReadError::io(path, "reading the archive header"))
+        };
+        let (mut bytes, mut again) = (Vec::new(), Vec::new());
+        read(&mut bytes)?;
+        for _ in 0..100 {
+            read(&mut again)?;
+            if again == bytes {
+                break;
+            }
+            std::mem::swap(&mut bytes, &mut again);
+        }
         let header = Header::parse(&bytes).map_err(bad)?;
         Ok(ArchiveReader {
             path: path.to_path_buf(),

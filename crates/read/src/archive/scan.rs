@@ -9,7 +9,7 @@
 //! `mapping`): a file truncated under the scan turns into zero pages and an error, never a
 //! signal. When the guard has no free slot left, the scan reads by `pread` instead.
 
-use super::layout::{ARCHIVE_HEADER_SIZE, ARCHIVE_VERSION, ENTRY_SIZE, RawEntry};
+use super::layout::{ARCHIVE_HEADER_SIZE, ENTRY_SIZE, RawEntry, VERSION_1};
 use super::reader::ArchiveReader;
 use super::snapshot::SNAPSHOT_SOURCE;
 use crate::mapping::GuardedPiece;
@@ -69,8 +69,7 @@ impl EntryTables {
             tables.weight[class] = weight_of(p, false);
         }
         for kind in 0..256 {
-            tables.kind_ok[kind] =
-                header.version != ARCHIVE_VERSION || header.names[kind].is_some();
+            tables.kind_ok[kind] = header.version == VERSION_1 || header.names[kind].is_some();
         }
         tables
     }
@@ -283,6 +282,12 @@ mod tests {
     /// their probability; bad entries are counted the same way.
     #[test]
     fn pieces_match_for_each() {
+        for version in [3u32, 2] {
+            pieces_match_for_each_in_version(version);
+        }
+    }
+
+    fn pieces_match_for_each_in_version(version: u32) {
         let dir = tempfile::tempdir().unwrap();
         let path = archive(dir.path(), 20_000);
         // Damage two entries: an unused class, a kind without a name.
@@ -290,7 +295,13 @@ mod tests {
         let at = |entry: u64, field: u64| ARCHIVE_HEADER_SIZE as u64 + entry * 32 + field;
         file.write_all_at(&[200], at(10, 26)).unwrap();
         file.write_all_at(&[77], at(12_345, 25)).unwrap();
+        if version == 2 {
+            // A version-2 header: no lateness bound (bytes 40..64 were reserved).
+            file.write_all_at(&2u32.to_le_bytes(), 8).unwrap();
+            file.write_all_at(&[0; 24], 40).unwrap();
+        }
         let reader = ArchiveReader::open(&path).unwrap();
+        assert_eq!(reader.version(), version);
         let mut expected = Vec::new();
         reader.for_each(|r| expected.push(r)).unwrap();
         let bad = reader.bad_entries();
@@ -323,7 +334,7 @@ mod tests {
                 .iter()
                 .map(|r| (r.trace_id, r.nanotime, r.delta_ns, r.status, r.kind))
                 .collect();
-            assert_eq!(seen, want, "pieces of {piece}, pread {pread}");
+            assert_eq!(seen, want, "v{version}, pieces of {piece}, pread {pread}");
             assert_eq!(reader.bad_entries(), bad);
         }
         PREAD_ONLY.store(false, Ordering::Relaxed);
