@@ -3,20 +3,14 @@
 //! (regenerate with `UPDATE_GOLDEN=1 cargo test -p ringcat --test cli`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod common;
+
+use common::ringcat;
 use ringlat::{Decision, Ring};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn ringcat(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringcat"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("TZ", "UTC")
-        .output()
-        .expect("run ringcat")
-}
 
 /// A 64-bit field of the JSON schema, emitted as a decimal string.
 fn u64_of(value: &Value) -> u64 {

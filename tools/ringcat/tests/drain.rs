@@ -2,19 +2,14 @@
 //! foreign files refused, bad slots and bad headers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod common;
+
+use common::ringcat;
 use ringlat::Ring;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
-
-fn ringcat(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringcat"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run ringcat")
-}
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

@@ -5,12 +5,14 @@
 //! burst kind, and `ringcat pct` says so (coverage warning, `--fail-if coverage<99%`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod common;
+
+use common::ringcat;
 use ringlat::{Decision, Ring};
 use ringlat_format::KindCounter;
 use ringlat_read::{Drainer, RingFile};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const KINDS: [(u8, &str, f64); 3] = [(0, "market", 1.0), (1, "limit", 0.1), (2, "cancel", 0.5)];
@@ -65,15 +67,6 @@ fn now_ns() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
-}
-
-fn ringcat(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringcat"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("TZ", "UTC")
-        .output()
-        .expect("run ringcat")
 }
 
 struct Simulated {

@@ -5,18 +5,10 @@
 
 mod common;
 
-use common::{get, promtool_check_metrics, sample, serve};
+use common::{get, promtool_check_metrics, ringcat, sample, serve};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
-
-fn ringcat(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringcat"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run ringcat")
-}
 
 /// A closed ring: market 1..=1000 us (every call written), limit 1..=1000 us at rate 10%
 /// (most calls sampled out, all in the population histogram).

@@ -2,17 +2,11 @@
 //! `ringcat drain --unblock-after` skips it after the timeout and counts it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::process::{Command, Output};
+mod common;
+
+use common::ringcat;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn ringcat(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringcat"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run ringcat")
-}
 
 #[test]
 fn stat_shows_a_stuck_producer_and_drain_unblocks_it() {

@@ -1,11 +1,22 @@
-//! Helpers of the Prometheus tests: `ringcat serve` as a child process, and a plain HTTP GET.
+//! Helpers of the CLI tests: `ringcat` run to completion, `ringcat serve` as a child process,
+//! and a plain HTTP GET.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
+
+/// Runs `ringcat ARGS...` to completion, colours off and times shown in UTC.
+pub fn ringcat(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringcat"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("TZ", "UTC")
+        .output()
+        .expect("run ringcat")
+}
 
 /// A child process killed when dropped.
 pub struct Running(pub Child);
