@@ -38,6 +38,21 @@ impl Counters {
     pub fn calls(&self) -> u64 {
         KindCounter::calls_of(&self.total)
     }
+
+    /// The counters of one kind (zeros for a kind that has none).
+    ///
+    /// ```
+    /// let c = ringlat_read::Counters { per_kind: vec![(3, [1; 6])], ..Default::default() };
+    /// assert_eq!(c.of_kind(3), [1; 6]);
+    /// assert_eq!(c.of_kind(4), [0; 6]);
+    /// ```
+    pub fn of_kind(&self, kind: u8) -> [u64; 6] {
+        self.per_kind
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, values)| *values)
+            .unwrap_or_default()
+    }
 }
 
 /// An open, validated ring file.

@@ -251,7 +251,7 @@ impl Exposition {
                 (
                     kind,
                     escape_label(&file.kind_label(kind)),
-                    kind_values(file, kind),
+                    file.counters().of_kind(kind),
                 )
             })
             .collect();
@@ -496,15 +496,6 @@ impl Exposition {
         }
         out
     }
-}
-
-fn kind_values(file: &RingFile, kind: u8) -> [u64; 6] {
-    file.counters()
-        .per_kind
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, values)| *values)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

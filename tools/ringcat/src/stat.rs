@@ -49,15 +49,6 @@ fn counter_object(values: &[u64; 6]) -> Map<String, Value> {
     object
 }
 
-fn kind_values(file: &RingFile, kind: u8) -> [u64; 6] {
-    file.counters()
-        .per_kind
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, values)| *values)
-        .unwrap_or_default()
-}
-
 fn heartbeat_age_ms(file: &RingFile) -> Option<f64> {
     file.heartbeat_unix_ns()
         .map(|beat| now_unix_ns().saturating_sub(beat) as f64 / 1e6)
@@ -82,7 +73,7 @@ fn json(file: &RingFile) -> Value {
                 "rate": {"base": rates.base, "current": rates.current,
                          "calls_per_second": rates.calls_per_second,
                          "degrade_above": rates.degrade_above},
-                "counters": counter_object(&kind_values(file, kind)),
+                "counters": counter_object(&file.counters().of_kind(kind)),
             })
         })
         .collect();
@@ -284,7 +275,7 @@ fn text(file: &RingFile) -> String {
             percent(rates.current),
             percent(rates.base),
             rates.calls_per_second.to_string(),
-            &kind_values(file, kind),
+            &file.counters().of_kind(kind),
         ));
         shown.push(kind);
     }
