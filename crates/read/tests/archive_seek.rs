@@ -8,27 +8,15 @@
 
 use ringlat_format::Record;
 use ringlat_read::Decoded;
-use ringlat_read::archive::{ArchiveReader, ArchiveWriter, RingIdentity, RingInfo};
+use ringlat_read::archive::{ArchiveReader, ArchiveWriter, RingInfo};
 use std::path::Path;
 
 const BASE: u64 = 1_795_276_800_000_000_000;
 
 fn ring(anchor: u64) -> RingInfo {
-    let mut kind_names = vec![None; 256];
-    kind_names[0] = Some("market".to_string());
-    kind_names[1] = Some("limit".to_string());
-    RingInfo {
-        identity: RingIdentity {
-            // Small anchors: a snapshot entry's time field holds the anchor, so a reader
-            // that took snapshot entries for records would see very old "records".
-            anchor_unix_ns: anchor,
-            anchor_mono_ns: 1,
-            start_position: 0,
-            capacity: 1 << 31,
-        },
-        unit_ns: 1,
-        kind_names,
-    }
+    // Small anchors: a snapshot entry's time field holds the anchor, so a reader
+    // that took snapshot entries for records would see very old "records".
+    RingInfo::synthetic(anchor, 1 << 31, 1, &["market", "limit"])
 }
 
 struct Lcg(u64);

@@ -6,7 +6,7 @@
 
 use ringlat_format::Record;
 use ringlat_read::Decoded;
-use ringlat_read::archive::{ArchiveWriter, RingIdentity, RingInfo};
+use ringlat_read::archive::{ArchiveWriter, RingInfo};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -17,21 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .parse()?;
     let mut writer = ArchiveWriter::open(&path, 1_795_276_800_000_000_000)?;
     let names = ["market", "limit", "cancel"];
-    let mut kind_names = vec![None; 256];
-    for (kind, name) in names.iter().enumerate() {
-        kind_names[kind] = Some(name.to_string());
-    }
     // A synthetic ring as big as the positions used, so that none is taken for a repeat.
-    let ring = RingInfo {
-        identity: RingIdentity {
-            anchor_unix_ns: 1_795_276_800_000_000_000,
-            anchor_mono_ns: 1,
-            start_position: 0,
-            capacity: 1 << 31,
-        },
-        unit_ns: 1_000,
-        kind_names,
-    };
+    let ring = RingInfo::synthetic(1_795_276_800_000_000_000, 1 << 31, 1_000, &names);
     let mut state = 1u64;
     let mut batch = Vec::with_capacity(1 << 16);
     for i in 0..count {

@@ -305,23 +305,10 @@ pub(crate) fn csv_field(text: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use ringlat_read::archive::{ArchiveWriter, RingIdentity, RingInfo};
+    use ringlat_read::archive::{ArchiveWriter, RingInfo};
 
     fn archive(path: &std::path::Path, names: &[&str]) {
-        let mut kind_names = vec![None; 256];
-        for (kind, name) in names.iter().enumerate() {
-            kind_names[kind] = Some(name.to_string());
-        }
-        let ring = RingInfo {
-            identity: RingIdentity {
-                anchor_unix_ns: 1,
-                anchor_mono_ns: 1,
-                start_position: 0,
-                capacity: 8,
-            },
-            unit_ns: 1,
-            kind_names,
-        };
+        let ring = RingInfo::synthetic(1, 8, 1, names);
         let records: Vec<ringlat_read::Decoded> = (0..names.len())
             .map(|kind| ringlat_read::Decoded {
                 position: kind as u32,

@@ -224,26 +224,13 @@ pub(crate) mod tests {
     use crate::cli::FilterArgs;
     use ringlat_format::Record;
     use ringlat_read::Decoded;
-    use ringlat_read::archive::{ArchiveWriter, RingIdentity, RingInfo};
+    use ringlat_read::archive::{ArchiveWriter, RingInfo};
 
     /// An archive of `count` records over several pieces: 3 kinds at p = 1, 0.1, 0.5,
     /// statuses 0-3, µs latencies with a tail.
     pub(crate) fn archive(path: &std::path::Path, count: u64) {
         let mut writer = ArchiveWriter::open(path, 1).unwrap();
-        let mut kind_names = vec![None; 256];
-        for (kind, name) in ["market", "limit", "cancel"].iter().enumerate() {
-            kind_names[kind] = Some(name.to_string());
-        }
-        let ring = RingInfo {
-            identity: RingIdentity {
-                anchor_unix_ns: 1,
-                anchor_mono_ns: 1,
-                start_position: 0,
-                capacity: 1 << 30,
-            },
-            unit_ns: 1_000,
-            kind_names,
-        };
+        let ring = RingInfo::synthetic(1, 1 << 30, 1_000, &["market", "limit", "cancel"]);
         let mut state = 1u64;
         let batch: Vec<Decoded> = (0..count)
             .map(|i| {

@@ -6,26 +6,14 @@
 
 use ringlat_format::Record;
 use ringlat_read::Decoded;
-use ringlat_read::archive::{ArchiveWriter, RingIdentity, RingInfo};
+use ringlat_read::archive::{ArchiveWriter, RingInfo};
 use std::path::Path;
 use std::process::Command;
 
 const BASE: u64 = 1_795_276_800_000_000_000;
 
 fn ring(anchor: u64) -> RingInfo {
-    let mut kind_names = vec![None; 256];
-    kind_names[0] = Some("market".to_string());
-    kind_names[1] = Some("li\"mit".to_string());
-    RingInfo {
-        identity: RingIdentity {
-            anchor_unix_ns: anchor,
-            anchor_mono_ns: 1,
-            start_position: 0,
-            capacity: 1 << 31,
-        },
-        unit_ns: 1_000,
-        kind_names,
-    }
+    RingInfo::synthetic(anchor, 1 << 31, 1_000, &["market", "li\"mit"])
 }
 
 /// Writes an archive of records at `times` (ns after BASE), in that file order, in batches

@@ -7,7 +7,7 @@
 
 use ringlat_format::Record;
 use ringlat_read::Decoded;
-use ringlat_read::archive::{ArchiveWriter, RingIdentity, RingInfo};
+use ringlat_read::archive::{ArchiveWriter, RingInfo};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,20 +28,7 @@ fn lcg(state: &mut u64) -> u64 {
 /// latencies in ns with a long tail, half of them on a 1 us grid (ties), 5 records per us.
 fn archive(path: &Path, count: u64) {
     let mut writer = ArchiveWriter::open(path, T0).unwrap();
-    let mut kind_names = vec![None; 256];
-    for (kind, name) in ["market", "limit", "cancel"].iter().enumerate() {
-        kind_names[kind] = Some(name.to_string());
-    }
-    let ring = RingInfo {
-        identity: RingIdentity {
-            anchor_unix_ns: T0,
-            anchor_mono_ns: 1,
-            start_position: 0,
-            capacity: 1 << 31,
-        },
-        unit_ns: 1,
-        kind_names,
-    };
+    let ring = RingInfo::synthetic(T0, 1 << 31, 1, &["market", "limit", "cancel"]);
     let mut state = 11u64;
     let batch: Vec<Decoded> = (0..count)
         .map(|i| {

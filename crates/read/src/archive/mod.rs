@@ -96,6 +96,33 @@ pub struct RingInfo {
 }
 
 impl RingInfo {
+    /// A ring that exists only on paper (synthetic archives, tests): created at
+    /// `anchor_unix_ns` (monotonic anchor 1), positions from 0, kinds 0.. named `names` in
+    /// order.
+    ///
+    /// ```
+    /// let info = ringlat_read::archive::RingInfo::synthetic(7, 1 << 20, 1_000, &["a", "b"]);
+    /// assert_eq!(info.identity.capacity, 1 << 20);
+    /// assert_eq!(info.kind_names[1].as_deref(), Some("b"));
+    /// assert!(info.kind_names[2].is_none());
+    /// ```
+    pub fn synthetic(anchor_unix_ns: u64, capacity: u32, unit_ns: i64, names: &[&str]) -> Self {
+        let mut kind_names = vec![None; 256];
+        for (slot, name) in kind_names.iter_mut().zip(names) {
+            *slot = Some(name.to_string());
+        }
+        RingInfo {
+            identity: RingIdentity {
+                anchor_unix_ns,
+                anchor_mono_ns: 1,
+                start_position: 0,
+                capacity,
+            },
+            unit_ns,
+            kind_names,
+        }
+    }
+
     /// The description of an open ring file.
     pub fn of(file: &RingFile) -> Self {
         RingInfo {

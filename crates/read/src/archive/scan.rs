@@ -246,25 +246,13 @@ pub(crate) fn read_entries(
 mod tests {
     use super::*;
     use crate::Decoded;
-    use crate::archive::{ArchiveWriter, RingIdentity, RingInfo};
+    use crate::archive::{ArchiveWriter, RingInfo};
     use ringlat_format::Record;
 
     fn archive(dir: &std::path::Path, count: u64) -> std::path::PathBuf {
         let path = dir.join("scan.archive");
         let mut writer = ArchiveWriter::open(&path, 1).unwrap();
-        let mut kind_names = vec![None; 256];
-        kind_names[0] = Some("a".to_string());
-        kind_names[1] = Some("b".to_string());
-        let ring = RingInfo {
-            identity: RingIdentity {
-                anchor_unix_ns: 1,
-                anchor_mono_ns: 1,
-                start_position: 0,
-                capacity: 1 << 30,
-            },
-            unit_ns: 1_000,
-            kind_names,
-        };
+        let ring = RingInfo::synthetic(1, 1 << 30, 1_000, &["a", "b"]);
         let batch: Vec<Decoded> = (0..count)
             .map(|i| Decoded {
                 position: i as u32,
