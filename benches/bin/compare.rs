@@ -75,6 +75,18 @@ struct Batch {
     empty_polls: u64,
 }
 
+impl Batch {
+    /// A timed batch of `calls` calls of which `on_path` took the row's path (consumer
+    /// statistics are filled in by the consumer's runner).
+    fn timed(ns_per_call: f64, calls: u64, on_path: u64) -> Batch {
+        Batch {
+            ns_per_call,
+            off_path: calls - on_path,
+            ..Batch::default()
+        }
+    }
+}
+
 /// How every consumer of the harness polls (the same rule for ringlat and the anchors).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Polling {
@@ -657,14 +669,7 @@ fn main() {
             };
             outcome == Outcome::Written
         });
-        (
-            Batch {
-                ns_per_call: ns,
-                off_path: n - written,
-                ..Batch::default()
-            },
-            written,
-        )
+        (Batch::timed(ns, n, written), written)
     };
     let mp_written = |ring: &Ring, at: bool, n: u64, first: u64| {
         let now = unix_now();
@@ -676,14 +681,7 @@ fn main() {
             };
             outcome == Outcome::Written
         });
-        (
-            Batch {
-                ns_per_call: ns,
-                off_path: n - written,
-                ..Batch::default()
-            },
-            written,
-        )
+        (Batch::timed(ns, n, written), written)
     };
     let mp_two = |ring: &Ring, at: bool, n: u64, first: u64| {
         let ring = ring.clone();
@@ -700,22 +698,11 @@ fn main() {
             })
         });
         let total = 2 * (n / 2);
-        (
-            Batch {
-                ns_per_call: ns,
-                off_path: total - written,
-                ..Batch::default()
-            },
-            written,
-        )
+        (Batch::timed(ns, total, written), written)
     };
     let dropped_rows = |ring: &Ring, expect: Outcome, n: u64, first: u64| {
         let (ns, hits) = time_calls(n, first, |t| ring.record(0, t, 0, delta(t)) == expect);
-        Batch {
-            ns_per_call: ns,
-            off_path: n - hits,
-            ..Batch::default()
-        }
+        Batch::timed(ns, n, hits)
     };
     let queue_pop = |q: Arc<ArrayQueue<Item>>| {
         move || {
@@ -731,14 +718,7 @@ fn main() {
 
     let stamped_run = |floor: &StampedFloor, n: u64, first: u64| {
         let (ns, pushed) = time_calls(n, first, |t| floor.push(t));
-        (
-            Batch {
-                ns_per_call: ns,
-                off_path: n - pushed,
-                ..Batch::default()
-            },
-            pushed,
-        )
+        (Batch::timed(ns, n, pushed), pushed)
     };
     let mut table: Vec<Row> = vec![
         row("ringlat single producer", |n, first| {
@@ -822,15 +802,7 @@ fn main() {
                         let now = epoch.elapsed().as_nanos() as u64;
                         tx.push(item(t, now, delta(t))).is_ok()
                     });
-                    let off_path = n - pushed;
-                    (
-                        Batch {
-                            ns_per_call: ns,
-                            off_path,
-                            ..Batch::default()
-                        },
-                        pushed,
-                    )
+                    (Batch::timed(ns, n, pushed), pushed)
                 },
             )
         }),
@@ -854,14 +826,7 @@ fn main() {
                             let now = epoch.elapsed().as_nanos() as u64;
                             tx.push(item(t, now, delta(t))).is_ok()
                         });
-                        (
-                            Batch {
-                                ns_per_call: ns,
-                                off_path: n - pushed,
-                                ..Batch::default()
-                            },
-                            pushed,
-                        )
+                        (Batch::timed(ns, n, pushed), pushed)
                     },
                 )
             },
@@ -883,15 +848,7 @@ fn main() {
                 || {
                     let (ns, pushed) =
                         time_calls(n, first, |t| tx.push(item(t, tsc(), delta(t))).is_ok());
-                    let off_path = n - pushed;
-                    (
-                        Batch {
-                            ns_per_call: ns,
-                            off_path,
-                            ..Batch::default()
-                        },
-                        pushed,
-                    )
+                    (Batch::timed(ns, n, pushed), pushed)
                 },
             )
         }),
@@ -901,15 +858,7 @@ fn main() {
                     let now = epoch.elapsed().as_nanos() as u64;
                     queue.push(item(t, now, delta(t))).is_ok()
                 });
-                let off_path = n - pushed;
-                (
-                    Batch {
-                        ns_per_call: ns,
-                        off_path,
-                        ..Batch::default()
-                    },
-                    pushed,
-                )
+                (Batch::timed(ns, n, pushed), pushed)
             })
         }),
         row("ArrayQueue push + TSC read", |n, first| {
@@ -917,15 +866,7 @@ fn main() {
                 let (ns, pushed) = time_calls(n, first, |t| {
                     queue_tsc.push(item(t, tsc(), delta(t))).is_ok()
                 });
-                let off_path = n - pushed;
-                (
-                    Batch {
-                        ns_per_call: ns,
-                        off_path,
-                        ..Batch::default()
-                    },
-                    pushed,
-                )
+                (Batch::timed(ns, n, pushed), pushed)
             })
         }),
         row("ArrayQueue push + Instant::now, 2 threads", |n, first| {
@@ -938,15 +879,7 @@ fn main() {
                         q.push(item(t, now, delta(t))).is_ok()
                     })
                 });
-                let off_path = 2 * (n / 2) - pushed;
-                (
-                    Batch {
-                        ns_per_call: ns,
-                        off_path,
-                        ..Batch::default()
-                    },
-                    pushed,
-                )
+                (Batch::timed(ns, 2 * (n / 2), pushed), pushed)
             })
         }),
         row("Mutex<VecDeque> push + Instant::now", |n, first| {
@@ -977,25 +910,13 @@ fn main() {
                             _ => false,
                         }
                     });
-                    let off_path = n - pushed;
-                    (
-                        Batch {
-                            ns_per_call: ns,
-                            off_path,
-                            ..Batch::default()
-                        },
-                        pushed,
-                    )
+                    (Batch::timed(ns, n, pushed), pushed)
                 },
             )
         }),
         row("hdrhistogram record", |n, first| {
             let (ns, ok) = time_calls(n, first, |t| histogram.record(1_000 + (t & 1023)).is_ok());
-            Batch {
-                ns_per_call: ns,
-                off_path: n - ok,
-                ..Batch::default()
-            }
+            Batch::timed(ns, n, ok)
         }),
         row("ringlat sampled out, random", |n, first| {
             dropped_rows(&sampled_random, Outcome::SampledOut, n, first)
@@ -1060,11 +981,7 @@ fn main() {
         ),
         row("owned-stripe histogram add + counter add", |n, first| {
             let (ns, ok) = time_calls(n, first, |t| owned_stripe.add(delta(t)));
-            Batch {
-                ns_per_call: ns,
-                off_path: n - ok,
-                ..Batch::default()
-            }
+            Batch::timed(ns, n, ok)
         }),
         row("clock: Instant::now", |n, first| {
             let (ns, _) = time_calls(n, first, |_| {
