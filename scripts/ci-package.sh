@@ -13,6 +13,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 crates=(ringlat-format ringlat-ring ringlat ringlat-read ringcat)
+
+# Cargo unpacks each .crate of its overlay registry into $CARGO_HOME/registry/src/<registry>/
+# <name>-<version>/ and reuses such a directory whenever it exists, without comparing it with
+# the new .crate. The overlay registry's directory name comes from the workspace path, so on a
+# machine that keeps $CARGO_HOME between runs (a CI machine), a later run at the same path
+# would verify ringcat against an earlier run's ringlat-read 0.1.0 (it did: CI failed with
+# "no method named `entry_range`"). Remove our crates' unpacked copies and cached .crate
+# files first; nothing else in the cache is touched.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+for crate in "${crates[@]}"; do
+    rm -rf "$cargo_home"/registry/src/*/"$crate"-[0-9]* "$cargo_home"/registry/cache/*/"$crate"-[0-9]*.crate
+done
 echo "ci-package: cargo package --workspace (${crates[*]})"
 cargo package --workspace --exclude ringlat-tests --exclude ringlat-benches --allow-dirty
 packaged=0
