@@ -841,8 +841,27 @@ impl ValueMap {
     const LONG_PROBE: usize = 1024;
 
     /// Adds `weight` to `value`; true when the value is new.
-    #[inline]
+    ///
+    /// The usual case, a value already held in the slot its probe starts at (values on the
+    /// grid sit there), is inlined into the caller's loop; the rest is [`ValueMap::add_probing`].
+    #[inline(always)]
     fn add(&mut self, value: i64, weight: u128) -> bool {
+        let at = self.slot_of(value) & self.slots.len().wrapping_sub(1);
+        if let Some(slot) = self.slots.get_mut(at)
+            && slot.value == value
+            && value != Self::EMPTY
+        {
+            let sum = slot.weight() + weight;
+            slot.set_weight(sum);
+            return false;
+        }
+        self.add_probing(value, weight)
+    }
+
+    /// [`ValueMap::add`] past its first probe: a value elsewhere in the table, a new value,
+    /// [`ValueMap::EMPTY`] itself, or the first value of an empty map.
+    #[inline(never)]
+    fn add_probing(&mut self, value: i64, weight: u128) -> bool {
         if value == Self::EMPTY {
             let new = self.empty_value.is_none();
             *self.empty_value.get_or_insert(0) += weight;
@@ -871,7 +890,7 @@ impl ValueMap {
         // A new value.
         if !self.scatter && !self.on_grid(value) {
             self.widen_grid(value);
-            return self.add(value, weight);
+            return self.add_probing(value, weight);
         }
         let slot = &mut self.slots[at];
         slot.value = value;

@@ -239,7 +239,7 @@ impl ArchiveReader {
                 }
                 return Err(ReadError::io(&self.path, "reading an archive entry")(error));
             }
-            for bytes in chunk.chunks_exact(ENTRY_SIZE) {
+            for bytes in chunk.as_chunks::<ENTRY_SIZE>().0 {
                 let raw = RawEntry::parse(bytes);
                 if raw.source == super::snapshot::SNAPSHOT_SOURCE && self.header.version != 1 {
                     // A snapshot entry (counters and histograms), not a record.

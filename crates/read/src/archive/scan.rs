@@ -82,7 +82,7 @@ impl EntryTables {
     /// Decodes one entry: `Ok(Some)` a record and its weight, `Ok(None)` a snapshot entry (not
     /// a record), `Err(())` a bad entry (an unused class, or a kind without a name).
     #[inline(always)]
-    fn decode(&self, bytes: &[u8]) -> Result<Option<(Sample, u128)>, ()> {
+    fn decode(&self, bytes: &[u8; ENTRY_SIZE]) -> Result<Option<(Sample, u128)>, ()> {
         let raw = RawEntry::parse(bytes);
         if raw.source == SNAPSHOT_SOURCE && self.skip_snapshots {
             return Ok(None);
@@ -142,7 +142,7 @@ impl ArchiveReader {
         let start = range.start.min(end);
         let mut bad = 0u64;
         let mut decode = |entries: &[u8]| {
-            for bytes in entries.chunks_exact(ENTRY_SIZE) {
+            for bytes in entries.as_chunks::<ENTRY_SIZE>().0 {
                 match tables.decode(bytes) {
                     Ok(Some((sample, weight))) => visit(&sample, weight),
                     Ok(None) => {}

@@ -442,7 +442,7 @@ impl ArchiveWriter {
                     &self.path,
                     "reading the archive's last entries",
                 ))?;
-            for bytes in chunk.chunks_exact(ENTRY_SIZE) {
+            for bytes in chunk.as_chunks::<ENTRY_SIZE>().0 {
                 let raw = RawEntry::parse(bytes);
                 if raw.source as usize == index {
                     slot.next_position = raw.position.wrapping_add(1);
