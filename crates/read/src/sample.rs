@@ -259,6 +259,15 @@ impl Source {
         }
     }
 
+    /// Asks the next passes' scans to keep an archive's snapshot entries, so that
+    /// [`ArchiveReader::snapshot_deltas`](crate::archive::ArchiveReader::snapshot_deltas) after
+    /// a pass over every entry does not read the file again (nothing for a ring).
+    pub fn keep_snapshots(&self) {
+        if let Source::Archive(archive) = self {
+            archive.keep_snapshots(true);
+        }
+    }
+
     /// Ends a pass made of [`scan`](Self::scan)s: fails if a ring shrank while its snapshot
     /// was taken (what was read may be zeros).
     pub fn end_scan(&self) -> Result<(), ReadError> {

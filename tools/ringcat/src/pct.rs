@@ -277,6 +277,7 @@ pub(crate) fn run(args: &PctArgs) -> Result<(), Failure> {
         (quantiles, rows)
     } else {
         let quantiles = parse_quantiles(&args.percentiles)?;
+        crate::population::keep_snapshots(&sources, &filter, grouping);
         let rows = compute(&sources, &filter, grouping, &quantiles, &mut progress)?;
         let populations = crate::population::collect(&sources, &filter, grouping)?;
         let text = crate::population::render(

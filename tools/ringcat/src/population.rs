@@ -63,6 +63,23 @@ impl Population {
     }
 }
 
+/// True when the population histograms know the groups and filter (kinds and windows only):
+/// [`collect`] will read the archives' snapshots.
+pub(crate) fn applies(filter: &Filter, grouping: Grouping) -> bool {
+    !grouping.by.status && filter.kinds_only()
+}
+
+/// Asks the archives to keep the snapshot entries the next pass meets when [`collect`] will
+/// want them after it: that pass then spares [`collect`] a second read of every file.
+pub(crate) fn keep_snapshots(sources: &Sources, filter: &Filter, grouping: Grouping) {
+    if applies(filter, grouping) {
+        sources
+            .sources
+            .iter()
+            .for_each(|source| source.keep_snapshots());
+    }
+}
+
 /// The population of every group the sources know, keyed like the sampled rows; `None` when
 /// the filter or grouping is finer than what histograms know (status, trace, time, latency).
 pub(crate) fn collect(
@@ -70,7 +87,7 @@ pub(crate) fn collect(
     filter: &Filter,
     grouping: Grouping,
 ) -> Result<Option<BTreeMap<GroupKey, Population>>, Failure> {
-    if grouping.by.status || !filter.kinds_only() {
+    if !applies(filter, grouping) {
         return Ok(None);
     }
     filter.check_kinds(sources)?;

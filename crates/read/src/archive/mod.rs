@@ -41,6 +41,7 @@ mod reader;
 mod scan;
 mod seek;
 mod snapshot;
+mod stash;
 mod writer;
 
 pub use layout::{ARCHIVE_HEADER_SIZE, ARCHIVE_MAGIC, ARCHIVE_VERSION, ENTRY_SIZE, MAX_SOURCES};

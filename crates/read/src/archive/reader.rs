@@ -2,13 +2,14 @@
 
 use super::RingIdentity;
 use super::layout::{ARCHIVE_HEADER_SIZE, Bound, ENTRY_SIZE, Header, RawEntry, VERSION_1};
+use super::stash::SnapshotStash;
 use crate::ReadError;
 use std::fs::{File, OpenOptions};
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 /// One archived record, with its latency already in nanoseconds.
 ///
@@ -82,6 +83,9 @@ pub struct ArchiveReader {
     /// Version 3: the header's lateness bound extended over the entries it does not cover
     /// (computed on first use).
     pub(super) bound: OnceLock<Bound>,
+    /// Scans keep the snapshot entries they meet (module `stash`).
+    keep_snapshots: AtomicBool,
+    stash: Mutex<SnapshotStash>,
 }
 
 impl ArchiveReader {
@@ -131,6 +135,8 @@ impl ArchiveReader {
             entries: (len - ARCHIVE_HEADER_SIZE as u64) / ENTRY_SIZE as u64,
             bad_entries: AtomicU64::new(0),
             bound: OnceLock::new(),
+            keep_snapshots: AtomicBool::new(false),
+            stash: Mutex::new(SnapshotStash::default()),
         })
     }
 
@@ -277,5 +283,15 @@ impl ArchiveReader {
     /// pieces add to it, possibly from several threads).
     pub(crate) fn bad_entries_counter(&self) -> &AtomicU64 {
         &self.bad_entries
+    }
+
+    /// The switch [`keep_snapshots`](Self::keep_snapshots) sets (module `stash`).
+    pub(crate) fn keeping_snapshots(&self) -> &AtomicBool {
+        &self.keep_snapshots
+    }
+
+    /// The snapshot entries kept by the current pass (module `stash`).
+    pub(crate) fn stash_cell(&self) -> &Mutex<SnapshotStash> {
+        &self.stash
     }
 }

@@ -141,13 +141,21 @@ impl ArchiveReader {
         let end = range.end.min(self.len());
         let start = range.start.min(end);
         let mut bad = 0u64;
+        // Snapshot entries met, with their indices, when the caller keeps them (module `stash`).
+        let keep = self.keeps_snapshots();
+        let (mut snapshots, mut index) = (Vec::new(), start);
         let mut decode = |entries: &[u8]| {
             for bytes in entries.as_chunks::<ENTRY_SIZE>().0 {
                 match tables.decode(bytes) {
                     Ok(Some((sample, weight))) => visit(&sample, weight),
-                    Ok(None) => {}
+                    Ok(None) => {
+                        if keep {
+                            snapshots.push((index, *bytes));
+                        }
+                    }
                     Err(()) => bad += 1,
                 }
+                index += 1;
             }
         };
         let mut entry = start;
@@ -164,6 +172,9 @@ impl ArchiveReader {
         }
         // Relaxed: a statistic, read after the pass's threads are joined.
         self.bad_entries_counter().fetch_add(bad, Ordering::Relaxed);
+        if keep {
+            self.stash(start..end, snapshots);
+        }
         Ok(end - start)
     }
 
@@ -172,6 +183,7 @@ impl ArchiveReader {
     pub fn begin_scan(&self) {
         // Relaxed: pieces of the pass start after this (thread spawn or program order).
         self.bad_entries_counter().store(0, Ordering::Relaxed);
+        self.clear_stash();
     }
 }
 

@@ -10,7 +10,7 @@
 //! cut short by a crash, is ignored). docs/ARCHIVE.md, "Snapshot entries", is the normative
 //! text.
 
-use super::layout::ENTRY_SIZE;
+use super::layout::{ENTRY_SIZE, VERSION_1};
 use super::{ArchiveReader, ArchiveWriter, RingIdentity, RingInfo};
 use crate::ReadError;
 use crate::population::{Histogram, KindPopulation};
@@ -138,6 +138,38 @@ fn decode(run: &[[u8; ENTRY_SIZE]]) -> Option<Snapshot> {
     })
 }
 
+/// Snapshot runs met entry by entry: a snapshot is decoded at its end entry from the run of
+/// snapshot entries before it; anything else between two snapshot entries breaks the run.
+#[derive(Default)]
+struct Runs {
+    run: Vec<[u8; ENTRY_SIZE]>,
+}
+
+impl Runs {
+    /// The next entry of the file.
+    fn entry(&mut self, bytes: &[u8; ENTRY_SIZE], visit: &mut impl FnMut(Snapshot)) {
+        if bytes[27] != SNAPSHOT_SOURCE {
+            self.run.clear();
+            return;
+        }
+        self.run.push(*bytes);
+        if bytes[24] == SNAPSHOT_END {
+            let belong = u32_at(bytes, 28) as usize;
+            if belong < self.run.len()
+                && let Some(snapshot) = decode(&self.run[self.run.len() - 1 - belong..])
+            {
+                visit(snapshot);
+            }
+            self.run.clear();
+        }
+    }
+
+    /// Entries that are not snapshot entries came here (not seen).
+    fn gap(&mut self) {
+        self.run.clear();
+    }
+}
+
 /// Visits every committed snapshot of the archive file, in file order.
 fn each_snapshot(
     file: &std::fs::File,
@@ -145,36 +177,44 @@ fn each_snapshot(
     entries: u64,
     mut visit: impl FnMut(Snapshot),
 ) -> Result<(), ReadError> {
-    let mut run: Vec<[u8; ENTRY_SIZE]> = Vec::new();
+    let mut runs = Runs::default();
     // Read in place from a mapping (module `scan`): only byte 27 of most entries is looked at.
     super::scan::read_entries(file, path, 0..entries, &mut Vec::new(), &mut |chunk| {
-        for bytes in chunk.chunks_exact(ENTRY_SIZE) {
-            if bytes[27] != SNAPSHOT_SOURCE {
-                run.clear();
-                continue;
-            }
-            let mut whole = [0u8; ENTRY_SIZE];
-            whole.copy_from_slice(bytes);
-            run.push(whole);
-            if bytes[24] == SNAPSHOT_END {
-                let belong = u32_at(bytes, 28) as usize;
-                if belong < run.len()
-                    && let Some(snapshot) = decode(&run[run.len() - 1 - belong..])
-                {
-                    visit(snapshot);
-                }
-                run.clear();
-            }
+        for bytes in chunk.as_chunks::<ENTRY_SIZE>().0 {
+            runs.entry(bytes, &mut visit);
         }
     })
+}
+
+/// Visits the committed snapshots among `entries`, the snapshot entries of a whole archive
+/// with their indices in file order (what a pass kept: module `stash`), as
+/// [`each_snapshot`] would read them from the file.
+fn each_stashed_snapshot(entries: &[(u64, [u8; ENTRY_SIZE])], mut visit: impl FnMut(Snapshot)) {
+    let mut runs = Runs::default();
+    let mut next = None;
+    for (index, bytes) in entries {
+        if next != Some(*index) {
+            runs.gap();
+        }
+        runs.entry(bytes, &mut visit);
+        next = Some(index + 1);
+    }
 }
 
 impl ArchiveReader {
     /// Every interval snapshot the drains wrote, in file order: per snapshot, the counter
     /// and histogram differences of each archive kind that changed since the previous
-    /// snapshot of its ring. Empty for an archive drained without snapshots.
+    /// snapshot of its ring. Empty for an archive drained without snapshots. After a pass
+    /// that kept them ([`keep_snapshots`](Self::keep_snapshots)) and scanned every entry,
+    /// decoded from what it kept, without reading the file again.
     pub fn snapshot_deltas(&self) -> Result<Vec<Snapshot>, ReadError> {
         let mut snapshots = Vec::new();
+        if self.header.version != VERSION_1
+            && let Some(entries) = self.take_stash()
+        {
+            each_stashed_snapshot(&entries, |s| snapshots.push(s));
+            return Ok(snapshots);
+        }
         each_snapshot(self.file(), self.path(), self.len(), |s| snapshots.push(s))?;
         Ok(snapshots)
     }
