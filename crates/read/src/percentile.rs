@@ -229,16 +229,28 @@ struct FirstPass {
 /// The groups of a pass: a map from key to index, with the last few keys looked up kept in a
 /// small array (rows rotate among a few kinds and statuses, and windows follow time), so that
 /// most records find their group without a tree walk.
+///
+/// A caller that can pack its key into a `u128` (see [`Tally::add_packed`]) finds its group in
+/// a direct-mapped cache of packed keys instead: one hash, one comparison.
 #[derive(Debug, Clone)]
 struct Groups<K, V> {
     index: BTreeMap<K, usize>,
     values: Vec<V>,
     recent: Vec<(K, usize)>,
     next_recent: usize,
+    /// Packed key -> group index, direct-mapped; [`NO_PACKED_KEY`] marks an empty slot.
+    packed: Vec<(u128, usize)>,
 }
 
 /// How many recently used groups [`Groups`] keeps at hand.
 const RECENT_GROUPS: usize = 16;
+
+/// Slots of the packed-key cache (a power of two): more than the groups a pass of ringcat
+/// touches at once (kinds x statuses, within a few windows).
+const PACKED_SLOTS: usize = 1 << 10;
+
+/// The one packed key callers may not use: it marks an empty slot of the cache.
+pub const NO_PACKED_KEY: u128 = u128::MAX;
 
 impl<K: Ord + Clone, V> Groups<K, V> {
     fn new() -> Self {
@@ -247,7 +259,45 @@ impl<K: Ord + Clone, V> Groups<K, V> {
             values: Vec::new(),
             recent: Vec::with_capacity(RECENT_GROUPS),
             next_recent: 0,
+            packed: Vec::new(),
         }
+    }
+
+    /// [`Groups::find`] by a packed key (one packed key per key, never [`NO_PACKED_KEY`]);
+    /// `key` makes the key itself when the cache does not know the packed one.
+    #[inline(always)]
+    fn find_packed(
+        &mut self,
+        packed: u128,
+        key: impl FnOnce() -> K,
+        make: Option<&dyn Fn() -> V>,
+    ) -> Option<usize> {
+        let folded = (packed as u64) ^ ((packed >> 64) as u64).rotate_left(29);
+        let slot = (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize;
+        if let Some((cached, at)) = self.packed.get(slot)
+            && *cached == packed
+        {
+            return Some(*at);
+        }
+        self.find_packed_slow(slot, packed, &key(), make)
+    }
+
+    #[inline(never)]
+    fn find_packed_slow(
+        &mut self,
+        slot: usize,
+        packed: u128,
+        key: &K,
+        make: Option<&dyn Fn() -> V>,
+    ) -> Option<usize> {
+        let at = self.find(key, make)?;
+        if self.packed.is_empty() {
+            self.packed = vec![(NO_PACKED_KEY, 0); PACKED_SLOTS];
+        }
+        if packed != NO_PACKED_KEY {
+            self.packed[slot] = (packed, at);
+        }
+        Some(at)
     }
 
     /// The index of `key`'s group, made with `make` when it is new (`None`: new and no `make`).
@@ -514,6 +564,20 @@ impl<K: Ord + Clone> Selection<K> {
         let Some(at) = self.groups.find(key, None) else {
             return;
         };
+        self.add_at(at, value, weight);
+    }
+
+    /// [`Selection::add`] by a packed key, as [`Tally::add_packed`] (the same packing).
+    #[inline]
+    pub fn add_packed(&mut self, packed: u128, key: impl FnOnce() -> K, value: i64, weight: u128) {
+        let Some(at) = self.groups.find_packed(packed, key, None) else {
+            return;
+        };
+        self.add_at(at, value, weight);
+    }
+
+    #[inline]
+    fn add_at(&mut self, at: usize, value: i64, weight: u128) {
         if self.groups.values[at].done.is_some() {
             return;
         }
@@ -653,6 +717,33 @@ impl<K: Ord + Clone> Tally<K> {
         let Some(at) = self.groups.find(&key, Some(&TallyGroup::new)) else {
             return;
         };
+        self.add_at(at, value, weight);
+    }
+
+    /// [`Tally::add`] for a caller that packs each key into a `u128` (`packed`: the same
+    /// for equal keys, different for different keys, never [`NO_PACKED_KEY`]); `key` makes
+    /// the key when the packed key is not cached. Finds the group with one hash instead of
+    /// comparing keys: for callers whose keys are a few small fields.
+    ///
+    /// ```
+    /// use ringlat_read::percentile::{Quantile, Tally, WEIGHT_ONE};
+    /// let mut tally = Tally::new(vec![Quantile::parse("50").unwrap()]);
+    /// for (kind, v) in [(1u8, 10), (2, 20), (1, 30), (1, 20)] {
+    ///     tally.add_packed(u128::from(kind), || kind, v, WEIGHT_ONE);
+    /// }
+    /// let rows = tally.finish().finish();
+    /// assert_eq!((rows[0].0, &rows[0].1), (1, &vec![20]));
+    /// ```
+    #[inline(always)]
+    pub fn add_packed(&mut self, packed: u128, key: impl FnOnce() -> K, value: i64, weight: u128) {
+        let Some(at) = self.groups.find_packed(packed, key, Some(&TallyGroup::new)) else {
+            return;
+        };
+        self.add_at(at, value, weight);
+    }
+
+    #[inline(always)]
+    fn add_at(&mut self, at: usize, value: i64, weight: u128) {
         let group = &mut self.groups.values[at];
         if self.exact {
             group.pass.count(value, weight);
@@ -994,6 +1085,55 @@ mod tests {
     use super::*;
 
     /// A small deterministic generator for the brute-force comparison.
+    /// Groups found by packed keys (the cache, its collisions and evictions: more keys than
+    /// slots, windows in the high word) hold what groups found by key comparison hold, in
+    /// the tally (exact and binned) and in pass 2's selection.
+    #[test]
+    fn packed_keys_find_the_same_groups() {
+        for budget in [DISTINCT_BUDGET, 50] {
+            let quantiles = vec![
+                Quantile::parse("50").unwrap(),
+                Quantile::parse("99").unwrap(),
+            ];
+            let (mut by_key, mut by_packed) = (
+                Tally::with_budget(quantiles.clone(), budget),
+                Tally::with_budget(quantiles.clone(), budget),
+            );
+            let mut state = 7;
+            let records: Vec<((u64, u16), i64)> = (0..60_000)
+                .map(|_| {
+                    let key = (
+                        lcg(&mut state) % 700 * 1_000_000_000,
+                        (lcg(&mut state) % 5) as u16,
+                    );
+                    (key, (lcg(&mut state) % 300) as i64)
+                })
+                .collect();
+            let pack = |(window, kind): (u64, u16)| (u128::from(window) << 64) | u128::from(kind);
+            for (key, value) in &records {
+                by_key.add(*key, *value, WEIGHT_ONE);
+                by_packed.add_packed(pack(*key), || *key, *value, WEIGHT_ONE);
+            }
+            assert!(by_key.len() > PACKED_SLOTS);
+            let (mut by_key, mut by_packed) = (by_key.finish(), by_packed.finish());
+            assert_eq!(by_key.is_complete(), budget == DISTINCT_BUDGET);
+            if !by_key.is_complete() {
+                for (key, value) in &records {
+                    by_key.add(key, *value, WEIGHT_ONE);
+                    by_packed.add_packed(pack(*key), || *key, *value, WEIGHT_ONE);
+                }
+            }
+            let (by_key, by_packed) = (by_key.finish(), by_packed.finish());
+            assert_eq!(by_key.len(), by_packed.len());
+            for (a, b) in by_key.iter().zip(&by_packed) {
+                assert_eq!(
+                    (a.0, &a.1, a.2.records, a.2.weight),
+                    (b.0, &b.1, b.2.records, b.2.weight)
+                );
+            }
+        }
+    }
+
     fn lcg(state: &mut u64) -> u64 {
         *state = state
             .wrapping_mul(6_364_136_223_846_793_005)

@@ -56,9 +56,23 @@ pub(crate) fn compute(
         filter,
         quantiles,
         progress,
-        |tally, source, sample, w| tally.add(key_of(source, sample), sample.delta_ns, weight(w)),
+        #[inline(always)]
+        |tally, source, sample, w| {
+            tally.add_packed(
+                packed_key(sources, grouping, source, sample),
+                || key_of(source, sample),
+                sample.delta_ns,
+                weight(w),
+            );
+        },
+        #[inline(always)]
         |selection, source, sample, w| {
-            selection.add(&key_of(source, sample), sample.delta_ns, weight(w));
+            selection.add_packed(
+                packed_key(sources, grouping, source, sample),
+                || key_of(source, sample),
+                sample.delta_ns,
+                weight(w),
+            );
         },
     )?;
     let (rows, mut counts) = rows;
@@ -146,6 +160,29 @@ fn group_key(
             .then(|| sources.label_index(source, sample.kind)),
         status: grouping.by.status.then_some(sample.status),
     }
+}
+
+/// [`group_key`] packed into a `u128` for the engine's group cache
+/// ([`Tally::add_packed`]): the window's start in the high word, the kind's label and the
+/// status in the low one (0 where the grouping leaves a field out, so one grouping never
+/// packs two keys alike; the low word is below 2^24, never `NO_PACKED_KEY`).
+#[inline(always)]
+fn packed_key(
+    sources: &Sources,
+    grouping: Grouping,
+    source: usize,
+    sample: &ringlat_read::Sample,
+) -> u128 {
+    let window = grouping
+        .window_ns
+        .map_or(0, |w| sample.nanotime - sample.nanotime % w.max(1));
+    let kind = if grouping.by.kind {
+        sources.label_index(source, sample.kind)
+    } else {
+        0
+    };
+    let status = if grouping.by.status { sample.status } else { 0 };
+    (u128::from(window) << 64) | (u128::from(kind) << 8) | u128::from(status)
 }
 
 /// Per row, per value of the row: the exact weighted count of records at or below that

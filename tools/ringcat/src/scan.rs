@@ -53,6 +53,7 @@ pub(crate) fn fold<A: Send>(
         progress,
         init,
         |_| (),
+        #[inline(always)]
         |acc, (), source, sample, weight| fold(acc, source, sample, weight),
         merge,
         |(), ()| (),
@@ -135,11 +136,18 @@ pub(crate) fn fold_in_order<A: Send, P: Send>(
             let count = range.end - range.start;
             let kinds = &kinds[source];
             let mut piece = start((index as u64) << 32);
-            let result = sources.sources[source].scan(range, &mut buffer, |sample, weight| {
-                if filter.keeps(sample, kinds) {
-                    fold(acc, &mut piece, source, sample, weight);
-                }
-            });
+            // Inlined: a call per record (its prologue, epilogue and the sample spilled to
+            // the stack) cost about 30 instructions of the 180 a record takes in `pct`.
+            let result = sources.sources[source].scan(
+                range,
+                &mut buffer,
+                #[inline(always)]
+                |sample, weight| {
+                    if filter.keeps(sample, kinds) {
+                        fold(acc, &mut piece, source, sample, weight);
+                    }
+                },
+            );
             if let Err(error) = result {
                 // Relaxed: only tells the other threads to stop taking pieces early.
                 cursor.stop.store(true, Ordering::Relaxed);
