@@ -652,6 +652,21 @@ pub(crate) fn stat_json(file: &ringlat_read::RingFile) -> serde_json::Value {
         .collect()
 }
 
+/// The one group [`calls_above`] collects: every selected call.
+const SLICE_GROUPING: Grouping = Grouping {
+    by: crate::cli::By {
+        kind: false,
+        status: false,
+    },
+    window_ns: None,
+    raw: false,
+};
+
+/// For `slice`, before its passes: [`keep_snapshots`] for [`calls_above`].
+pub(crate) fn keep_snapshots_for_slice(sources: &Sources, filter: &Filter) {
+    keep_snapshots(sources, filter, SLICE_GROUPING);
+}
+
 /// For `slice`: the calls above `threshold_ns` that the population histograms count, and all
 /// calls they count, over the selection; `None` when the selection has no population.
 pub(crate) fn calls_above(
@@ -659,12 +674,7 @@ pub(crate) fn calls_above(
     filter: &Filter,
     threshold_ns: i64,
 ) -> Result<Option<(u64, u64)>, Failure> {
-    let grouping = Grouping {
-        by: crate::cli::By::default(),
-        window_ns: None,
-        raw: false,
-    };
-    let Some(groups) = collect(sources, filter, grouping)? else {
+    let Some(groups) = collect(sources, filter, SLICE_GROUPING)? else {
         return Ok(None);
     };
     let mut above = 0u64;

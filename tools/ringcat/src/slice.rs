@@ -412,6 +412,7 @@ pub(crate) fn run(args: &SliceArgs) -> Result<(), Failure> {
         order: args.order,
         raw: args.raw,
     };
+    crate::population::keep_snapshots_for_slice(&sources, &filter);
     let tail = slice(&sources, &filter, &query, &mut progress)?;
     let counted = crate::population::calls_above(&sources, &filter, tail.threshold_ns)?;
     let text = match args.format {
