@@ -400,21 +400,28 @@ impl RingFile {
     /// them (so that a caller can keep them in a smaller shape). When the file shrank
     /// meanwhile ([`check_intact`](Self::check_intact) fails), what was visited may be zeros
     /// and must be dropped.
-    pub fn snapshot_each(&self, mut visit: impl FnMut(Decoded)) -> PeekStats {
-        let mut peeker = Peeker::at_head(&self.ring);
+    pub fn snapshot_each(&self, visit: impl FnMut(Decoded)) -> PeekStats {
+        let head = self.ring.positions().0;
+        self.snapshot_part(head, u64::from(self.geometry.capacity), visit)
+    }
+
+    /// [`snapshot_each`](Self::snapshot_each) over at most `max` positions from `start`: one
+    /// part of a snapshot read by several threads (the caller checks afterwards that head did
+    /// not move, else parts may overlap: see [`Peeker::at`]).
+    pub(crate) fn snapshot_part(
+        &self,
+        start: u32,
+        max: u64,
+        mut visit: impl FnMut(Decoded),
+    ) -> PeekStats {
+        let mut peeker = Peeker::at(start);
         // Closed counts as gone: nothing is in flight after a clean close (FORMAT.md).
         let dead = self.writer_state() != WriterState::Alive;
-        peeker.peek(
-            &self.ring,
-            u64::from(self.geometry.capacity),
-            InFlight::Skip,
-            &mut || dead,
-            |slot| {
-                if let Some(record) = self.decode(slot) {
-                    visit(record);
-                }
-            },
-        )
+        peeker.peek(&self.ring, max, InFlight::Skip, &mut || dead, |slot| {
+            if let Some(record) = self.decode(slot) {
+                visit(record);
+            }
+        })
     }
 }
 

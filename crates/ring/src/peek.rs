@@ -75,6 +75,24 @@ impl Peeker {
         }
     }
 
+    /// Starts at `position`: for one of several peekers that read parts of a snapshot on
+    /// several threads (the part that starts there; `peek`'s `max` bounds where it ends).
+    /// A position no longer between head and tail when [`peek`](Self::peek) runs is treated
+    /// as at `at_head` (and what was consumed counted missed).
+    ///
+    /// ```
+    /// use ringlat_ring::{HeapStorage, InFlight, Peeker, Ring};
+    /// use ringlat_format::Record;
+    /// let ring = Ring::new(HeapStorage::new(8)).unwrap();
+    /// for id in 0..6 { ring.push(0, 0, &Record::new(id, 0, 0, 0)).unwrap(); }
+    /// let mut ids = Vec::new();
+    /// Peeker::at(3).peek(&ring, 2, InFlight::Skip, &mut || false, |s| ids.push(s.record.trace_id()));
+    /// assert_eq!(ids, [3, 4]);
+    /// ```
+    pub fn at(position: u32) -> Self {
+        Peeker { next: position }
+    }
+
     /// The position of the next record this peeker will look at.
     pub fn position(&self) -> u32 {
         self.next
