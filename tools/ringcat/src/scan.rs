@@ -94,6 +94,7 @@ pub(crate) fn fold_in_order<A: Send, P: Send>(
         return Ok((acc, piece));
     }
     filter.check_kinds(sources)?;
+    let kinds_only = filter.kinds_only();
     let kinds: Vec<[bool; 256]> = (0..sources.sources.len())
         .map(|index| filter.kinds_for(sources, index))
         .collect();
@@ -143,7 +144,13 @@ pub(crate) fn fold_in_order<A: Send, P: Send>(
                 &mut buffer,
                 #[inline(always)]
                 |sample, weight| {
-                    if filter.keeps(sample, kinds) {
+                    // A filter on kinds alone (the usual pass) checks the kind only.
+                    let kept = if kinds_only {
+                        kinds[sample.kind as usize]
+                    } else {
+                        filter.keeps(sample, kinds)
+                    };
+                    if kept {
                         fold(acc, &mut piece, source, sample, weight);
                     }
                 },
