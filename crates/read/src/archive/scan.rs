@@ -143,14 +143,19 @@ impl ArchiveReader {
         let mut bad = 0u64;
         // Snapshot entries met, with their indices, when the caller keeps them (module `stash`).
         let keep = self.keeps_snapshots();
-        let (mut snapshots, mut index) = (Vec::new(), start);
+        let (mut snapshots, mut index, mut overflowed) = (Vec::new(), start, false);
         let mut decode = |entries: &[u8]| {
             for bytes in entries.as_chunks::<ENTRY_SIZE>().0 {
                 match tables.decode(bytes) {
                     Ok(Some((sample, weight))) => visit(&sample, weight),
                     Ok(None) => {
-                        if keep {
-                            snapshots.push((index, *bytes));
+                        if keep && !overflowed {
+                            if snapshots.len() < super::stash::STASH_LIMIT {
+                                snapshots.push((index, *bytes));
+                            } else {
+                                overflowed = true;
+                                snapshots = Vec::new();
+                            }
                         }
                     }
                     Err(()) => bad += 1,
@@ -173,7 +178,7 @@ impl ArchiveReader {
         // Relaxed: a statistic, read after the pass's threads are joined.
         self.bad_entries_counter().fetch_add(bad, Ordering::Relaxed);
         if keep {
-            self.stash(start..end, snapshots);
+            self.stash(start..end, snapshots, overflowed);
         }
         Ok(end - start)
     }

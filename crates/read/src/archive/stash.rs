@@ -9,30 +9,52 @@
 //! number of threads, then hand the snapshot entries they skip to the stash with the ranges
 //! they covered. When those ranges cover every entry, the snapshots are decoded from the
 //! stash; otherwise (a pass narrowed by time, an archive that grew) the file is read as before.
-//! Keeping is opt-in because snapshot entries can be many (a day of one-second snapshots).
+//! Keeping is opt-in because snapshot entries can be many (a day of one-second snapshots), and
+//! bounded: past [`STASH_LIMIT`] entries an archive's stash gives up and the file is read.
 
 use super::layout::ENTRY_SIZE;
 use super::reader::ArchiveReader;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 
+/// At most this many snapshot entries are kept per archive and pass (8 MiB): a day of
+/// one-minute snapshots of a few kinds fits; past it (one-second snapshots over days, or a
+/// damaged or hostile file whose entries all look like snapshot entries) the stash gives up
+/// and the snapshots are read from the file, so that keeping never costs more memory than this.
+pub(crate) const STASH_LIMIT: usize = 1 << 18;
+
 /// Snapshot entries of one pass, with their entry indices, and the ranges scanned.
 #[derive(Debug, Default)]
 pub(crate) struct SnapshotStash {
     scanned: Vec<Range<u64>>,
     entries: Vec<(u64, [u8; ENTRY_SIZE])>,
+    /// More than [`STASH_LIMIT`] entries were met: nothing is kept.
+    overflowed: bool,
 }
 
 impl SnapshotStash {
-    /// Adds what one scan of `range` met.
-    pub(crate) fn add(&mut self, range: Range<u64>, entries: Vec<(u64, [u8; ENTRY_SIZE])>) {
+    /// Adds what one scan of `range` met (`overflowed`: the scan met more than it kept).
+    pub(crate) fn add(
+        &mut self,
+        range: Range<u64>,
+        entries: Vec<(u64, [u8; ENTRY_SIZE])>,
+        overflowed: bool,
+    ) {
         self.scanned.push(range);
+        if overflowed || self.overflowed || self.entries.len() + entries.len() > STASH_LIMIT {
+            self.overflowed = true;
+            self.entries = Vec::new();
+            return;
+        }
         self.entries.extend(entries);
     }
 
     /// The snapshot entries in file order (index, bytes), when the scans covered entries
-    /// `0..len` entirely; `None` otherwise.
+    /// `0..len` entirely and kept every snapshot entry; `None` otherwise.
     fn complete(mut self, len: u64) -> Option<Vec<(u64, [u8; ENTRY_SIZE])>> {
+        if self.overflowed {
+            return None;
+        }
         self.scanned.sort_unstable_by_key(|range| range.start);
         let mut covered = 0;
         for range in &self.scanned {
@@ -85,9 +107,15 @@ impl ArchiveReader {
         *self.lock_stash() = SnapshotStash::default();
     }
 
-    /// What one scan of `range` met, added to the stash.
-    pub(crate) fn stash(&self, range: Range<u64>, entries: Vec<(u64, [u8; ENTRY_SIZE])>) {
-        self.lock_stash().add(range, entries);
+    /// What one scan of `range` met, added to the stash (`overflowed`: it met more than
+    /// [`STASH_LIMIT`] and kept none).
+    pub(crate) fn stash(
+        &self,
+        range: Range<u64>,
+        entries: Vec<(u64, [u8; ENTRY_SIZE])>,
+        overflowed: bool,
+    ) {
+        self.lock_stash().add(range, entries, overflowed);
     }
 
     /// The stashed snapshot entries in file order, taken, when the last pass kept them and
@@ -119,8 +147,8 @@ mod tests {
     #[test]
     fn complete_only_when_the_ranges_cover_every_entry() {
         let mut stash = SnapshotStash::default();
-        stash.add(5..10, vec![(7, entry(7))]);
-        stash.add(0..5, vec![(1, entry(1)), (2, entry(2))]);
+        stash.add(5..10, vec![(7, entry(7))], false);
+        stash.add(0..5, vec![(1, entry(1)), (2, entry(2))], false);
         let entries = stash.complete(10).unwrap();
         assert_eq!(
             entries.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
@@ -128,17 +156,30 @@ mod tests {
         );
 
         let mut gap = SnapshotStash::default();
-        gap.add(0..4, vec![]);
-        gap.add(5..10, vec![]);
+        gap.add(0..4, vec![], false);
+        gap.add(5..10, vec![], false);
         assert!(gap.complete(10).is_none());
 
         let mut short = SnapshotStash::default();
-        short.add(0..9, vec![]);
+        short.add(0..9, vec![], false);
         assert!(short.complete(10).is_none());
 
         let mut overlapping = SnapshotStash::default();
-        overlapping.add(0..6, vec![(5, entry(5))]);
-        overlapping.add(4..10, vec![(5, entry(5))]);
+        overlapping.add(0..6, vec![(5, entry(5))], false);
+        overlapping.add(4..10, vec![(5, entry(5))], false);
         assert_eq!(overlapping.complete(10).unwrap().len(), 1);
+
+        // Past the limit, in one scan or over several, nothing is kept.
+        let mut one = SnapshotStash::default();
+        one.add(0..10, vec![], true);
+        assert!(one.complete(10).is_none());
+        let mut many = SnapshotStash::default();
+        let half: Vec<_> = (0..STASH_LIMIT as u64 / 2 + 1)
+            .map(|i| (i, entry(1)))
+            .collect();
+        many.add(0..5, half.clone(), false);
+        many.add(5..10, half, false);
+        assert!(many.entries.is_empty());
+        assert!(many.complete(10).is_none());
     }
 }
