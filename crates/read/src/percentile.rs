@@ -459,8 +459,15 @@ impl FirstPass {
     /// Records, weight, min and max only.
     #[inline]
     fn count(&mut self, value: i64, weight: u128) {
+        self.summary.records += 1;
+        self.weigh(value, weight);
+    }
+
+    /// Weight, min and max only: per record once binned; for an exact group, once per
+    /// distinct value from its value map (when it is binned or finished), not per record.
+    #[inline]
+    fn weigh(&mut self, value: i64, weight: u128) {
         let summary = &mut self.summary;
-        summary.records += 1;
         summary.weight += weight;
         summary.min = summary.min.min(value);
         summary.max = summary.max.max(value);
@@ -683,7 +690,8 @@ pub struct Tally<K> {
 
 #[derive(Debug, Clone)]
 struct TallyGroup {
-    /// Records, weight, min and max always; bins and weighted sums once binned.
+    /// Records always; weight, min and max, bins and weighted sums once binned (while the
+    /// tally is exact, weight, min and max are the value map's, taken at the end).
     pass: FirstPass,
     /// Every distinct value and its weight, while the tally is exact.
     values: ValueMap,
@@ -750,7 +758,8 @@ impl<K: Ord + Clone> Tally<K> {
     fn add_at(&mut self, at: usize, value: i64, weight: u128) {
         let group = &mut self.groups.values[at];
         if self.exact {
-            group.pass.count(value, weight);
+            // Weight, min and max come from the value map later (`bin_all`, `exact_group`).
+            group.pass.summary.records += 1;
             if group.values.add(value, weight) {
                 self.distinct += 1;
                 if self.distinct > self.budget || group.values.hopeless() {
@@ -782,6 +791,7 @@ impl<K: Ord + Clone> Tally<K> {
     fn bin_all(&mut self) {
         for group in &mut self.groups.values {
             for (value, weight) in std::mem::take(&mut group.values).entries() {
+                group.pass.weigh(value, weight);
                 group.pass.bin_and_sum(value, weight);
             }
         }
@@ -836,7 +846,11 @@ impl<K: Ord + Clone> Tally<K> {
 fn exact_group(quantiles: &[Quantile], group: TallyGroup) -> Planned {
     let mut values = group.values.entries();
     values.sort_unstable_by_key(|(value, _)| *value);
-    let mut summary = group.pass.summary;
+    let mut pass = group.pass;
+    for (value, weight) in &values {
+        pass.weigh(*value, *weight);
+    }
+    let mut summary = pass.summary;
     // Summed in value order: the same result however the records were split or ordered.
     for (value, weight) in &values {
         let weight = weight_f64(*weight);
