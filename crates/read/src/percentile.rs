@@ -250,6 +250,12 @@ const RECENT_GROUPS: usize = 16;
 const PACKED_SLOTS: usize = 1 << 10;
 
 /// The one packed key callers may not use: it marks an empty slot of the cache.
+///
+/// ```
+/// // A key packed from a u64 and a u16 never reaches it.
+/// let packed = (u128::from(u64::MAX) << 64) | u128::from(u16::MAX);
+/// assert_ne!(packed, ringlat_read::percentile::NO_PACKED_KEY);
+/// ```
 pub const NO_PACKED_KEY: u128 = u128::MAX;
 
 impl<K: Ord + Clone, V> Groups<K, V> {
@@ -579,6 +585,15 @@ impl<K: Ord + Clone> Selection<K> {
     }
 
     /// [`Selection::add`] by a packed key, as [`Tally::add_packed`] (the same packing).
+    ///
+    /// ```
+    /// use ringlat_read::percentile::{Quantile, Tally, WEIGHT_ONE};
+    /// let mut tally = Tally::with_budget(vec![Quantile::parse("50").unwrap()], 1);
+    /// for v in [1, 2, 3] { tally.add_packed(7, || 'a', v, WEIGHT_ONE); }
+    /// let mut pass2 = tally.finish(); // past its budget of 1 value: a second pass
+    /// for v in [1, 2, 3] { pass2.add_packed(7, || 'a', v, WEIGHT_ONE); }
+    /// assert_eq!(pass2.finish()[0].1, vec![2]);
+    /// ```
     #[inline]
     pub fn add_packed(&mut self, packed: u128, key: impl FnOnce() -> K, value: i64, weight: u128) {
         let Some(at) = self.groups.find_packed(packed, key, None) else {

@@ -332,6 +332,16 @@ impl Source {
     /// Asks the next passes' scans to keep an archive's snapshot entries, so that
     /// [`ArchiveReader::snapshot_deltas`](crate::archive::ArchiveReader::snapshot_deltas) after
     /// a pass over every entry does not read the file again (nothing for a ring).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("k.archive");
+    /// # ringlat_read::archive::ArchiveWriter::open(&path, 0).unwrap();
+    /// let source = ringlat_read::Source::open(&path).unwrap();
+    /// source.keep_snapshots();
+    /// let entries = source.begin_scan().unwrap();
+    /// source.scan(0..entries, &mut Vec::new(), |_, _| {}).unwrap();
+    /// ```
     pub fn keep_snapshots(&self) {
         if let Source::Archive(archive) = self {
             archive.keep_snapshots(true);
