@@ -20,6 +20,17 @@ pub(crate) struct GroupKey {
     pub status: Option<u8>,
 }
 
+impl GroupKey {
+    /// The key of a grouping's [`packed_key`] (the fields the grouping leaves out are `None`).
+    fn unpack(packed: u128, grouping: Grouping) -> Self {
+        GroupKey {
+            window: grouping.window_ns.map(|_| (packed >> 64) as u64),
+            kind: grouping.by.kind.then_some((packed >> 8) as u16),
+            status: grouping.by.status.then_some(packed as u8),
+        }
+    }
+}
+
 /// One computed row.
 #[derive(Debug, Clone)]
 pub(crate) struct Row {
@@ -48,8 +59,6 @@ pub(crate) fn compute(
     quantiles: &[Quantile],
     progress: &mut Progress,
 ) -> Result<Vec<Row>, Failure> {
-    let key_of =
-        |source: usize, sample: &ringlat_read::Sample| group_key(sources, grouping, source, sample);
     let weight = |weight: u128| if grouping.raw { WEIGHT_ONE } else { weight };
     let rows = exact_percentiles(
         sources,
@@ -58,18 +67,20 @@ pub(crate) fn compute(
         progress,
         #[inline(always)]
         |tally, source, sample, w| {
+            let packed = packed_key(sources, grouping, source, sample);
             tally.add_packed(
-                packed_key(sources, grouping, source, sample),
-                || key_of(source, sample),
+                packed,
+                || GroupKey::unpack(packed, grouping),
                 sample.delta_ns,
                 weight(w),
             );
         },
         #[inline(always)]
         |selection, source, sample, w| {
+            let packed = packed_key(sources, grouping, source, sample);
             selection.add_packed(
-                packed_key(sources, grouping, source, sample),
-                || key_of(source, sample),
+                packed,
+                || GroupKey::unpack(packed, grouping),
                 sample.delta_ns,
                 weight(w),
             );
@@ -150,19 +161,10 @@ fn group_key(
     source: usize,
     sample: &ringlat_read::Sample,
 ) -> GroupKey {
-    GroupKey {
-        window: grouping
-            .window_ns
-            .map(|w| sample.nanotime - sample.nanotime % w.max(1)),
-        kind: grouping
-            .by
-            .kind
-            .then(|| sources.label_index(source, sample.kind)),
-        status: grouping.by.status.then_some(sample.status),
-    }
+    GroupKey::unpack(packed_key(sources, grouping, source, sample), grouping)
 }
 
-/// [`group_key`] packed into a `u128` for the engine's group cache
+/// [`group_key`] packed into a `u128`, the form the engine's group cache takes
 /// ([`Tally::add_packed`]): the window's start in the high word, the kind's label and the
 /// status in the low one (0 where the grouping leaves a field out, so one grouping never
 /// packs two keys alike; the low word is below 2^24, never `NO_PACKED_KEY`).
