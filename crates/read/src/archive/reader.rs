@@ -84,8 +84,9 @@ pub struct ArchiveReader {
     /// (computed on first use).
     pub(super) bound: OnceLock<Bound>,
     /// Scans keep the snapshot entries they meet (module `stash`).
-    keep_snapshots: AtomicBool,
-    stash: Mutex<SnapshotStash>,
+    pub(super) keeping_snapshots: AtomicBool,
+    /// The snapshot entries kept by the current pass (module `stash`).
+    pub(super) stash: Mutex<SnapshotStash>,
 }
 
 impl ArchiveReader {
@@ -135,7 +136,7 @@ impl ArchiveReader {
             entries: (len - ARCHIVE_HEADER_SIZE as u64) / ENTRY_SIZE as u64,
             bad_entries: AtomicU64::new(0),
             bound: OnceLock::new(),
-            keep_snapshots: AtomicBool::new(false),
+            keeping_snapshots: AtomicBool::new(false),
             stash: Mutex::new(SnapshotStash::default()),
         })
     }
@@ -283,15 +284,5 @@ impl ArchiveReader {
     /// pieces add to it, possibly from several threads).
     pub(crate) fn bad_entries_counter(&self) -> &AtomicU64 {
         &self.bad_entries
-    }
-
-    /// The switch [`keep_snapshots`](Self::keep_snapshots) sets (module `stash`).
-    pub(crate) fn keeping_snapshots(&self) -> &AtomicBool {
-        &self.keep_snapshots
-    }
-
-    /// The snapshot entries kept by the current pass (module `stash`).
-    pub(crate) fn stash_cell(&self) -> &Mutex<SnapshotStash> {
-        &self.stash
     }
 }

@@ -143,19 +143,15 @@ impl ArchiveReader {
         let mut bad = 0u64;
         // Snapshot entries met, with their indices, when the caller keeps them (module `stash`).
         let keep = self.keeps_snapshots();
-        let (mut snapshots, mut index, mut overflowed) = (Vec::new(), start, false);
+        let (mut snapshots, mut index) = (Vec::new(), start);
         let mut decode = |entries: &[u8]| {
             for bytes in entries.as_chunks::<ENTRY_SIZE>().0 {
                 match tables.decode(bytes) {
                     Ok(Some((sample, weight))) => visit(&sample, weight),
                     Ok(None) => {
-                        if keep && !overflowed {
-                            if snapshots.len() < super::stash::STASH_LIMIT {
-                                snapshots.push((index, *bytes));
-                            } else {
-                                overflowed = true;
-                                snapshots = Vec::new();
-                            }
+                        // One past the limit tells the stash it was passed.
+                        if keep && snapshots.len() <= super::stash::STASH_LIMIT {
+                            snapshots.push((index, *bytes));
                         }
                     }
                     Err(()) => bad += 1,
@@ -178,7 +174,7 @@ impl ArchiveReader {
         // Relaxed: a statistic, read after the pass's threads are joined.
         self.bad_entries_counter().fetch_add(bad, Ordering::Relaxed);
         if keep {
-            self.stash(start..end, snapshots, overflowed);
+            self.stash(start..end, snapshots);
         }
         Ok(end - start)
     }

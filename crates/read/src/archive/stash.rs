@@ -33,15 +33,11 @@ pub(crate) struct SnapshotStash {
 }
 
 impl SnapshotStash {
-    /// Adds what one scan of `range` met (`overflowed`: the scan met more than it kept).
-    pub(crate) fn add(
-        &mut self,
-        range: Range<u64>,
-        entries: Vec<(u64, [u8; ENTRY_SIZE])>,
-        overflowed: bool,
-    ) {
+    /// Adds what one scan of `range` met (a scan hands over at most [`STASH_LIMIT`] + 1
+    /// entries: enough to tell that the limit was passed).
+    pub(crate) fn add(&mut self, range: Range<u64>, entries: Vec<(u64, [u8; ENTRY_SIZE])>) {
         self.scanned.push(range);
-        if overflowed || self.overflowed || self.entries.len() + entries.len() > STASH_LIMIT {
+        if self.overflowed || self.entries.len() + entries.len() > STASH_LIMIT {
             self.overflowed = true;
             self.entries = Vec::new();
             return;
@@ -93,13 +89,13 @@ impl ArchiveReader {
     /// ```
     pub fn keep_snapshots(&self, keep: bool) {
         // Relaxed: set before the pass's threads are spawned (or in program order).
-        self.keeping_snapshots().store(keep, Ordering::Relaxed);
+        self.keeping_snapshots.store(keep, Ordering::Relaxed);
     }
 
     /// True while scans keep snapshot entries.
     pub(crate) fn keeps_snapshots(&self) -> bool {
         // Relaxed: see keep_snapshots.
-        self.keeping_snapshots().load(Ordering::Relaxed)
+        self.keeping_snapshots.load(Ordering::Relaxed)
     }
 
     /// Empties the stash (the start of a pass).
@@ -107,15 +103,9 @@ impl ArchiveReader {
         *self.lock_stash() = SnapshotStash::default();
     }
 
-    /// What one scan of `range` met, added to the stash (`overflowed`: it met more than
-    /// [`STASH_LIMIT`] and kept none).
-    pub(crate) fn stash(
-        &self,
-        range: Range<u64>,
-        entries: Vec<(u64, [u8; ENTRY_SIZE])>,
-        overflowed: bool,
-    ) {
-        self.lock_stash().add(range, entries, overflowed);
+    /// What one scan of `range` met, added to the stash.
+    pub(crate) fn stash(&self, range: Range<u64>, entries: Vec<(u64, [u8; ENTRY_SIZE])>) {
+        self.lock_stash().add(range, entries);
     }
 
     /// The stashed snapshot entries in file order, taken, when the last pass kept them and
@@ -130,7 +120,7 @@ impl ArchiveReader {
     fn lock_stash(&self) -> std::sync::MutexGuard<'_, SnapshotStash> {
         // A panic while holding the lock left at worst a partial stash: `complete` then
         // finds a range missing and the file is read again.
-        self.stash_cell()
+        self.stash
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -147,8 +137,8 @@ mod tests {
     #[test]
     fn complete_only_when_the_ranges_cover_every_entry() {
         let mut stash = SnapshotStash::default();
-        stash.add(5..10, vec![(7, entry(7))], false);
-        stash.add(0..5, vec![(1, entry(1)), (2, entry(2))], false);
+        stash.add(5..10, vec![(7, entry(7))]);
+        stash.add(0..5, vec![(1, entry(1)), (2, entry(2))]);
         let entries = stash.complete(10).unwrap();
         assert_eq!(
             entries.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
@@ -156,29 +146,30 @@ mod tests {
         );
 
         let mut gap = SnapshotStash::default();
-        gap.add(0..4, vec![], false);
-        gap.add(5..10, vec![], false);
+        gap.add(0..4, vec![]);
+        gap.add(5..10, vec![]);
         assert!(gap.complete(10).is_none());
 
         let mut short = SnapshotStash::default();
-        short.add(0..9, vec![], false);
+        short.add(0..9, vec![]);
         assert!(short.complete(10).is_none());
 
         let mut overlapping = SnapshotStash::default();
-        overlapping.add(0..6, vec![(5, entry(5))], false);
-        overlapping.add(4..10, vec![(5, entry(5))], false);
+        overlapping.add(0..6, vec![(5, entry(5))]);
+        overlapping.add(4..10, vec![(5, entry(5))]);
         assert_eq!(overlapping.complete(10).unwrap().len(), 1);
 
         // Past the limit, in one scan or over several, nothing is kept.
         let mut one = SnapshotStash::default();
-        one.add(0..10, vec![], true);
+        let over: Vec<_> = (0..=STASH_LIMIT as u64).map(|i| (i, entry(1))).collect();
+        one.add(0..10, over);
         assert!(one.complete(10).is_none());
         let mut many = SnapshotStash::default();
         let half: Vec<_> = (0..STASH_LIMIT as u64 / 2 + 1)
             .map(|i| (i, entry(1)))
             .collect();
-        many.add(0..5, half.clone(), false);
-        many.add(5..10, half, false);
+        many.add(0..5, half.clone());
+        many.add(5..10, half);
         assert!(many.entries.is_empty());
         assert!(many.complete(10).is_none());
     }
