@@ -106,7 +106,7 @@ impl RingSnapshot {
 
     /// The `held` records from `head`, read in consecutive parts on every core (validating
     /// each slot costs more than the copy: a serial snapshot of 2^24 slots took half of a
-    /// `pct` over the ring), joined in order; with the in-flight slots passed over. `None`
+    /// `pct` over the ring), in ring order; with the in-flight slots passed over. `None`
     /// when one core or few records make parts not worth it, or when head moved meanwhile (a
     /// consumer took records, or an overwriting writer lapped): then a part that started
     /// where head was may have read into the next part, and the caller takes the snapshot
