@@ -701,15 +701,20 @@ pub struct Tally<K> {
     budget: usize,
     /// False once the budget was passed: every group is binned.
     exact: bool,
+    /// A merge met a group closed on both sides (see [`Tally::added_after_close`]).
+    closed_twice: bool,
 }
 
 #[derive(Debug, Clone)]
 struct TallyGroup {
     /// Records always; weight, min and max, bins and weighted sums once binned (while the
-    /// tally is exact, weight, min and max are the value map's, taken at the end).
+    /// tally is exact, weight, min and max are the value map's, taken at the end). Zero
+    /// records again once the group is closed: a record after that breaks the promise.
     pass: FirstPass,
-    /// Every distinct value and its weight, while the tally is exact.
+    /// Every distinct value and its weight, while the tally is exact and the group open.
     values: ValueMap,
+    /// The group's answer, once [`Tally::close`] finished it.
+    closed: Option<Box<Planned>>,
 }
 
 impl TallyGroup {
@@ -717,7 +722,13 @@ impl TallyGroup {
         TallyGroup {
             pass: FirstPass::new(),
             values: ValueMap::default(),
+            closed: None,
         }
+    }
+
+    /// Closed, and fed a record since.
+    fn added_after_close(&self) -> bool {
+        self.closed.is_some() && self.pass.summary.records > 0
     }
 }
 
@@ -735,6 +746,7 @@ impl<K: Ord + Clone> Tally<K> {
             distinct: 0,
             budget,
             exact: true,
+            closed_twice: false,
         }
     }
 
@@ -801,6 +813,49 @@ impl<K: Ord + Clone> Tally<K> {
         self.groups.values.is_empty()
     }
 
+    /// Finishes now, exactly, every open group whose key `ended` says no record is still to
+    /// come for (e.g. a time window that the records have left behind for good): its
+    /// percentiles are computed and its values freed, so that they no longer count against
+    /// the budget. Nothing is closed once the tally is binned (it has no exact values left).
+    ///
+    /// The caller promises that no record of a closed group follows, in this tally or in one
+    /// merged into it; a broken promise is not silent: [`Tally::added_after_close`] says so,
+    /// and the answers are then not to be used (count again without closing).
+    ///
+    /// ```
+    /// use ringlat_read::percentile::{Quantile, Tally, WEIGHT_ONE};
+    /// let mut tally = Tally::with_budget(vec![Quantile::parse("50").unwrap()], 4);
+    /// for window in 0..10u64 {
+    ///     for v in 1..=3 { tally.add(window, v + window as i64, WEIGHT_ONE); }
+    ///     // Windows end in time: close the one just filled. 30 values, a budget of 4.
+    ///     tally.close(|w| *w == window);
+    /// }
+    /// assert!(tally.is_exact() && !tally.added_after_close());
+    /// let rows = tally.finish();
+    /// assert!(rows.is_complete());
+    /// assert_eq!(rows.finish()[9].1, vec![11]);
+    /// ```
+    pub fn close(&mut self, ended: impl Fn(&K) -> bool) {
+        if !self.exact {
+            return;
+        }
+        for (key, at) in &self.groups.index {
+            let group = &mut self.groups.values[*at];
+            if group.closed.is_some() || !ended(key) {
+                continue;
+            }
+            self.distinct = self.distinct.saturating_sub(group.values.distinct());
+            let open = std::mem::replace(group, TallyGroup::new());
+            group.closed = Some(Box::new(exact_group(&self.quantiles, open)));
+        }
+    }
+
+    /// True when a record reached a group after [`Tally::close`] closed it (here or in a
+    /// tally merged into this one): the promise was broken, the answers are wrong.
+    pub fn added_after_close(&self) -> bool {
+        self.closed_twice || self.groups.values.iter().any(TallyGroup::added_after_close)
+    }
+
     /// Leaves exact counting for bins (the budget was passed).
     #[cold]
     fn bin_all(&mut self) {
@@ -822,11 +877,17 @@ impl<K: Ord + Clone> Tally<K> {
             other.bin_all();
         }
         let mut hopeless = false;
+        self.closed_twice |= other.closed_twice;
         for (key, group) in other.groups.into_sorted() {
             let Some(at) = self.groups.find(&key, Some(&TallyGroup::new)) else {
                 continue;
             };
             let mine = &mut self.groups.values[at];
+            if let Some(closed) = group.closed {
+                // Closed on both sides: records of it in both tallies (a broken promise).
+                self.closed_twice |= mine.closed.is_some();
+                mine.closed = Some(closed);
+            }
             mine.pass.merge(group.pass);
             for (value, weight) in group.values.entries() {
                 if mine.values.add(value, weight) {
@@ -846,7 +907,9 @@ impl<K: Ord + Clone> Tally<K> {
     pub fn finish(self) -> Selection<K> {
         let mut groups = Groups::new();
         for (key, group) in self.groups.into_sorted() {
-            let planned = if self.exact {
+            let planned = if let Some(closed) = group.closed {
+                *closed
+            } else if self.exact {
                 exact_group(&self.quantiles, group)
             } else {
                 plan_group(&self.quantiles, group.pass)
@@ -1030,6 +1093,11 @@ impl ValueMap {
             }
         }
         true
+    }
+
+    /// Distinct values held.
+    fn distinct(&self) -> usize {
+        self.len + usize::from(self.empty_value.is_some())
     }
 
     /// True when values collide even scattered (see the field).

@@ -147,7 +147,7 @@ pub(crate) fn candidate_limit<T>() -> usize {
         .unwrap_or((64 << 20) / std::mem::size_of::<T>().max(1))
 }
 
-/// How many distinct values the one-pass tally of `slice` (and `plot`) keeps exactly before it
+/// How many distinct values the one-pass tally of `pct`, `slice` (and `plot`) keeps exactly before it
 /// falls back to bins and a second pass: [`DISTINCT_BUDGET`]. `RINGCAT_DISTINCT_BUDGET`
 /// (undocumented, for tests) overrides it, so that tests can take the fallback on small files.
 pub(crate) fn distinct_budget() -> usize {

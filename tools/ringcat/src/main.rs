@@ -5,6 +5,7 @@
 mod band;
 mod cat;
 mod cli;
+mod closing;
 mod demo;
 mod drain;
 mod duration;

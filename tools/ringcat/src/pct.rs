@@ -2,6 +2,7 @@
 
 use crate::Failure;
 use crate::cli::{By, PctArgs, PctFormat, Unit};
+use crate::closing::Closing;
 use crate::duration::parse_latency_ns;
 use crate::output::csv_field;
 use crate::progress::Progress;
@@ -22,6 +23,11 @@ pub(crate) struct GroupKey {
 
 impl GroupKey {
     /// The key of a grouping's [`packed_key`] (the fields the grouping leaves out are `None`).
+    /// The start of the key's window (for [`crate::closing`]).
+    fn window_start(&self) -> Option<u64> {
+        self.window
+    }
+
     fn unpack(packed: u128, grouping: Grouping) -> Self {
         GroupKey {
             window: grouping.window_ns.map(|_| (packed >> 64) as u64),
@@ -65,6 +71,9 @@ pub(crate) fn compute(
         filter,
         quantiles,
         progress,
+        grouping
+            .window_ns
+            .map(|w| (w, GroupKey::window_start as WindowOf<GroupKey>)),
         #[inline(always)]
         |tally, source, sample, w| {
             let packed = packed_key(sources, grouping, source, sample);
@@ -101,23 +110,60 @@ pub(crate) fn compute(
 /// The percentile engine over the selected records: one parallel pass into a [`Tally`]
 /// (`tally` adds a record to the group(s) it belongs to), and when the tally could not keep
 /// every distinct value, a second pass into the plan it made (`select`, the same groups).
+///
+/// With `windows` (the window length, and a key's window start) and a file that bounds its
+/// records' lateness, the pass closes each window once the records have left it behind
+/// ([`crate::closing`]): only the open windows' values count against the budget.
 fn exact_percentiles<K: Ord + Clone + Send + Sync>(
     sources: &Sources,
     filter: &Filter,
     quantiles: &[Quantile],
     progress: &mut Progress,
+    windows: Option<(u64, WindowOf<K>)>,
     tally: impl Fn(&mut Tally<K>, usize, &ringlat_read::Sample, u128) + Sync,
     select: impl Fn(&mut Selection<K>, usize, &ringlat_read::Sample, u128) + Sync,
 ) -> Result<PercentileRows<K>, Failure> {
     progress.next_pass("reading");
-    let counted = crate::scan::fold(
-        sources,
-        filter,
-        progress,
-        || Tally::new(quantiles.to_vec()),
-        tally,
-        Tally::merge,
-    )?;
+    let budget = crate::band::distinct_budget();
+    let mut closed = None;
+    if let Some((window_ns, window_of)) = windows
+        && let Some(lateness) = crate::closing::lateness(sources, filter)?
+    {
+        let lanes = crate::scan::fold_in_lanes(
+            sources,
+            filter,
+            progress,
+            |lane| {
+                let tally = Tally::with_budget(quantiles.to_vec(), budget);
+                Closing::new(tally, lane, window_ns, lateness, window_of)
+            },
+            #[inline(always)]
+            |lane, source, sample, weight| {
+                tally(&mut lane.tally, source, sample, weight);
+                lane.saw(sample.nanotime);
+            },
+            Closing::merge,
+        )?;
+        if lanes.tally.added_after_close() {
+            eprintln!(
+                "ringcat: a record is later than the archive's lateness bound: counting again"
+            );
+            progress.next_pass("again");
+        } else {
+            closed = Some(lanes.tally);
+        }
+    }
+    let counted = match closed {
+        Some(counted) => counted,
+        None => crate::scan::fold(
+            sources,
+            filter,
+            progress,
+            || Tally::with_budget(quantiles.to_vec(), budget),
+            tally,
+            Tally::merge,
+        )?,
+    };
     let selection = complete(counted.finish(), sources, filter, progress, select)?;
     progress.finish();
     let counts = selection.at_or_below().map(Vec::into_iter);
@@ -146,6 +192,9 @@ pub(crate) fn complete<K: Ord + Clone + Send + Sync>(
         Selection::merge,
     )
 }
+
+/// A key's window start (`None`: the grouping has no windows).
+type WindowOf<K> = fn(&K) -> Option<u64>;
 
 /// Per group (key order): its percentile values and summary; and, when the tally knew every
 /// value, per group the weight at or below each value.
@@ -863,6 +912,7 @@ fn slo_answers(
         filter,
         &quantiles,
         progress,
+        None,
         |tally, source, sample, w| {
             for rule in 0..selections.len() {
                 if matches(rule, source, sample) {
@@ -1072,5 +1122,47 @@ mod tests {
             slo_answers(&sources, &filter, false, &rules[7..], None, &mut progress).unwrap(),
             vec![None]
         );
+    }
+
+    /// 400,000 distinct latencies, far past the tally's budget, in 10 ms windows of 1,000
+    /// records: closing each window as the records leave it keeps the tally exact in one pass
+    /// (the rows carry the counts only an exact tally knows); without windows the same
+    /// records take the bins' second pass.
+    #[test]
+    fn windows_closed_as_they_end_keep_the_tally_exact() {
+        use ringlat_format::Record;
+        use ringlat_read::Decoded;
+        use ringlat_read::archive::{ArchiveWriter, RingInfo};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("distinct.archive");
+        let mut writer = ArchiveWriter::open(&path, 1).unwrap();
+        let ring = RingInfo::synthetic(1, 1 << 30, 1_000, &["market"]);
+        let count = 400_000u64;
+        let batch: Vec<Decoded> = (0..count)
+            .map(|i| Decoded {
+                position: i as u32,
+                kind: 0,
+                class: 0,
+                probability: 1.0,
+                record: Record::new(i, 1_000_000 + i * 10_000, 0, (i * 7_919 % 1_000_003) as i32),
+            })
+            .collect();
+        writer.append(&ring, &batch).unwrap();
+        let sources = Sources::open(&[path.display().to_string()]).unwrap();
+        let filter = Filter::parse(&FilterArgs::default()).unwrap();
+        let quantiles = parse_quantiles(&["50".to_string(), "99".to_string()]).unwrap();
+        let mut progress = Progress::new("test", 0);
+        let mut grouping = Grouping {
+            by: By::default(),
+            window_ns: Some(10_000_000),
+            raw: false,
+        };
+        let rows = compute(&sources, &filter, grouping, &quantiles, &mut progress).unwrap();
+        assert_eq!(rows.len(), 401); // the first starts at 1 ms
+        assert!(rows.iter().all(|row| row.at_or_below.is_some()));
+        assert_eq!(rows.iter().map(|r| r.summary.records).sum::<u64>(), count);
+        grouping.window_ns = None;
+        let rows = compute(&sources, &filter, grouping, &quantiles, &mut progress).unwrap();
+        assert!(rows[0].at_or_below.is_none(), "the budget was passed");
     }
 }

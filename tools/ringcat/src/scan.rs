@@ -81,8 +81,74 @@ pub(crate) fn fold_in_order<A: Send, P: Send>(
     merge: impl Fn(&mut A, A),
     join: impl Fn(P, P) -> P,
 ) -> Result<(A, P), Failure> {
+    fold_pieces(
+        sources,
+        filter,
+        progress,
+        Lanes::Shared,
+        |_| init(),
+        start,
+        fold,
+        merge,
+        join,
+    )
+}
+
+/// [`fold`] where each thread folds one run of consecutive pieces, in the records' order
+/// (file order), rather than taking whichever piece is next: run `lane` (0, 1, ...; 0 holds
+/// the first records) goes to the accumulator made by `init(lane)`, and the accumulators are
+/// merged in lane order, `merge(earlier, later)`. For a fold that needs to see the records in
+/// file order (closing time windows as the records leave them behind); the runs are even in
+/// pieces, so the cores share the work as long as the records cost alike.
+pub(crate) fn fold_in_lanes<A: Send>(
+    sources: &Sources,
+    filter: &Filter,
+    progress: &mut Progress,
+    init: impl Fn(usize) -> A + Sync,
+    fold: impl Fn(&mut A, usize, &Sample, u128) + Sync,
+    merge: impl Fn(&mut A, A),
+) -> Result<A, Failure> {
+    let (acc, ()) = fold_pieces(
+        sources,
+        filter,
+        progress,
+        Lanes::Runs,
+        init,
+        |_| (),
+        #[inline(always)]
+        |acc, (), source, sample, weight| fold(acc, source, sample, weight),
+        merge,
+        |(), ()| (),
+    )?;
+    Ok(acc)
+}
+
+/// How threads take pieces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lanes {
+    /// Each takes the next piece nobody took (a shared cursor): the fastest finish.
+    Shared,
+    /// Thread `i` of `n` takes the `i`-th of `n` runs of consecutive pieces, in order.
+    Runs,
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "two folds, each with its own parts, and how pieces are taken"
+)]
+fn fold_pieces<A: Send, P: Send>(
+    sources: &Sources,
+    filter: &Filter,
+    progress: &mut Progress,
+    lanes: Lanes,
+    init: impl Fn(usize) -> A + Sync,
+    start: impl Fn(u64) -> P + Sync,
+    fold: impl Fn(&mut A, &mut P, usize, &Sample, u128) + Sync,
+    merge: impl Fn(&mut A, A),
+    join: impl Fn(P, P) -> P,
+) -> Result<(A, P), Failure> {
     if filter.last.is_some() {
-        let mut acc = init();
+        let mut acc = init(0);
         let mut piece = start(0);
         let mut last = (f64::NAN, 0u128);
         sources.selected(filter, progress, |source, sample| {
@@ -121,19 +187,15 @@ pub(crate) fn fold_in_order<A: Send, P: Send>(
         .map_or(1, usize::from)
         .min(pieces.len())
         .max(1);
-    let cursor = Cursor {
-        pieces: &pieces,
-        next: AtomicUsize::new(0),
-        done: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
-    };
-    // Folds pieces until none is left; with `progress`, shows what all threads did so far
-    // after each piece, and adds to `shown` what it showed.
-    let work = |acc: &mut A,
+    let cursor = Cursor::new(&pieces, lanes, threads);
+    // Folds the pieces of `lane` until none is left; with `progress`, shows what all threads
+    // did so far after each piece, and adds to `shown` what it showed.
+    let work = |lane: usize,
+                acc: &mut A,
                 ordered: &mut Vec<(usize, P)>,
                 mut progress: Option<(&mut Progress, &mut u64)>| {
         let mut buffer = Vec::new();
-        while let Some((index, (source, range))) = cursor.take() {
+        while let Some((index, (source, range))) = cursor.take(lane) {
             let count = range.end - range.start;
             let kinds = &kinds[source];
             let mut piece = start((index as u64) << 32);
@@ -170,21 +232,27 @@ pub(crate) fn fold_in_order<A: Send, P: Send>(
         }
         Ok::<(), ReadError>(())
     };
-    let (mut acc, mut result, mut shown) = (init(), Ok(()), 0u64);
+    let (mut acc, mut result, mut shown) = (init(0), Ok(()), 0u64);
     let mut ordered = Vec::new();
     std::thread::scope(|scope| {
         let helpers: Vec<_> = (1..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut acc = init();
+            .map(|lane| {
+                let (work, init) = (&work, &init);
+                scope.spawn(move || {
+                    let mut acc = init(lane);
                     let mut ordered = Vec::new();
-                    let result = work(&mut acc, &mut ordered, None);
+                    let result = work(lane, &mut acc, &mut ordered, None);
                     (acc, ordered, result)
                 })
             })
             .collect();
         // This thread works too, and keeps the progress bar.
-        result = work(&mut acc, &mut ordered, Some((&mut *progress, &mut shown)));
+        result = work(
+            0,
+            &mut acc,
+            &mut ordered,
+            Some((&mut *progress, &mut shown)),
+        );
         for helper in helpers {
             match helper.join() {
                 Ok((other, other_ordered, other_result)) => {
@@ -211,24 +279,47 @@ pub(crate) fn fold_in_order<A: Send, P: Send>(
     Ok((acc, pieces.fold(first, join)))
 }
 
-/// The pieces of a pass and which one is next.
+/// The pieces of a pass and which one is next, per lane (one lane for all threads, or one
+/// run of consecutive pieces per thread: [`Lanes`]).
 struct Cursor<'a> {
     pieces: &'a [(usize, Range<u64>)],
-    next: AtomicUsize,
+    /// Per lane: the next piece index and the end of its run.
+    next: Vec<(AtomicUsize, usize)>,
     done: AtomicU64,
     stop: AtomicBool,
 }
 
-impl Cursor<'_> {
-    /// The next piece nobody took and its index, if any (none once a thread failed).
-    fn take(&self) -> Option<(usize, (usize, Range<u64>))> {
+impl<'a> Cursor<'a> {
+    fn new(pieces: &'a [(usize, Range<u64>)], lanes: Lanes, threads: usize) -> Self {
+        let runs = match lanes {
+            Lanes::Shared => 1,
+            Lanes::Runs => threads.max(1),
+        };
+        let bound = |lane: usize| pieces.len() * lane / runs;
+        Cursor {
+            pieces,
+            next: (0..runs)
+                .map(|lane| (AtomicUsize::new(bound(lane)), bound(lane + 1)))
+                .collect(),
+            done: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// The next piece of `lane` nobody took and its index, if any (none once a thread
+    /// failed). With one lane for all, every thread takes from it.
+    fn take(&self, lane: usize) -> Option<(usize, (usize, Range<u64>))> {
         // Relaxed: the stop flag only shortens the pass after an error.
         if self.stop.load(Ordering::Relaxed) {
             return None;
         }
+        let (next, end) = self.next.get(lane).or_else(|| self.next.first())?;
         // Relaxed: each index is handed out once (the RMW is atomic); the pieces themselves
         // were written before the threads were spawned.
-        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        if index >= *end {
+            return None;
+        }
         self.pieces.get(index).cloned().map(|piece| (index, piece))
     }
 }

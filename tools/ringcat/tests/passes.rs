@@ -351,3 +351,102 @@ fn plot_in_fewer_passes_draws_what_the_records_say() {
         }
     }
 }
+
+/// An archive of `count` records 200 ns apart whose times come up to `jitter` ns late (its
+/// lateness bound, which the writer records, is up to `jitter`): 3 kinds, 4 statuses, µs
+/// latencies with a tail.
+fn late_archive(path: &Path, count: u64, jitter: u64) {
+    let mut writer = ArchiveWriter::open(path, T0).unwrap();
+    let ring = RingInfo::synthetic(T0, 1 << 31, 1, &["market", "limit", "cancel"]);
+    let mut state = 5u64;
+    let batch: Vec<Decoded> = (0..count)
+        .map(|i| {
+            let kind = (lcg(&mut state) % 3) as u8;
+            let late = lcg(&mut state) % (jitter + 1);
+            let tail = if lcg(&mut state).is_multiple_of(50) {
+                40
+            } else {
+                1
+            };
+            let micros = (lcg(&mut state) % 300 + 10) as i32 * tail;
+            Decoded {
+                position: i as u32,
+                kind,
+                class: 0,
+                probability: [1.0, 0.125, 0.25][kind as usize],
+                record: Record::new(
+                    i,
+                    (T0 + i * 200).saturating_sub(late),
+                    (lcg(&mut state) % 4) as u8,
+                    micros * 1_000,
+                ),
+            }
+        })
+        .collect();
+    writer.append(&ring, &batch).unwrap();
+}
+
+/// `pct --window`'s rows without the mean (the two-pass path sums it in another order, up to
+/// float rounding).
+fn window_rows(args: &[&str], budget: &str) -> (Vec<Value>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_ringcat"))
+        .args(args)
+        .env("TZ", "UTC")
+        .env("RINGCAT_DISTINCT_BUDGET", budget)
+        .output()
+        .expect("run ringcat");
+    assert!(output.status.success(), "ringcat {args:?} failed");
+    let mut rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    for row in &mut rows {
+        row.as_object_mut().unwrap().remove("mean");
+    }
+    (rows, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// `pct --window` on one archive closes each window once the records are past it by the
+/// archive's lateness bound, so a budget far below the values of all windows stays exact in
+/// one pass: its rows equal the two-pass path's (budget 0), for records in time order and
+/// records up to 30 µs late. A header that lies about the bound (0 while records come late)
+/// is caught: counted again, said on stderr, the same rows.
+#[test]
+fn pct_windows_closed_as_they_end_equal_the_bins_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    for jitter in [0u64, 30_000] {
+        let path = dir.path().join(format!("late-{jitter}.archive"));
+        late_archive(&path, 300_000, jitter);
+        let file = path.to_str().unwrap();
+        let args = [
+            "pct",
+            file,
+            "--by",
+            "kind,status",
+            "--window",
+            "2ms",
+            "--format",
+            "json",
+        ];
+        let (reference, _) = window_rows(&args, "0");
+        assert!(
+            reference.len() >= 30 * 3 * 4,
+            "jitter {jitter}: {} rows",
+            reference.len()
+        );
+        // 300 distinct values a group, 360 groups: about 10^5 in all, 4000 per window.
+        let (closed, stderr) = window_rows(&args, "5000");
+        assert!(closed == reference, "jitter {jitter}: the rows differ");
+        assert!(stderr.is_empty(), "{stderr}");
+        if jitter > 0 {
+            // The same file claiming that no record is late.
+            let liar = dir.path().join("liar.archive");
+            let mut bytes = std::fs::read(&path).unwrap();
+            assert_ne!(bytes[48..56], [0; 8], "the writer recorded the lateness");
+            bytes[48..56].copy_from_slice(&0u64.to_le_bytes());
+            std::fs::write(&liar, bytes).unwrap();
+            let mut args = args;
+            args[1] = liar.to_str().unwrap();
+            let (again, stderr) = window_rows(&args, "5000");
+            assert!(again == reference, "the lying file's rows differ");
+            assert!(stderr.contains("lateness bound"), "{stderr}");
+        }
+    }
+}

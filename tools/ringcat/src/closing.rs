@@ -1,0 +1,226 @@
+//! Time windows closed as the records leave them behind, so that `pct --window` counts every
+//! window exactly in one pass, holding only the windows still open.
+//!
+//! An archive of version 3 carries a lateness bound `S` (docs/ARCHIVE.md, "Seeking"): with
+//! `M_i` the newest record time up to entry `i`, every record has `M_i - S <= t_i <= M_i`.
+//! A pass that reads the entries in file order and has seen a record at time `N` knows every
+//! record still to come is at or after `N - S`: a window `[s, e)` with `e + S <= N` is
+//! complete, and [`Tally::close`] finishes it and frees its values. Only the windows within
+//! `S` of the newest record stay open, instead of every window of the file, which is what kept
+//! a day of 1-second windows from fitting the tally's budget (a second pass over everything).
+//!
+//! The two cores read one run of consecutive pieces each ([`crate::scan::fold_in_lanes`]). A
+//! lane after the first closes only windows that start after `f + S`, where `f` is the time of
+//! a record it read: every record of the lanes before it is at most `M <= f + S`. The windows
+//! around the start of its run stay open, and the lanes' tallies merge them at the end.
+//!
+//! The bound is the file's word. If it lies (a record later than `S`), a record lands in a
+//! closed group; the tally says so ([`Tally::added_after_close`]) and the caller counts again
+//! without closing. So a wrong bound costs a pass, never a wrong answer.
+
+use crate::Failure;
+use crate::select::{Filter, Sources};
+use ringlat_read::Source;
+use ringlat_read::percentile::Tally;
+
+/// The lateness bound of the records a pass reads in file order, when windows can be closed
+/// on it: one archive of version 3, no `--last` (read in another order). `None` otherwise.
+pub(crate) fn lateness(sources: &Sources, filter: &Filter) -> Result<Option<u64>, Failure> {
+    if filter.last.is_some() {
+        return Ok(None);
+    }
+    match sources.sources.as_slice() {
+        [Source::Archive(archive)] => Ok(archive.lateness_bound()?),
+        _ => Ok(None),
+    }
+}
+
+/// One lane's tally, closing windows as the lane's records pass their end.
+///
+/// ```ignore
+/// let mut lane = Closing::new(Tally::new(quantiles), 0, window_ns, lateness, |k: &u64| Some(*k));
+/// lane.tally.add(window_start, latency, weight);
+/// lane.saw(record_time);
+/// ```
+pub(crate) struct Closing<K> {
+    pub tally: Tally<K>,
+    /// 0 for the lane that reads the first records.
+    lane: usize,
+    window_ns: u64,
+    lateness: u64,
+    /// The time of a record of this lane (the first that raised `newest`; `u64::MAX` before).
+    first: u64,
+    /// The newest record time seen by this lane.
+    newest: u64,
+    /// `newest` at or past this closes windows again: the next window end plus the bound.
+    next_close: u64,
+    /// The window start of a key (`None`: not windowed, never closed).
+    window_of: fn(&K) -> Option<u64>,
+}
+
+impl<K: Ord + Clone> Closing<K> {
+    pub(crate) fn new(
+        tally: Tally<K>,
+        lane: usize,
+        window_ns: u64,
+        lateness: u64,
+        window_of: fn(&K) -> Option<u64>,
+    ) -> Self {
+        Closing {
+            tally,
+            lane,
+            window_ns: window_ns.max(1),
+            lateness,
+            first: u64::MAX,
+            newest: 0,
+            next_close: 0,
+            window_of,
+        }
+    }
+
+    /// Takes a record's time into account, after its value was added to the tally.
+    #[inline(always)]
+    pub(crate) fn saw(&mut self, time: u64) {
+        if time > self.newest {
+            self.newest = time;
+            if time >= self.next_close {
+                self.close();
+            }
+        }
+    }
+
+    /// Closes the windows that ended at least the bound before the newest record.
+    #[cold]
+    #[inline(never)]
+    fn close(&mut self) {
+        if self.first == u64::MAX {
+            self.first = self.newest;
+        }
+        let (newest, lateness, window) = (self.newest, self.lateness, self.window_ns);
+        // Every record of an earlier lane is at or before `after` (see the module doc).
+        let after = (self.lane > 0).then(|| self.first.saturating_add(lateness));
+        let window_of = self.window_of;
+        self.tally.close(|key| {
+            window_of(key).is_some_and(|start| {
+                let ended = start
+                    .checked_add(window)
+                    .and_then(|end| end.checked_add(lateness))
+                    .is_some_and(|limit| limit <= newest);
+                ended && after.is_none_or(|after| start > after)
+            })
+        });
+        // The next window end past `newest - lateness`, plus the bound.
+        let past = newest.saturating_sub(lateness) / window;
+        self.next_close = past
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(window))
+            .and_then(|end| end.checked_add(lateness))
+            .unwrap_or(u64::MAX);
+    }
+
+    /// Merges a later lane into this one (the tallies; closing is over).
+    pub(crate) fn merge(&mut self, later: Closing<K>) {
+        self.tally.merge(later.tally);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ringlat_read::percentile::{Quantile, WEIGHT_ONE};
+
+    fn quantiles() -> Vec<Quantile> {
+        ["50", "99", "100"]
+            .iter()
+            .map(|q| Quantile::parse(q).unwrap())
+            .collect()
+    }
+
+    /// A lane of window length 10 and bound 0 that read these times, a value of 1 each.
+    fn lane_of(number: usize, times: &[u64]) -> Closing<u64> {
+        let mut lane = Closing::new(Tally::new(quantiles()), number, 10, 0, |k: &u64| Some(*k));
+        for t in times {
+            lane.tally.add(t - t % 10, 1, WEIGHT_ONE);
+            lane.saw(*t);
+        }
+        lane
+    }
+
+    /// Records (time, value) with times late by up to `lateness` behind the newest, cut into
+    /// two lanes at many positions: the closing lanes, merged, equal one tally that never
+    /// closes, with a budget far below the values of all windows (so closing is what keeps
+    /// the tally exact).
+    #[test]
+    fn closing_lanes_equal_a_tally_that_never_closes() {
+        let window = 1_000u64;
+        for lateness in [0u64, 1, 999, 1_000, 2_500] {
+            let mut state = 7u64;
+            let mut newest = 0u64;
+            let records: Vec<(u64, i64)> = (0..3_000u64)
+                .map(|i| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    let late = (state >> 40) % (lateness + 1);
+                    let time = (i * 37)
+                        .saturating_sub(late)
+                        .max(newest.saturating_sub(lateness));
+                    newest = newest.max(time);
+                    (time, ((state >> 20) % 500) as i64)
+                })
+                .collect();
+            let key = |t: u64| t - t % window;
+            let mut whole = Tally::new(quantiles());
+            for (t, v) in &records {
+                whole.add(key(*t), *v, WEIGHT_ONE);
+            }
+            let expected = whole.finish().finish();
+            for cut in [0, 1, 500, 1_777, 2_999, 3_000] {
+                let lane = |number: usize, part: &[(u64, i64)]| {
+                    let tally = Tally::with_budget(quantiles(), 600);
+                    let mut lane = Closing::new(tally, number, window, lateness, |k| Some(*k));
+                    for (t, v) in part {
+                        lane.tally.add(key(*t), *v, WEIGHT_ONE);
+                        lane.saw(*t);
+                    }
+                    lane
+                };
+                let mut first = lane(0, &records[..cut]);
+                first.merge(lane(1, &records[cut..]));
+                let what = format!("bound {lateness} cut {cut}");
+                assert!(!first.tally.added_after_close(), "{what}");
+                assert!(
+                    first.tally.is_exact(),
+                    "{what}: closing kept it within budget"
+                );
+                let selection = first.tally.finish();
+                assert!(selection.is_complete(), "{what}");
+                assert_eq!(selection.finish(), expected, "{what}");
+            }
+        }
+    }
+
+    /// A file that lies about its bound: a record older than the bound allows lands in a
+    /// window already closed, and the tally says so (the caller then counts again).
+    #[test]
+    fn a_record_later_than_the_bound_is_caught() {
+        let mut lane = lane_of(0, &[1, 5, 12, 25]);
+        assert!(!lane.tally.added_after_close());
+        lane.tally.add(0, 1, WEIGHT_ONE); // time 3: its window closed at 12
+        lane.saw(3);
+        assert!(lane.tally.added_after_close());
+
+        // A lie seen only when the lanes merge: the first lane closed window 20 at 35; the
+        // second began at 38, so it kept window 20 open, and its record at 24 (after 50,
+        // bound 0) lands there.
+        let (mut early, late) = (lane_of(0, &[21, 35]), lane_of(1, &[38, 50, 24]));
+        assert!(!early.tally.added_after_close() && !late.tally.added_after_close());
+        early.merge(late);
+        assert!(early.tally.added_after_close());
+        // Without the lie, the same lanes merge cleanly.
+        let mut early = lane_of(0, &[21, 35]);
+        early.merge(lane_of(1, &[38, 50, 44]));
+        assert!(!early.tally.added_after_close());
+    }
+}
