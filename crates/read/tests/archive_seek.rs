@@ -114,6 +114,10 @@ fn check_against_scan(reader: &ArchiveReader, seed: u64) {
         all.iter().map(|r| r.0).min().unwrap(),
         all.iter().map(|r| r.0).max().unwrap(),
     );
+    // The span hint, when it settles, is the records' span.
+    if let Some(span) = reader.time_span_hint().unwrap() {
+        assert_eq!(span, (first, last));
+    }
     let mut random = Lcg(seed);
     let pick = |random: &mut Lcg| {
         (random.below(5) != 0).then(|| first - 10_000 + random.below(last - first + 20_000))
@@ -178,6 +182,7 @@ fn seeking_gives_what_a_full_scan_gives() {
     let bound = reader.lateness_bound().unwrap().unwrap();
     assert!((1_000..100_000).contains(&bound), "lateness bound {bound}");
     check_against_scan(&reader, 4);
+    assert!(reader.time_span_hint().unwrap().is_some(), "settles early");
     let all = scan(&reader);
     let last = all.iter().map(|r| r.0).max().unwrap();
     let range = reader.entry_range(Some(last - 1000), None).unwrap();

@@ -146,11 +146,16 @@ impl ArchiveReader {
     /// assert_eq!(reader.lateness_bound().unwrap(), Some(0));
     /// ```
     pub fn lateness_bound(&self) -> Result<Option<u64>, ReadError> {
+        Ok(self.whole_bound()?.map(|bound| bound.lateness))
+    }
+
+    /// The bound over every entry: the header's, extended over the entries after it.
+    fn whole_bound(&self) -> Result<Option<Bound>, ReadError> {
         if self.version() != ARCHIVE_VERSION {
             return Ok(None);
         }
         if let Some(bound) = self.bound.get() {
-            return Ok(Some(bound.lateness));
+            return Ok(Some(*bound));
         }
         let covered = self.header.bound_entries.min(self.len());
         let bound = scan_bound(
@@ -160,7 +165,54 @@ impl ArchiveReader {
             covered..self.len(),
             self.header.bound,
         )?;
-        Ok(Some(self.bound.get_or_init(|| bound).lateness))
+        Ok(Some(*self.bound.get_or_init(|| bound)))
+    }
+
+    /// The oldest and newest record times of the file (version 3), from a short read: the
+    /// newest is the running maximum kept with the lateness bound `S`; the oldest lies among
+    /// the records before the running maximum passes the oldest seen plus `S` (no record after
+    /// that can be older), looked for among the first 65,536 entries. `None` for versions 1
+    /// and 2, a file without records, or an oldest not settled within those entries.
+    ///
+    /// A hint, to be checked: it counts every record entry, also one a pass skips as bad (an
+    /// unused class or kind), so the records a pass reads may span less. Readers use it to
+    /// guess what depends on the span before the pass that measures it.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("s.archive");
+    /// ringlat_read::archive::ArchiveWriter::open(&path, 0).unwrap();
+    /// let reader = ringlat_read::archive::ArchiveReader::open(&path).unwrap();
+    /// assert_eq!(reader.time_span_hint().unwrap(), None); // no records
+    /// ```
+    pub fn time_span_hint(&self) -> Result<Option<(u64, u64)>, ReadError> {
+        const PROBE: u64 = 65_536;
+        let Some(bound) = self.whole_bound()? else {
+            return Ok(None);
+        };
+        let end = self.len().min(PROBE);
+        let mut buffer = vec![0u8; CHUNK.min(end) as usize * ENTRY_SIZE];
+        let (mut oldest, mut newest) = (u64::MAX, 0u64);
+        let mut entry = 0;
+        while entry < end {
+            let count = (end - entry).min(CHUNK);
+            let chunk = &mut buffer[..count as usize * ENTRY_SIZE];
+            read_entries(self.file(), self.path(), entry, chunk)?;
+            for bytes in chunk.chunks_exact(ENTRY_SIZE) {
+                let Some(time) = RawEntry::record_time(ARCHIVE_VERSION, bytes) else {
+                    continue;
+                };
+                oldest = oldest.min(time);
+                newest = newest.max(time);
+                // Every later record is at or after `newest - S`.
+                if newest.saturating_sub(bound.lateness) > oldest {
+                    return Ok(Some((oldest, bound.max_time)));
+                }
+            }
+            entry += count;
+        }
+        // The whole file was read: its oldest is known (none: no record at all).
+        Ok((end == self.len() && oldest != u64::MAX).then_some((oldest, bound.max_time)))
     }
 
     /// The entries a pass over the records with `since <= time < until` must read: every
