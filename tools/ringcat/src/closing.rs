@@ -56,6 +56,39 @@ pub(crate) struct Closing<K> {
     next_close: u64,
     /// The window start of a key (`None`: not windowed, never closed).
     window_of: fn(&K) -> Option<u64>,
+    /// The window of the last record asked about.
+    windows: WindowStart,
+}
+
+/// The start of the window that holds a time, for records that come in time order (mostly):
+/// the last answer while it holds, so that most records cost a subtraction and a comparison
+/// instead of a division.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowStart {
+    length: u64,
+    last: u64,
+}
+
+impl WindowStart {
+    /// For windows of `length` ns (at least 1) starting at multiples of it.
+    pub(crate) fn new(length: u64) -> Self {
+        // [0, length) is a window: a valid first answer.
+        WindowStart {
+            length: length.max(1),
+            last: 0,
+        }
+    }
+
+    /// The start of the window that holds `time`.
+    #[inline(always)]
+    pub(crate) fn of(&mut self, time: u64) -> u64 {
+        // Not `wrapping_sub` alone: the last window of the u64 range is cut short, and
+        // times just above 0 would wrap into it.
+        if time < self.last || time - self.last >= self.length {
+            self.last = time - time % self.length;
+        }
+        self.last
+    }
 }
 
 impl<K: Ord + Clone> Closing<K> {
@@ -75,7 +108,14 @@ impl<K: Ord + Clone> Closing<K> {
             newest: 0,
             next_close: 0,
             window_of,
+            windows: WindowStart::new(window_ns),
         }
+    }
+
+    /// The start of the window that holds `time` ([`WindowStart`]).
+    #[inline(always)]
+    pub(crate) fn window_start(&mut self, time: u64) -> u64 {
+        self.windows.of(time)
     }
 
     /// Takes a record's time into account, after its value was added to the tally.
@@ -197,6 +237,31 @@ mod tests {
                 let selection = first.tally.finish();
                 assert!(selection.is_complete(), "{what}");
                 assert_eq!(selection.finish(), expected, "{what}");
+            }
+        }
+    }
+
+    /// The cached window start equals the division's, for times in and out of order.
+    #[test]
+    fn window_starts_equal_the_division() {
+        for length in [1u64, 7, 1_000] {
+            let mut windows = WindowStart::new(length);
+            for time in [
+                0u64,
+                5,
+                6,
+                7,
+                13,
+                2,
+                999,
+                1_000,
+                1_001,
+                20,
+                u64::MAX,
+                3,
+                u64::MAX - 1,
+            ] {
+                assert_eq!(windows.of(time), time - time % length, "{length} {time}");
             }
         }
     }

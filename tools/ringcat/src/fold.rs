@@ -8,6 +8,7 @@
 
 use crate::Failure;
 use crate::progress::Progress;
+pub(crate) use crate::scan::Lanes;
 use crate::select::{Filter, Sources};
 use ringlat_read::Sample;
 
@@ -74,13 +75,54 @@ where
     F::Acc: Send,
     B: Send,
 {
-    progress.next_pass(label);
-    let (beside, acc) = crate::scan::fold_in_order(
+    parallel_in(
         sources,
         filter,
         progress,
+        label,
+        pass,
+        starts,
+        Lanes::Shared,
+        |_| init_beside(),
+        beside,
+        merge_beside,
+    )
+}
+
+/// [`parallel`] with the threads taking pieces as `lanes` says ([`Lanes::Runs`]: each thread
+/// one run of consecutive pieces, in file order) and `init_beside(lane)` making each thread's
+/// order-free accumulator (lane 0 holds the first records; merged in lane order).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a fold and the engine's fold beside it"
+)]
+pub(crate) fn parallel_in<F, B>(
+    sources: &Sources,
+    filter: &Filter,
+    progress: &mut Progress,
+    label: &'static str,
+    pass: &F,
+    starts: Option<&Starts>,
+    lanes: Lanes,
+    init_beside: impl Fn(usize) -> B + Sync,
+    beside: impl Fn(&mut B, usize, &Sample, u128) + Sync,
+    merge_beside: impl Fn(&mut B, B),
+) -> Result<(F::Acc, B), Failure>
+where
+    F: Fold + Sync,
+    F::Acc: Send,
+    B: Send,
+{
+    progress.next_pass(label);
+    let (beside, acc) = crate::scan::fold_pieces(
+        sources,
+        filter,
+        progress,
+        lanes,
         init_beside,
         |first| pass.init(starts.map_or(first, |starts| starts.of(first))),
+        // Inlined into the scan's loop: a call per record costs more than many folds.
+        #[inline(always)]
         |engine, acc, source, sample, weight| {
             pass.fold(acc, source, sample);
             beside(engine, source, sample, weight);

@@ -2,7 +2,7 @@
 //!
 //! Exit codes: 0 ok, 1 usage, 2 unreadable or invalid file, 3 SLO broken, 4 output error.
 
-mod band;
+mod budget;
 mod cat;
 mod cli;
 mod closing;

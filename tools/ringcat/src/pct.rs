@@ -75,8 +75,8 @@ pub(crate) fn compute(
             .window_ns
             .map(|w| (w, GroupKey::window_start as WindowOf<GroupKey>)),
         #[inline(always)]
-        |tally, source, sample, w| {
-            let packed = packed_key(sources, grouping, source, sample);
+        |tally, window, source, sample, w| {
+            let packed = packed_key(sources, grouping, window, source, sample);
             tally.add_packed(
                 packed,
                 || GroupKey::unpack(packed, grouping),
@@ -86,7 +86,8 @@ pub(crate) fn compute(
         },
         #[inline(always)]
         |selection, source, sample, w| {
-            let packed = packed_key(sources, grouping, source, sample);
+            let window = window_start(grouping, sample.nanotime);
+            let packed = packed_key(sources, grouping, window, source, sample);
             selection.add_packed(
                 packed,
                 || GroupKey::unpack(packed, grouping),
@@ -120,11 +121,11 @@ fn exact_percentiles<K: Ord + Clone + Send + Sync>(
     quantiles: &[Quantile],
     progress: &mut Progress,
     windows: Option<(u64, WindowOf<K>)>,
-    tally: impl Fn(&mut Tally<K>, usize, &ringlat_read::Sample, u128) + Sync,
+    tally: impl Fn(&mut Tally<K>, u64, usize, &ringlat_read::Sample, u128) + Sync,
     select: impl Fn(&mut Selection<K>, usize, &ringlat_read::Sample, u128) + Sync,
 ) -> Result<PercentileRows<K>, Failure> {
     progress.next_pass("reading");
-    let budget = crate::band::distinct_budget();
+    let budget = crate::budget::distinct_budget();
     let mut closed = None;
     if let Some((window_ns, window_of)) = windows
         && let Some(lateness) = crate::closing::lateness(sources, filter)?
@@ -139,7 +140,8 @@ fn exact_percentiles<K: Ord + Clone + Send + Sync>(
             },
             #[inline(always)]
             |lane, source, sample, weight| {
-                tally(&mut lane.tally, source, sample, weight);
+                let window = lane.window_start(sample.nanotime);
+                tally(&mut lane.tally, window, source, sample, weight);
                 lane.saw(sample.nanotime);
             },
             Closing::merge,
@@ -160,7 +162,12 @@ fn exact_percentiles<K: Ord + Clone + Send + Sync>(
             filter,
             progress,
             || Tally::with_budget(quantiles.to_vec(), budget),
-            tally,
+            #[inline(always)]
+            |counted, source, sample, weight| {
+                let time = sample.nanotime;
+                let window = windows.map_or(0, |(w, _)| time - time % w.max(1));
+                tally(counted, window, source, sample, weight);
+            },
             Tally::merge,
         )?,
     };
@@ -210,23 +217,36 @@ fn group_key(
     source: usize,
     sample: &ringlat_read::Sample,
 ) -> GroupKey {
-    GroupKey::unpack(packed_key(sources, grouping, source, sample), grouping)
+    let window = window_start(grouping, sample.nanotime);
+    GroupKey::unpack(
+        packed_key(sources, grouping, window, source, sample),
+        grouping,
+    )
+}
+
+/// The start of the window of a record at `time` (0 without windows).
+fn window_start(grouping: Grouping, time: u64) -> u64 {
+    grouping.window_ns.map_or(0, |w| time - time % w.max(1))
 }
 
 /// [`group_key`] packed into a `u128`, the form the engine's group cache takes
-/// ([`Tally::add_packed`]): the window's start in the high word, the kind's label and the
+/// ([`Tally::add_packed`]): the window's start (`window`: [`window_start`], which a pass in
+/// time order may keep from the record before) in the high word, the kind's label and the
 /// status in the low one (0 where the grouping leaves a field out, so one grouping never
 /// packs two keys alike; the low word is below 2^24, never `NO_PACKED_KEY`).
 #[inline(always)]
 fn packed_key(
     sources: &Sources,
     grouping: Grouping,
+    window: u64,
     source: usize,
     sample: &ringlat_read::Sample,
 ) -> u128 {
-    let window = grouping
-        .window_ns
-        .map_or(0, |w| sample.nanotime - sample.nanotime % w.max(1));
+    let window = if grouping.window_ns.is_some() {
+        window
+    } else {
+        0
+    };
     let kind = if grouping.by.kind {
         sources.label_index(source, sample.kind)
     } else {
@@ -913,7 +933,7 @@ fn slo_answers(
         &quantiles,
         progress,
         None,
-        |tally, source, sample, w| {
+        |tally, _, source, sample, w| {
             for rule in 0..selections.len() {
                 if matches(rule, source, sample) {
                     tally.add(rule, sample.delta_ns, weight(w));

@@ -4,28 +4,31 @@
 //! sampling stride); each kind's percentile spectrum and P99 (the spectrum panel, and which
 //! records are drawn as tail points); each window's P99 per kind (the lines); and the points.
 //!
-//! - pass 1: span and extremes; the engine's pass 1 by kind; the weight per engine bin by kind
-//!   (the band of each kind's P99); with `--window`, the engine's pass 1 by window and kind.
-//! - pass 2: the engine's pass 2 by kind; by window and kind, pass 1 (the window follows from
-//!   the span) or, with `--window`, pass 2; the points, with the records the P99 band cannot
-//!   decide kept until the P99 is known.
-//! - pass 3, without `--window` only: the engine's pass 2 by window and kind.
+//! - pass 1: span and extremes, each piece's records counted ([`PieceCounts`]); each kind's
+//!   spectrum in a one-pass [`Tally`]; each window's P99 per kind in a [`Closing`] tally when
+//!   the window is known before the span is: given (`--window`), or guessed from the
+//!   archive's time span (`ArchiveReader::time_span_hint`: right for a plot of a whole
+//!   archive; the guess is checked against the span the pass measures, and dropped if wrong).
+//! - pass 2: the points (every `stride`-th record from each piece's exact start, and the
+//!   records above their kind's P99, known exactly by now) and whatever pass 1 left: the
+//!   windows when the window was not known, the bins' second pass of a tally that passed its
+//!   budget of distinct values.
+//! - pass 3, only when a tally passed its budget: what it still needs (a spectrum that took
+//!   the bins' second pass in pass 2 delays the points to here).
 //!
-//! Every pass runs on every core ([`fold::parallel`]); pass 1 also counts each piece's records
-//! ([`PieceCounts`]), so that pass 2's points (every `stride`-th record) start each piece at
-//! its exact position among the selected records.
-//!
-//! So 3 passes (2 with `--window`), against 6 before. Only when the undecided records exceed
-//! [`candidate_limit`] are the points taken again in the last pass (one more with `--window`).
+//! So 2 passes for a whole archive or with `--window` (one more when a tally passes its
+//! budget, or when the window depends on a filtered span), against 3 before and 6 before
+//! that. Every pass runs on every core ([`fold::parallel_in`]); where windows are closed, each
+//! core reads one run of consecutive pieces ([`Lanes::Runs`], see [`crate::closing`]).
 
 use crate::Failure;
-use crate::band::{Band, BinWeights, Side, candidate_limit};
-use crate::fold::{self, Fold, PieceCounts};
+use crate::budget::distinct_budget;
+use crate::closing::{self, Closing, WindowStart};
+use crate::fold::{self, Fold, Lanes, PieceCounts, Starts};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources};
-use crate::weight::Weights;
-use ringlat_read::Sample;
-use ringlat_read::percentile::{Histograms, Quantile, Selection, Summary, WEIGHT_ONE};
+use ringlat_read::percentile::{Quantile, Selection, Tally, WEIGHT_ONE};
+use ringlat_read::{Sample, Source};
 use std::collections::BTreeMap;
 
 /// At most this many points are sampled at an even stride; tail points are added while the
@@ -48,6 +51,230 @@ pub(crate) struct Gathered {
     pub points: Vec<(u64, i64, u16)>,
 }
 
+/// The window when none is given: a sixtieth of the span, at least 1 ms.
+fn window_for(t0: u64, t1: u64) -> u64 {
+    (t1.saturating_sub(t0) / 60).max(1_000_000)
+}
+
+/// The span of the records a plot reads, if known before reading them: one archive read
+/// whole (no filter), with a span hint that settles.
+fn span_hint(sources: &Sources, filter: &Filter) -> Result<Option<(u64, u64)>, Failure> {
+    if !filter.is_everything() {
+        return Ok(None);
+    }
+    match sources.sources.as_slice() {
+        [Source::Archive(archive)] => Ok(archive.time_span_hint()?),
+        _ => Ok(None),
+    }
+}
+
+/// A window's key: (window start, kind label).
+type WindowKey = (u64, u16);
+
+/// The pack of a window key for the engine's group cache (window start high, label low).
+#[inline(always)]
+fn packed((start, kind): WindowKey) -> u128 {
+    (u128::from(start) << 64) | u128::from(kind)
+}
+
+/// What a pass does for a part of the plot (the spectra by kind, or the windows).
+#[derive(Clone)]
+enum Plan<K> {
+    /// Nothing (known already, or not yet computable).
+    Nothing,
+    /// Count in a one-pass tally (for the windows: of this window length).
+    Count(u64),
+    /// The bins' second pass of a tally that passed its budget.
+    Select(Selection<K>),
+}
+
+/// One lane's state for a part of the plot during a pass.
+enum Part<K> {
+    Idle,
+    Counting(Closing<K>),
+    Selecting(Selection<K>),
+}
+
+impl<K: Ord + Clone> Part<K> {
+    fn merge(&mut self, later: Part<K>) {
+        match (self, later) {
+            (Part::Counting(mine), Part::Counting(theirs)) => mine.merge(theirs),
+            (Part::Selecting(mine), Part::Selecting(theirs)) => mine.merge(theirs),
+            _ => {}
+        }
+    }
+
+    /// Adds a record whose key `key` makes (packed, then whole: see `Tally::add_packed`),
+    /// only called when the part counts something this pass.
+    #[inline(always)]
+    fn add(&mut self, key: impl FnOnce() -> (u128, K), value: i64, weight: u128, time: u64) {
+        match self {
+            Part::Counting(lane) => {
+                let (packed, key) = key();
+                lane.tally.add_packed(packed, || key, value, weight);
+                lane.saw(time);
+            }
+            Part::Selecting(selection) => {
+                let (packed, key) = key();
+                selection.add_packed(packed, || key, value, weight);
+            }
+            Part::Idle => {}
+        }
+    }
+}
+
+/// What each lane of a pass counts beside the pass's ordered fold.
+struct Beside {
+    span: Span,
+    spectra: Part<u16>,
+    windows: Part<WindowKey>,
+    /// The windows' starts, by the window length of this pass.
+    window: WindowStart,
+}
+
+impl Beside {
+    fn merge(&mut self, later: Beside) {
+        self.span.merge(later.span);
+        self.spectra.merge(later.spectra);
+        self.windows.merge(later.windows);
+    }
+}
+
+/// A part's plan and, once known, its answer.
+struct Progressing<K> {
+    plan: Plan<K>,
+    done: Option<Selection<K>>,
+}
+
+impl<K: Ord + Clone> Progressing<K> {
+    /// Takes what a pass made of the part: a complete tally or a second pass is the answer;
+    /// a tally past its budget plans the second pass. A tally whose closing was lied to
+    /// (`added_after_close`) is dropped: `Err(())`, count again without closing.
+    fn settle(&mut self, part: Part<K>) -> Result<(), ()> {
+        match part {
+            Part::Idle => {}
+            Part::Counting(lane) => {
+                if lane.tally.added_after_close() {
+                    return Err(());
+                }
+                let selection = lane.tally.finish();
+                if selection.is_complete() {
+                    (self.plan, self.done) = (Plan::Nothing, Some(selection));
+                } else {
+                    self.plan = Plan::Select(selection);
+                }
+            }
+            Part::Selecting(selection) => (self.plan, self.done) = (Plan::Nothing, Some(selection)),
+        }
+        Ok(())
+    }
+}
+
+/// What every pass of a plot shares.
+struct Passes<'a> {
+    sources: &'a Sources,
+    filter: &'a Filter,
+    raw: bool,
+    budget: usize,
+    /// The spectrum's percentiles, and P99 last.
+    with_p99: Vec<Quantile>,
+    p99: Quantile,
+}
+
+impl Passes<'_> {
+    /// One pass: `pass` folded in the records' order, the spectra and the windows as planned
+    /// beside it; windows closed on `bound` when there is one (each core then reads one run).
+    #[allow(clippy::too_many_arguments, reason = "the parts of one pass")]
+    fn run<F>(
+        &self,
+        progress: &mut Progress,
+        label: &'static str,
+        pass: &F,
+        starts: Option<&Starts>,
+        spectra: &Plan<u16>,
+        windows: &Plan<WindowKey>,
+        window_ns: u64,
+        bound: Option<u64>,
+    ) -> Result<(F::Acc, Beside), Failure>
+    where
+        F: Fold + Sync,
+        F::Acc: Send,
+    {
+        let lanes = match (windows, bound) {
+            (Plan::Count(_), Some(_)) => Lanes::Runs,
+            _ => Lanes::Shared,
+        };
+        // The windows' length: the counting tally's, else the plot's (a second pass's).
+        let window_ns = match windows {
+            Plan::Count(window_ns) => *window_ns,
+            _ => window_ns,
+        };
+        let sources = self.sources;
+        let raw = self.raw;
+        // The span is measured by the first pass (the one without starts).
+        let measure_span = starts.is_none();
+        fold::parallel_in(
+            sources,
+            self.filter,
+            progress,
+            label,
+            pass,
+            starts,
+            lanes,
+            |lane| Beside {
+                span: Span::default(),
+                spectra: match spectra {
+                    Plan::Nothing => Part::Idle,
+                    // Kinds are never closed: no window.
+                    Plan::Count(_) => {
+                        let tally = Tally::with_budget(self.with_p99.clone(), self.budget);
+                        Part::Counting(Closing::new(tally, lane, 1, u64::MAX, |_| None))
+                    }
+                    Plan::Select(selection) => Part::Selecting(selection.clone()),
+                },
+                windows: match windows {
+                    Plan::Nothing => Part::Idle,
+                    Plan::Count(window_ns) => {
+                        let tally = Tally::with_budget(vec![self.p99.clone()], self.budget);
+                        // Without a bound (several files, a ring), nothing closes.
+                        let bound = bound.unwrap_or(u64::MAX);
+                        let window_of = |key: &WindowKey| Some(key.0);
+                        Part::Counting(Closing::new(tally, lane, *window_ns, bound, window_of))
+                    }
+                    Plan::Select(selection) => Part::Selecting(selection.clone()),
+                },
+                window: WindowStart::new(window_ns),
+            },
+            #[inline(always)]
+            |beside, source, s, w| {
+                if measure_span {
+                    beside.span.add(s);
+                }
+                let kind = sources.label_index(source, s.kind);
+                let weight = if raw { WEIGHT_ONE } else { w };
+                let spectrum = || (u128::from(kind), kind);
+                beside.spectra.add(spectrum, s.delta_ns, weight, 0);
+                if !matches!(beside.windows, Part::Idle) {
+                    let key = (beside.window.of(s.nanotime), kind);
+                    let window = || (packed(key), key);
+                    beside.windows.add(window, s.delta_ns, weight, s.nanotime);
+                }
+            },
+            Beside::merge,
+        )
+    }
+}
+
+/// Each kind's P99 (the last value of its spectrum).
+fn p99_per_kind(spectra: &Selection<u16>) -> BTreeMap<u16, i64> {
+    spectra
+        .clone()
+        .finish()
+        .into_iter()
+        .filter_map(|(kind, values, _)| Some((kind, *values.last()?)))
+        .collect()
+}
+
 /// Reads what the plot needs (see the module documentation for the passes).
 pub(crate) fn gather(
     sources: &Sources,
@@ -61,49 +288,40 @@ pub(crate) fn gather(
     // The spectrum's percentiles and, last, each kind's P99, in one computation.
     let mut with_p99 = quantiles.to_vec();
     with_p99.push(p99.clone());
-    let given_window = window.map(|w| u64::try_from(w.as_nanos()).unwrap_or(u64::MAX).max(1));
-    let passes = if given_window.is_some() { 2 } else { 3 };
-    let label = |pass: usize| match (pass, passes) {
-        (1, 2) => "pass 1/2",
-        (2, 2) => "pass 2/2",
-        (1, _) => "pass 1/3",
-        (2, _) => "pass 2/3",
-        _ => "pass 3/3",
-    };
-    let kind_of = |source: usize, sample: &Sample| sources.label_index(source, sample.kind);
-    let window_of = |w: u64, sample: &Sample| sample.nanotime - sample.nanotime % w;
-    let weight = |weight: u128| if raw { WEIGHT_ONE } else { weight };
-
-    // Pass 1 (and the records of each piece, counted: the points' exact positions).
-    let first_pass = FirstPass { sources, raw };
-    let (counts, (first, spectra1, windows1)) = fold::parallel(
+    let passes = Passes {
         sources,
         filter,
+        raw,
+        budget: distinct_budget(),
+        with_p99,
+        p99,
+    };
+    let mut bound = closing::lateness(sources, filter)?;
+    let given_window = window.map(|w| u64::try_from(w.as_nanos()).unwrap_or(u64::MAX).max(1));
+    let guessed_window = match given_window {
+        Some(window) => Some(window),
+        None => span_hint(sources, filter)?.map(|(t0, t1)| window_for(t0, t1)),
+    };
+    // The spectra are counted by kind (no windows: the length is not used).
+    let mut spectra = Progressing {
+        plan: Plan::Count(0),
+        done: None,
+    };
+    let mut windows = Progressing {
+        plan: guessed_window.map_or(Plan::Nothing, Plan::Count),
+        done: None,
+    };
+
+    // Pass 1: the span, the pieces' counts, the spectra, and the windows if known.
+    let (counts, first) = passes.run(
         progress,
-        label(1),
+        "pass 1",
         &PieceCounts,
         None,
-        || {
-            (
-                first_pass.init(0),
-                Histograms::new(with_p99.clone()),
-                Histograms::new(vec![p99.clone()]),
-            )
-        },
-        |(first, spectra1, windows1), source, s, w| {
-            first_pass.fold(first, source, s);
-            let (kind, weight) = (kind_of(source, s), weight(w));
-            spectra1.add(kind, s.delta_ns, weight);
-            if let Some(w) = given_window {
-                windows1.add((window_of(w, s), kind), s.delta_ns, weight);
-            }
-        },
-        |acc, (first, spectra1, windows1)| {
-            let mine = std::mem::replace(&mut acc.0, first_pass.init(0));
-            acc.0 = first_pass.merge(mine, first);
-            acc.1.merge(spectra1);
-            acc.2.merge(windows1);
-        },
+        &spectra.plan,
+        &windows.plan,
+        guessed_window.unwrap_or(1),
+        bound,
     )?;
     let starts = PieceCounts::starts(counts);
     let span = first.span;
@@ -111,135 +329,56 @@ pub(crate) fn gather(
         progress.finish();
         return Err(Failure::File("no records match: nothing to plot".into()));
     }
-    let window_ns = given_window.unwrap_or(((span.t1 - span.t0) / 60).max(1_000_000));
+    let window_ns = given_window.unwrap_or_else(|| window_for(span.t0, span.t1));
     let stride = span.count.div_ceil(MAX_POINTS).max(1);
-    let bands: BTreeMap<u16, Band> = (0u16..)
-        .zip(&first.bins)
-        .filter(|(_, bins)| !bins.is_empty())
-        .map(|(kind, bins)| (kind, bins.band(&p99)))
-        .collect();
+    let _ = spectra.settle(first.spectra);
+    // The windows of pass 1 count only when the guess was right.
+    if guessed_window == Some(window_ns) && windows.settle(first.windows).is_err() {
+        lied(&mut bound);
+    }
+    if windows.done.is_none() && matches!(windows.plan, Plan::Nothing | Plan::Count(_)) {
+        windows.plan = Plan::Count(window_ns);
+    }
 
-    // Pass 2.
-    let spectra_plan = spectra1.plan();
-    let windows_plan: Option<Selection<(u64, u16)>> = given_window.map(|_| windows1.plan());
-    let points_pass = PointsPass {
-        sources,
-        stride,
-        cap: MAX_WITH_TAIL,
-        bands,
-        limit: candidate_limit::<Point>(),
-    };
-    let (points, (spectra2, windows2, windows1)) = fold::parallel(
-        sources,
-        filter,
-        progress,
-        label(2),
-        &points_pass,
-        Some(&starts),
-        || {
-            (
-                spectra_plan.clone(),
-                windows_plan.clone(),
-                Histograms::new(vec![p99.clone()]),
-            )
-        },
-        |(spectra2, windows2, windows1), source, s, w| {
-            let (kind, weight) = (kind_of(source, s), weight(w));
-            spectra2.add(&kind, s.delta_ns, weight);
-            let key = (window_of(window_ns, s), kind);
-            match windows2 {
-                Some(windows2) => windows2.add(&key, s.delta_ns, weight),
-                None => windows1.add(key, s.delta_ns, weight),
-            }
-        },
-        |acc, (spectra2, windows2, windows1)| {
-            acc.0.merge(spectra2);
-            if let (Some(mine), Some(theirs)) = (acc.1.as_mut(), windows2) {
-                mine.merge(theirs);
-            }
-            acc.2.merge(windows1);
-        },
-    )?;
-    let spectra: Vec<(u16, Vec<i64>)> = spectra2
-        .finish()
-        .into_iter()
-        .map(|(kind, values, _): (u16, Vec<i64>, Summary)| (kind, values))
-        .collect();
-    let kind_p99: BTreeMap<u16, i64> = spectra
-        .iter()
-        .filter_map(|(kind, values)| Some((*kind, *values.last()?)))
-        .collect();
-    let drawn = points_pass.resolve(points, &kind_p99);
-    // When pass 2 kept too many undecided records: the points again, the P99s known.
-    let exact = PointsPass {
-        bands: kind_p99
-            .iter()
-            .map(|(kind, p99)| (*kind, Band::above(*p99)))
-            .collect(),
-        limit: usize::MAX,
-        ..points_pass
-    };
-    let points_again = |progress: &mut Progress| {
-        let (acc, ()) = fold::parallel(
+    // Then the points once the P99s are known, and what the parts still need.
+    let mut points = None;
+    for label in ["pass 2", "pass 3", "pass 4", "pass 5"] {
+        let kind_p99 = spectra.done.as_ref().map(p99_per_kind);
+        let take_points = points.is_none() && kind_p99.is_some();
+        if !take_points && points.is_some() && windows.done.is_some() {
+            break;
+        }
+        let points_pass = PointsPass::new(
             sources,
-            filter,
+            stride,
+            MAX_WITH_TAIL,
+            kind_p99.as_ref().unwrap_or(&BTreeMap::new()),
+        );
+        let (acc, after) = passes.run(
             progress,
-            "points",
-            &exact,
+            label,
+            &points_pass,
             Some(&starts),
-            || (),
-            |_, _, _, _| {},
-            |_, _| {},
+            &spectra.plan,
+            &windows.plan,
+            window_ns,
+            bound,
         )?;
-        Ok::<_, Failure>(exact.resolve(acc, &kind_p99).unwrap_or_default())
-    };
-
-    // Pass 3: without `--window`, the windows' pass 2 (and the points if they need it).
-    let (windows, points) = match windows2 {
-        Some(windows2) => {
-            let points = match drawn {
-                Some(points) => points,
-                None => points_again(progress)?,
-            };
-            (windows2, points)
+        if take_points {
+            points = Some(points_pass.resolve(acc));
         }
-        None => {
-            let plan = windows1.plan();
-            let feed = |windows2: &mut Selection<(u64, u16)>, source: usize, s: &Sample, w| {
-                let key = (window_of(window_ns, s), kind_of(source, s));
-                windows2.add(&key, s.delta_ns, weight(w));
-            };
-            match drawn {
-                Some(points) => {
-                    progress.next_pass(label(3));
-                    let windows2 = crate::scan::fold(
-                        sources,
-                        filter,
-                        progress,
-                        || plan.clone(),
-                        feed,
-                        Selection::merge,
-                    )?;
-                    (windows2, points)
-                }
-                None => {
-                    let (acc, windows2) = fold::parallel(
-                        sources,
-                        filter,
-                        progress,
-                        label(3),
-                        &exact,
-                        Some(&starts),
-                        || plan.clone(),
-                        feed,
-                        Selection::merge,
-                    )?;
-                    (windows2, exact.resolve(acc, &kind_p99).unwrap_or_default())
-                }
-            }
+        let _ = spectra.settle(after.spectra);
+        if windows.settle(after.windows).is_err() {
+            lied(&mut bound);
+            windows.plan = Plan::Count(window_ns);
         }
-    };
+    }
     progress.finish();
+    let (Some(spectra), Some(windows), Some(points)) = (spectra.done, windows.done, points) else {
+        return Err(Failure::File(
+            "the plot's passes did not settle (a file changing while read?)".into(),
+        ));
+    };
     Ok(Gathered {
         t0: span.t0,
         t1: span.t1,
@@ -251,9 +390,21 @@ pub(crate) fn gather(
             .into_iter()
             .map(|(key, values, _)| (key, values[0]))
             .collect(),
-        spectra,
+        spectra: spectra
+            .finish()
+            .into_iter()
+            .map(|(kind, values, _)| (kind, values))
+            .collect(),
         points,
     })
+}
+
+/// A record came later than the archive's lateness bound: said once, and windows are no
+/// longer closed on the bound.
+fn lied(bound: &mut Option<u64>) {
+    if bound.take().is_some() {
+        eprintln!("ringcat: a record is later than the archive's lateness bound: counting again");
+    }
 }
 
 /// The span, count and extremes of the records.
@@ -278,62 +429,27 @@ impl Default for Span {
     }
 }
 
-/// Pass 1's fold: the span, and each kind's weight per engine bin.
-struct FirstPass<'a> {
-    sources: &'a Sources,
-    raw: bool,
-}
-
-#[derive(Debug)]
-struct FirstAcc {
-    weights: Weights,
-    span: Span,
-    /// Per kind label (an index into [`Sources::labels`]): its weight per engine bin.
-    bins: Vec<BinWeights>,
-}
-
-impl Fold for FirstPass<'_> {
-    type Acc = FirstAcc;
-
-    /// Ignores `first`: nothing here depends on order.
-    fn init(&self, _first: u64) -> FirstAcc {
-        FirstAcc {
-            weights: Weights::new(self.raw),
-            span: Span::default(),
-            bins: vec![BinWeights::default(); self.sources.labels.len()],
-        }
-    }
-
-    #[inline]
-    fn fold(&self, acc: &mut FirstAcc, source: usize, s: &Sample) {
-        let span = &mut acc.span;
-        span.t0 = span.t0.min(s.nanotime);
-        span.t1 = span.t1.max(s.nanotime);
-        span.count += 1;
+impl Span {
+    #[inline(always)]
+    fn add(&mut self, s: &Sample) {
+        self.t0 = self.t0.min(s.nanotime);
+        self.t1 = self.t1.max(s.nanotime);
+        self.count += 1;
         if s.delta_ns > 0 {
-            span.min_positive = Some(span.min_positive.map_or(s.delta_ns, |m| m.min(s.delta_ns)));
+            self.min_positive = Some(self.min_positive.map_or(s.delta_ns, |m| m.min(s.delta_ns)));
         }
-        span.max = span.max.max(s.delta_ns);
-        let kind = self.sources.label_index(source, s.kind);
-        if let Some(bins) = acc.bins.get_mut(usize::from(kind)) {
-            bins.add(s.delta_ns, acc.weights.of(s.probability));
-        }
+        self.max = self.max.max(s.delta_ns);
     }
 
-    fn merge(&self, mut earlier: FirstAcc, later: FirstAcc) -> FirstAcc {
-        let (a, b) = (&mut earlier.span, later.span);
-        a.t0 = a.t0.min(b.t0);
-        a.t1 = a.t1.max(b.t1);
-        a.count += b.count;
-        a.min_positive = match (a.min_positive, b.min_positive) {
+    fn merge(&mut self, other: Span) {
+        self.t0 = self.t0.min(other.t0);
+        self.t1 = self.t1.max(other.t1);
+        self.count += other.count;
+        self.min_positive = match (self.min_positive, other.min_positive) {
             (Some(x), Some(y)) => Some(x.min(y)),
             (x, y) => x.or(y),
         };
-        a.max = a.max.max(b.max);
-        for (mine, theirs) in earlier.bins.iter_mut().zip(later.bins) {
-            mine.merge(theirs);
-        }
-        earlier
+        self.max = self.max.max(other.max);
     }
 }
 
@@ -346,59 +462,57 @@ enum Why {
     Stride,
     /// Above its kind's P99: drawn while the plot holds fewer points than the cap.
     Tail,
-    /// Maybe above its kind's P99: decided once the P99 is known.
-    Maybe,
 }
 
-/// The points: every `stride`-th record, and the records above their kind's P99 (known by a
-/// band: records it cannot decide are kept, at most `limit` of them).
+/// The points: every `stride`-th record, and the records above their kind's P99.
 struct PointsPass<'a> {
     sources: &'a Sources,
     stride: u64,
     /// Tail points are drawn while the plot holds fewer points than this.
     cap: u64,
-    /// Per kind label.
-    bands: BTreeMap<u16, Band>,
-    limit: usize,
+    /// Per kind label: its P99 (`i64::MAX` for a kind without one: nothing is above).
+    p99: Vec<i64>,
+}
+
+impl<'a> PointsPass<'a> {
+    fn new(sources: &'a Sources, stride: u64, cap: u64, kind_p99: &BTreeMap<u16, i64>) -> Self {
+        let mut p99 = vec![i64::MAX; sources.labels.len()];
+        for (kind, value) in kind_p99 {
+            if let Some(slot) = p99.get_mut(usize::from(*kind)) {
+                *slot = *value;
+            }
+        }
+        PointsPass {
+            sources,
+            stride: stride.max(1),
+            cap,
+            p99,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct PointsAcc {
-    /// The position of the next record.
-    next: u64,
+    /// Records until the next stride point (0: the next record is one). A countdown rather
+    /// than the position modulo the stride: a division per record cost a fifth of the pass.
+    to_stride: u64,
     points: Vec<Point>,
-    /// Stride and tail points kept: once they reach the cap, the plot is full before
-    /// any later tail point whatever the undecided ones turn out to be, so none is kept.
+    /// Stride and tail points kept: once they reach the cap, the plot is full before any
+    /// later tail point, so none is kept.
     sure: u64,
-    maybe: usize,
-    /// More than `limit` undecided records: `points` was dropped, another pass takes them.
-    overflowed: bool,
 }
 
 impl PointsPass<'_> {
-    /// The points drawn, given each kind's exact P99 (which must lie in its band): the same
-    /// as one walk that knew them. `None` when the pass kept too many undecided records.
-    fn resolve(
-        &self,
-        acc: PointsAcc,
-        kind_p99: &BTreeMap<u16, i64>,
-    ) -> Option<Vec<(u64, i64, u16)>> {
-        if acc.overflowed {
-            return None;
-        }
+    /// The points drawn: stride points, and tail points while the plot holds fewer than the
+    /// cap, in the records' order (the same as one serial walk).
+    fn resolve(&self, acc: PointsAcc) -> Vec<(u64, i64, u16)> {
         let mut drawn = Vec::new();
         for (t, ns, kind, why) in acc.points {
-            let room = (drawn.len() as u64) < self.cap;
-            let keep = match why {
-                Why::Stride => true,
-                Why::Tail => room,
-                Why::Maybe => room && kind_p99.get(&kind).is_some_and(|p| ns > *p),
-            };
-            if keep {
+            if why == Why::Stride || (drawn.len() as u64) < self.cap {
                 drawn.push((t, ns, kind));
             }
         }
-        Some(drawn)
+        drawn
     }
 }
 
@@ -407,57 +521,35 @@ impl Fold for PointsPass<'_> {
 
     fn init(&self, first: u64) -> PointsAcc {
         PointsAcc {
-            next: first,
+            to_stride: (self.stride - first % self.stride) % self.stride,
             ..PointsAcc::default()
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn fold(&self, acc: &mut PointsAcc, source: usize, s: &Sample) {
-        let position = acc.next;
-        acc.next += 1;
         let kind = self.sources.label_index(source, s.kind);
-        if position.is_multiple_of(self.stride) {
-            if !acc.overflowed {
-                acc.points.push((s.nanotime, s.delta_ns, kind, Why::Stride));
-            }
+        if acc.to_stride == 0 {
+            acc.to_stride = self.stride - 1;
+            acc.points.push((s.nanotime, s.delta_ns, kind, Why::Stride));
             acc.sure += 1;
             return;
         }
-        if acc.sure >= self.cap || acc.overflowed {
+        acc.to_stride -= 1;
+        if acc.sure >= self.cap {
             return;
         }
-        let side = self
-            .bands
-            .get(&kind)
-            .map_or(Side::AtOrBelow, |band| band.side(s.delta_ns));
-        match side {
-            Side::AtOrBelow => {}
-            Side::Above => {
-                acc.points.push((s.nanotime, s.delta_ns, kind, Why::Tail));
-                acc.sure += 1;
-            }
-            Side::Maybe if acc.maybe >= self.limit => {
-                acc.overflowed = true;
-                acc.points = Vec::new();
-            }
-            Side::Maybe => {
-                acc.points.push((s.nanotime, s.delta_ns, kind, Why::Maybe));
-                acc.maybe += 1;
-            }
+        let p99 = self.p99.get(usize::from(kind)).copied().unwrap_or(i64::MAX);
+        if s.delta_ns > p99 {
+            acc.points.push((s.nanotime, s.delta_ns, kind, Why::Tail));
+            acc.sure += 1;
         }
     }
 
     fn merge(&self, mut earlier: PointsAcc, later: PointsAcc) -> PointsAcc {
-        earlier.next = later.next;
+        earlier.to_stride = later.to_stride;
         earlier.sure += later.sure;
-        earlier.maybe += later.maybe;
-        earlier.overflowed |= later.overflowed || earlier.maybe > self.limit;
-        if earlier.overflowed {
-            earlier.points = Vec::new();
-        } else {
-            earlier.points.extend(later.points);
-        }
+        earlier.points.extend(later.points);
         earlier
     }
 }
@@ -489,113 +581,65 @@ mod tests {
         points
     }
 
+    /// Each kind's exact P99 (a tally over every record).
+    fn p99s(sources: &Sources, records: &[(usize, Sample)], raw: bool) -> BTreeMap<u16, i64> {
+        let mut tally = Tally::new(vec![Quantile::parse("99").unwrap()]);
+        for (source, s) in records {
+            let kind = sources.label_index(*source, s.kind);
+            tally.add(kind, s.delta_ns, weight_of(s.probability, raw));
+        }
+        p99_per_kind(&tally.finish())
+    }
+
+    /// The span of any split of the records, merged, is the span of one walk, and the walk's
+    /// is the brute force's.
     #[test]
-    fn the_first_pass_matches_a_brute_force_and_merges_exactly() {
-        let (_dir, sources, records) = archives(&[700, 300], 30, 4);
-        let pass = FirstPass {
-            sources: &sources,
-            raw: false,
+    fn spans_merge_exactly() {
+        let (_dir, _sources, records) = archives(&[700, 300], 30, 4);
+        let span_of = |part: &[(usize, Sample)]| {
+            let mut span = Span::default();
+            for (_, s) in part {
+                span.add(s);
+            }
+            span
         };
-        let serial = chunked(&pass, &records, &[]);
-        let span = serial.span;
-        assert_eq!(span.count, 1000);
-        assert_eq!(span.t0, records.iter().map(|r| r.1.nanotime).min().unwrap());
-        assert_eq!(span.t1, records.iter().map(|r| r.1.nanotime).max().unwrap());
+        let serial = span_of(&records);
+        assert_eq!(serial.count, 1000);
         assert_eq!(
-            span.max,
-            records.iter().map(|r| r.1.delta_ns).max().unwrap()
+            serial.t0,
+            records.iter().map(|r| r.1.nanotime).min().unwrap()
         );
-        let positive = records
-            .iter()
-            .map(|r| r.1.delta_ns)
-            .filter(|d| *d > 0)
-            .min();
-        assert_eq!(span.min_positive, positive);
-        for cut in cuts(records.len()) {
-            let merged = chunked(&pass, &records, &cut);
-            assert_eq!(merged.span, serial.span, "cut {cut:?}");
-            assert_eq!(merged.bins, serial.bins, "cut {cut:?}");
+        assert_eq!(
+            serial.t1,
+            records.iter().map(|r| r.1.nanotime).max().unwrap()
+        );
+        let deltas = || records.iter().map(|r| r.1.delta_ns);
+        assert_eq!(serial.max, deltas().max().unwrap());
+        assert_eq!(serial.min_positive, deltas().filter(|d| *d > 0).min());
+        for cut in [0, 1, 499, 999, 1000] {
+            let mut merged = span_of(&records[..cut]);
+            merged.merge(span_of(&records[cut..]));
+            assert_eq!(merged, serial, "cut {cut}");
         }
     }
 
-    /// Points kept in pass 2 from each kind's P99 band, then cut at the exact P99, equal the
-    /// walk that knew the P99s (stride, tail and the cap on tail points), chunked and merged
-    /// too; a pass with too many undecided records says so.
+    /// The points pass with the exact P99s equals the walk that knew them (stride, tail and
+    /// the cap on tail points), chunked and merged too (the stride countdown carried across
+    /// pieces), raw and weighted.
     #[test]
-    fn points_from_the_band_equal_the_walk_that_knew_the_p99() {
+    fn points_equal_the_walk_that_knew_the_p99() {
         let (_dir, sources, records) = archives(&[3000, 1000], 80, 5);
-        let p99 = Quantile::parse("99").unwrap();
         for raw in [false, true] {
-            let first = chunked(
-                &FirstPass {
-                    sources: &sources,
-                    raw,
-                },
-                &records,
-                &[],
-            );
-            let mut pass1 = Histograms::new(vec![p99.clone()]);
-            for (source, s) in &records {
-                let kind = sources.label_index(*source, s.kind);
-                pass1.add(kind, s.delta_ns, weight_of(s.probability, raw));
-            }
-            let mut pass2 = pass1.plan();
-            for (source, s) in &records {
-                let kind = sources.label_index(*source, s.kind);
-                pass2.add(&kind, s.delta_ns, weight_of(s.probability, raw));
-            }
-            let kind_p99: BTreeMap<u16, i64> = pass2
-                .finish()
-                .into_iter()
-                .map(|(kind, values, _)| (kind, values[0]))
-                .collect();
-            let bands: BTreeMap<u16, Band> = (0u16..)
-                .zip(&first.bins)
-                .filter(|(_, bins)| !bins.is_empty())
-                .map(|(kind, bins)| (kind, bins.band(&p99)))
-                .collect();
-            assert_eq!(bands.len(), kind_p99.len());
+            let kind_p99 = p99s(&sources, &records, raw);
+            assert!(kind_p99.len() > 1);
             for stride in [1, 3, 50, 10_000] {
                 for cap in [0, 10, 25, 100_000] {
                     let what = format!("raw {raw} stride {stride} cap {cap}");
                     let expected = walk_knowing_the_p99(&sources, &records, stride, cap, &kind_p99);
-                    let pass = PointsPass {
-                        sources: &sources,
-                        stride,
-                        cap,
-                        bands: bands.clone(),
-                        limit: usize::MAX,
-                    };
+                    let pass = PointsPass::new(&sources, stride, cap, &kind_p99);
                     for cut in cuts(records.len()) {
                         let acc = chunked(&pass, &records, &cut);
-                        let points = pass.resolve(acc, &kind_p99);
-                        assert_eq!(points.as_ref(), Some(&expected), "{what} cut {cut:?}");
-                    }
-                    let exact = PointsPass {
-                        bands: kind_p99
-                            .iter()
-                            .map(|(k, p)| (*k, Band::above(*p)))
-                            .collect(),
-                        ..pass
-                    };
-                    let acc = chunked(&exact, &records, &[]);
-                    assert_eq!(exact.resolve(acc, &kind_p99), Some(expected), "{what}");
-                    let maybe = chunked(&exact, &records, &[]).maybe;
-                    assert_eq!(maybe, 0, "{what}: the exact P99s leave nothing undecided");
-                    let maybe = chunked(&pass, &records, &[]).maybe;
-                    if stride == 10_000 && cap == 100_000 {
-                        assert!(maybe > 0, "{what}: the bands decided everything");
-                    }
-                    if maybe > 0 {
-                        let bounded = PointsPass {
-                            limit: maybe - 1,
-                            ..pass
-                        };
-                        for cut in [vec![], vec![records.len() / 2]] {
-                            let acc = chunked(&bounded, &records, &cut);
-                            assert!(acc.overflowed && acc.points.is_empty(), "{what}");
-                            assert!(bounded.resolve(acc, &kind_p99).is_none(), "{what}");
-                        }
+                        assert_eq!(pass.resolve(acc), expected, "{what} cut {cut:?}");
                     }
                 }
             }
@@ -619,46 +663,17 @@ mod tests {
             &PieceCounts,
             None,
             Span::default,
-            |span, _, s, _| {
-                span.count += 1;
-                span.t0 = span.t0.min(s.nanotime);
-            },
-            |span, other| {
-                span.count += other.count;
-                span.t0 = span.t0.min(other.t0);
-            },
+            |span, _, s, _| span.add(s),
+            Span::merge,
         )
         .unwrap();
         assert_eq!(span.count, records.len() as u64);
         assert!(counts.len() >= 3, "{} pieces", counts.len());
         let starts = PieceCounts::starts(counts);
-        let mut pass1 = Histograms::new(vec![Quantile::parse("99").unwrap()]);
-        for (source, s) in &records {
-            let kind = sources.label_index(*source, s.kind);
-            pass1.add(kind, s.delta_ns, weight_of(s.probability, false));
-        }
-        let mut pass2 = pass1.plan();
-        for (source, s) in &records {
-            let kind = sources.label_index(*source, s.kind);
-            pass2.add(&kind, s.delta_ns, weight_of(s.probability, false));
-        }
-        let kind_p99: BTreeMap<u16, i64> = pass2
-            .finish()
-            .into_iter()
-            .map(|(kind, values, _)| (kind, values[0]))
-            .collect();
+        let kind_p99 = p99s(&sources, &records, false);
         for (stride, cap) in [(7, 100_000), (1_000, 500), (131_073, 100_000)] {
             let expected = walk_knowing_the_p99(&sources, &records, stride, cap, &kind_p99);
-            let pass = PointsPass {
-                sources: &sources,
-                stride,
-                cap,
-                bands: kind_p99
-                    .iter()
-                    .map(|(k, p)| (*k, Band::above(*p)))
-                    .collect(),
-                limit: usize::MAX,
-            };
+            let pass = PointsPass::new(&sources, stride, cap, &kind_p99);
             let on_both = |starts| {
                 let mut progress = Progress::new("test", 0);
                 let (acc, ()) = fold::parallel(
@@ -673,7 +688,7 @@ mod tests {
                     |_, _| {},
                 )
                 .unwrap();
-                pass.resolve(acc, &kind_p99).unwrap()
+                pass.resolve(acc)
             };
             let points = on_both(Some(&starts));
             assert!(

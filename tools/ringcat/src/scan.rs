@@ -125,18 +125,20 @@ pub(crate) fn fold_in_lanes<A: Send>(
 
 /// How threads take pieces.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Lanes {
+pub(crate) enum Lanes {
     /// Each takes the next piece nobody took (a shared cursor): the fastest finish.
     Shared,
     /// Thread `i` of `n` takes the `i`-th of `n` runs of consecutive pieces, in order.
     Runs,
 }
 
+/// [`fold_in_order`] with the threads taking pieces as `lanes` says, and `init(lane)` making
+/// each thread's order-free accumulator (lane 0 holds the first records with [`Lanes::Runs`]).
 #[allow(
     clippy::too_many_arguments,
     reason = "two folds, each with its own parts, and how pieces are taken"
 )]
-fn fold_pieces<A: Send, P: Send>(
+pub(crate) fn fold_pieces<A: Send, P: Send>(
     sources: &Sources,
     filter: &Filter,
     progress: &mut Progress,

@@ -455,6 +455,11 @@ impl Filter {
             && self.rule_status.is_none()
     }
 
+    /// True when the filter selects every record.
+    pub(crate) fn is_everything(&self) -> bool {
+        self.kinds_only() && self.kinds.is_empty() && self.rule_kind.is_none()
+    }
+
     /// This filter narrowed to a rule's kind and status.
     pub(crate) fn narrowed(&self, kind: Option<&str>, status: Option<u8>) -> Filter {
         Filter {

@@ -3,7 +3,7 @@
 //! --window`, then list its outliers and group them by cause here.
 
 use crate::Failure;
-use crate::band::{candidate_limit, distinct_budget};
+use crate::budget::{candidate_limit, distinct_budget};
 use crate::cli::{By, SliceArgs, SliceFormat, SliceOrder, Unit};
 use crate::duration::parse_latency_ns;
 use crate::fold::{self, Fold};

@@ -450,3 +450,46 @@ fn pct_windows_closed_as_they_end_equal_the_bins_passes() {
         }
     }
 }
+
+/// `plot` of a whole archive guesses its window from the archive's time span and counts the
+/// windows in its first pass, closing them on the lateness bound: the SVG equals the one
+/// drawn without the guess (a filter that keeps every record: the window known after pass
+/// 1), the one of the bins' passes (budget 0), and the one of a copy whose header lies about
+/// the bound (counted again, said on stderr).
+#[test]
+fn plot_windows_guessed_or_not_draw_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.archive");
+    late_archive(&path, 200_000, 30_000);
+    let plot = |file: &Path, extra: &[&str], budget: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ringcat"));
+        command
+            .args(["plot", file.to_str().unwrap(), "-o", "-"])
+            .args(extra)
+            .env("TZ", "UTC");
+        match budget {
+            Some(budget) => command.env("RINGCAT_DISTINCT_BUDGET", budget),
+            None => command.env_remove("RINGCAT_DISTINCT_BUDGET"),
+        };
+        let output = command.output().expect("run ringcat");
+        assert!(output.status.success(), "plot {extra:?} failed");
+        (
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (guessed, stderr) = plot(&path, &[], None);
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(guessed.contains("<polyline"));
+    let (unguessed, _) = plot(&path, &["--status", "0,1,2,3"], None);
+    assert!(unguessed == guessed, "the guessed window drew otherwise");
+    let (binned, _) = plot(&path, &[], Some("0"));
+    assert!(binned == guessed, "the bins' passes drew otherwise");
+    let liar = dir.path().join("liar.archive");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[48..56].copy_from_slice(&0u64.to_le_bytes());
+    std::fs::write(&liar, bytes).unwrap();
+    let (lied, stderr) = plot(&liar, &[], Some("5000"));
+    assert!(lied == guessed, "the lying file drew otherwise");
+    assert!(stderr.contains("lateness bound"), "{stderr}");
+}
