@@ -40,7 +40,7 @@ impl Sample {
 /// A ring's records taken once, in a compact shape (24 bytes a record rather than a
 /// [`Sample`]'s 48), with its delta unit and class tables: what every pass over a ring reads,
 /// so that passes agree on a live ring.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RingSnapshot {
     /// The records in ring order, in the parts the threads that took them read (joining
     /// them would hold every record twice for a moment).
@@ -50,8 +50,9 @@ pub struct RingSnapshot {
     /// In-flight slots the snapshot passed over.
     in_flight: u64,
     unit_ns: i64,
-    probability: Vec<f64>,
-    weight: Vec<u128>,
+    /// Per class (a `u8`: indexing these arrays needs no bounds check).
+    probability: Box<[f64; 256]>,
+    weight: Box<[u128; 256]>,
 }
 
 /// One record of a [`RingSnapshot`]: the 21 bytes' fields, kind and class.
@@ -78,6 +79,20 @@ impl RingRecord {
     }
 }
 
+impl Default for RingSnapshot {
+    /// No records.
+    fn default() -> Self {
+        RingSnapshot {
+            parts: Vec::new(),
+            len: 0,
+            in_flight: 0,
+            unit_ns: 1,
+            probability: Box::new([0.0; 256]),
+            weight: Box::new([0; 256]),
+        }
+    }
+}
+
 impl RingSnapshot {
     fn take(file: &RingFile) -> Self {
         let (head, tail) = file.positions();
@@ -93,13 +108,14 @@ impl RingSnapshot {
             parts = Vec::new();
         }
         parts.iter_mut().for_each(Vec::shrink_to_fit);
-        let probability: Vec<f64> = (0..=255u8).map(|c| file.class_probability(c)).collect();
+        let probability: Box<[f64; 256]> =
+            Box::new(std::array::from_fn(|c| file.class_probability(c as u8)));
         RingSnapshot {
             len: parts.iter().map(Vec::len).sum(),
             parts,
             in_flight,
             unit_ns: file.delta_unit().nanos() as i64,
-            weight: probability.iter().map(|p| weight_of(*p, false)).collect(),
+            weight: Box::new(std::array::from_fn(|c| weight_of(probability[c], false))),
             probability,
         }
     }
@@ -153,8 +169,14 @@ impl RingSnapshot {
 
     /// The records at positions `start..end` of the snapshot (`start <= end <= len`).
     fn range(&self, start: usize, end: usize) -> impl Iterator<Item = &RingRecord> {
+        self.slices(start, end).flatten()
+    }
+
+    /// [`RingSnapshot::range`] as the slices of its parts (a loop over each slice costs less
+    /// per record than the flattening iterator).
+    fn slices(&self, start: usize, end: usize) -> impl Iterator<Item = &[RingRecord]> {
         let mut offset = 0;
-        self.parts.iter().flat_map(move |part| {
+        self.parts.iter().map(move |part| {
             let from = start.saturating_sub(offset).min(part.len());
             let to = end.saturating_sub(offset).min(part.len()).max(from);
             offset += part.len();
@@ -170,7 +192,7 @@ impl RingSnapshot {
             delta_ns: i64::from(record.delta).saturating_mul(self.unit_ns),
             status: record.status,
             kind: record.kind,
-            probability: self.probability[record.class as usize],
+            probability: self.probability[usize::from(record.class)],
         }
     }
 }
@@ -314,11 +336,13 @@ impl Source {
                 let snapshot = self.frozen();
                 let end = (range.end as usize).min(snapshot.len);
                 let start = (range.start as usize).min(end);
-                for record in snapshot.range(start, end) {
-                    visit(
-                        &snapshot.sample(record),
-                        snapshot.weight[record.class as usize],
-                    );
+                for slice in snapshot.slices(start, end) {
+                    for record in slice {
+                        visit(
+                            &snapshot.sample(record),
+                            snapshot.weight[usize::from(record.class)],
+                        );
+                    }
                 }
                 Ok(())
             }
