@@ -65,8 +65,34 @@ pub(crate) fn compute(
     quantiles: &[Quantile],
     progress: &mut Progress,
 ) -> Result<Vec<Row>, Failure> {
-    let weight = |weight: u128| if grouping.raw { WEIGHT_ONE } else { weight };
-    let rows = exact_percentiles(
+    // Raw or weighted chosen once here, not per record: one instance of the pass each.
+    let rows = if grouping.raw {
+        grouped_percentiles(sources, filter, grouping, quantiles, progress, |_| WEIGHT_ONE)?
+    } else {
+        grouped_percentiles(sources, filter, grouping, quantiles, progress, |w| w)?
+    };
+    let (rows, mut counts) = rows;
+    Ok(rows
+        .into_iter()
+        .map(|(key, values, summary)| Row {
+            key,
+            values,
+            summary,
+            at_or_below: counts.as_mut().and_then(|c| c.next()),
+        })
+        .collect())
+}
+
+/// [`compute`]'s pass, with `weight` turning a record's weight into the one counted.
+fn grouped_percentiles(
+    sources: &Sources,
+    filter: &Filter,
+    grouping: Grouping,
+    quantiles: &[Quantile],
+    progress: &mut Progress,
+    weight: impl Fn(u128) -> u128 + Sync,
+) -> Result<PercentileRows<GroupKey>, Failure> {
+    exact_percentiles(
         sources,
         filter,
         quantiles,
@@ -95,17 +121,7 @@ pub(crate) fn compute(
                 weight(w),
             );
         },
-    )?;
-    let (rows, mut counts) = rows;
-    Ok(rows
-        .into_iter()
-        .map(|(key, values, summary)| Row {
-            key,
-            values,
-            summary,
-            at_or_below: counts.as_mut().and_then(|c| c.next()),
-        })
-        .collect())
+    )
 }
 
 /// The percentile engine over the selected records: one parallel pass into a [`Tally`]
