@@ -67,7 +67,9 @@ pub(crate) fn compute(
 ) -> Result<Vec<Row>, Failure> {
     // Raw or weighted chosen once here, not per record: one instance of the pass each.
     let rows = if grouping.raw {
-        grouped_percentiles(sources, filter, grouping, quantiles, progress, |_| WEIGHT_ONE)?
+        grouped_percentiles(sources, filter, grouping, quantiles, progress, |_| {
+            WEIGHT_ONE
+        })?
     } else {
         grouped_percentiles(sources, filter, grouping, quantiles, progress, |w| w)?
     };
