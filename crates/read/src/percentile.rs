@@ -236,6 +236,8 @@ struct FirstPass {
 struct Groups<K, V> {
     index: BTreeMap<K, usize>,
     values: Vec<V>,
+    /// Each group's key, by index (the index's reverse).
+    keys: Vec<K>,
     recent: Vec<(K, usize)>,
     next_recent: usize,
     /// Packed key -> group index, direct-mapped; [`NO_PACKED_KEY`] marks an empty slot.
@@ -263,6 +265,7 @@ impl<K: Ord + Clone, V> Groups<K, V> {
         Groups {
             index: BTreeMap::new(),
             values: Vec::new(),
+            keys: Vec::new(),
             recent: Vec::with_capacity(RECENT_GROUPS),
             next_recent: 0,
             packed: Vec::new(),
@@ -322,6 +325,7 @@ impl<K: Ord + Clone, V> Groups<K, V> {
             None => {
                 let make = make?;
                 self.values.push(make());
+                self.keys.push(key.clone());
                 self.index.insert(key.clone(), self.values.len() - 1);
                 self.values.len() - 1
             }
@@ -338,6 +342,7 @@ impl<K: Ord + Clone, V> Groups<K, V> {
     /// Adds the group of a key not seen before.
     fn push(&mut self, key: K, value: V) {
         self.values.push(value);
+        self.keys.push(key.clone());
         self.index.insert(key, self.values.len() - 1);
     }
 
@@ -703,6 +708,10 @@ pub struct Tally<K> {
     exact: bool,
     /// A merge met a group closed on both sides (see [`Tally::added_after_close`]).
     closed_twice: bool,
+    /// The groups [`Tally::close`] has not closed, by index, as of its last call...
+    open: Vec<usize>,
+    /// ...and how many groups there were then (later ones are open too).
+    groups_then: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -747,6 +756,8 @@ impl<K: Ord + Clone> Tally<K> {
             budget,
             exact: true,
             closed_twice: false,
+            open: Vec::new(),
+            groups_then: 0,
         }
     }
 
@@ -839,15 +850,28 @@ impl<K: Ord + Clone> Tally<K> {
         if !self.exact {
             return;
         }
-        for (key, at) in &self.groups.index {
-            let group = &mut self.groups.values[*at];
-            if group.closed.is_some() || !ended(key) {
+        // Only the groups still open are looked at: a call costs the open groups, not every
+        // group so far (a day of windows would make closing quadratic).
+        let groups = &mut self.groups;
+        self.open.extend(self.groups_then..groups.values.len());
+        self.groups_then = groups.values.len();
+        let mut still_open = Vec::with_capacity(self.open.len());
+        for at in self.open.drain(..) {
+            let (Some(group), Some(key)) = (groups.values.get_mut(at), groups.keys.get(at)) else {
+                continue;
+            };
+            if group.closed.is_some() {
+                continue;
+            }
+            if !ended(key) {
+                still_open.push(at);
                 continue;
             }
             self.distinct = self.distinct.saturating_sub(group.values.distinct());
             let open = std::mem::replace(group, TallyGroup::new());
             group.closed = Some(Box::new(exact_group(&self.quantiles, open)));
         }
+        self.open = still_open;
     }
 
     /// True when a record reached a group after [`Tally::close`] closed it (here or in a
@@ -1613,5 +1637,34 @@ mod tests {
         assert!(Quantile::parse("-1").is_err());
         assert!(Quantile::parse("abc").is_err());
         assert!(Quantile::parse("50.").is_ok());
+    }
+
+    /// Closing looks only at the groups still open (a day of windows must not make it
+    /// quadratic), and what it finishes equals a tally that never closes.
+    #[test]
+    fn closing_keeps_only_the_open_groups_in_view() {
+        let quantiles = vec![
+            Quantile::parse("50").unwrap(),
+            Quantile::parse("99").unwrap(),
+        ];
+        let mut closing = Tally::with_budget(quantiles.clone(), 100);
+        let mut whole = Tally::new(quantiles);
+        for window in 0..2_000u64 {
+            for kind in 0..3u64 {
+                for v in 0..10i64 {
+                    let value = v * 7 + (window % 13) as i64 + kind as i64;
+                    closing.add((window, kind), value, WEIGHT_ONE);
+                    whole.add((window, kind), value, WEIGHT_ONE);
+                }
+            }
+            closing.close(|(w, _)| *w + 1 < window);
+            assert!(
+                closing.open.len() <= 6,
+                "window {window}: {}",
+                closing.open.len()
+            );
+        }
+        assert!(closing.is_exact() && !closing.added_after_close());
+        assert_eq!(closing.finish().finish(), whole.finish().finish());
     }
 }

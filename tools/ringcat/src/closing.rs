@@ -9,10 +9,13 @@
 //! `S` of the newest record stay open, instead of every window of the file, which is what kept
 //! a day of 1-second windows from fitting the tally's budget (a second pass over everything).
 //!
-//! The two cores read one run of consecutive pieces each ([`crate::scan::fold_in_lanes`]). A
+//! Each core reads one run of consecutive pieces ([`crate::scan::fold_in_lanes`]). A
 //! lane after the first closes only windows that start after `f + S`, where `f` is the time of
 //! a record it read: every record of the lanes before it is at most `M <= f + S`. The windows
 //! around the start of its run stay open, and the lanes' tallies merge them at the end.
+//!
+//! What stays in memory: the open windows' values, and per closed group its answer (a few
+//! hundred bytes: the rows to print). [`Tally::close`] looks only at the groups still open.
 //!
 //! The bound is the file's word. If it lies (a record later than `S`), a record lands in a
 //! closed group; the tally says so ([`Tally::added_after_close`]) and the caller counts again

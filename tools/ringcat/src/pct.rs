@@ -22,12 +22,12 @@ pub(crate) struct GroupKey {
 }
 
 impl GroupKey {
-    /// The key of a grouping's [`packed_key`] (the fields the grouping leaves out are `None`).
     /// The start of the key's window (for [`crate::closing`]).
     fn window_start(&self) -> Option<u64> {
         self.window
     }
 
+    /// The key of a grouping's [`packed_key`] (the fields the grouping leaves out are `None`).
     fn unpack(packed: u128, grouping: Grouping) -> Self {
         GroupKey {
             window: grouping.window_ns.map(|_| (packed >> 64) as u64),
@@ -1199,6 +1199,20 @@ mod tests {
         assert_eq!(rows.len(), 401); // the first starts at 1 ms
         assert!(rows.iter().all(|row| row.at_or_below.is_some()));
         assert_eq!(rows.iter().map(|r| r.summary.records).sum::<u64>(), count);
+        // The same answers as a tally of every record that never closes (no budget in reach).
+        let mut whole = Tally::with_budget(quantiles.clone(), usize::MAX);
+        sources.sources[0]
+            .for_each(|s| whole.add(s.nanotime - s.nanotime % 10_000_000, s.delta_ns, WEIGHT_ONE))
+            .unwrap();
+        let expected = whole.finish().finish();
+        assert_eq!(rows.len(), expected.len());
+        for (row, (window, values, summary)) in rows.iter().zip(&expected) {
+            assert_eq!(row.key.window, Some(*window));
+            assert_eq!(
+                (&row.values, row.summary.records),
+                (values, summary.records)
+            );
+        }
         grouping.window_ns = None;
         let rows = compute(&sources, &filter, grouping, &quantiles, &mut progress).unwrap();
         assert!(rows[0].at_or_below.is_none(), "the budget was passed");

@@ -13,12 +13,12 @@
 //!   records above their kind's P99, known exactly by now) and whatever pass 1 left: the
 //!   windows when the window was not known, the bins' second pass of a tally that passed its
 //!   budget of distinct values.
-//! - pass 3, only when a tally passed its budget: what it still needs (a spectrum that took
-//!   the bins' second pass in pass 2 delays the points to here).
+//! - pass 3, only when a tally passed its budget (its bins' second pass; a spectrum that took
+//!   it in pass 2 delays the points to here) or the archive's lateness bound lied (the windows
+//!   counted again without closing); pass 4 when both happen.
 //!
-//! So 2 passes for a whole archive or with `--window` (one more when a tally passes its
-//! budget, or when the window depends on a filtered span), against 3 before and 6 before
-//! that. Every pass runs on every core ([`fold::parallel_in`]); where windows are closed, each
+//! So 2 passes as a rule (with a filter too: the windows are then counted in pass 2, beside
+//! the points), against 3 before and 6 before that. Every pass runs on every core ([`fold::parallel_in`]); where windows are closed, each
 //! core reads one run of consecutive pieces ([`Lanes::Runs`], see [`crate::closing`]).
 
 use crate::Failure;

@@ -39,6 +39,11 @@ impl Progress {
         }
     }
 
+    /// True when the bar is drawn (stderr is a terminal).
+    pub(crate) fn is_shown(&self) -> bool {
+        self.enabled
+    }
+
     /// Records counted in this pass so far.
     #[cfg(test)]
     pub(crate) fn done(&self) -> u64 {

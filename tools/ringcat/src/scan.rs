@@ -255,6 +255,15 @@ pub(crate) fn fold_pieces<A: Send, P: Send>(
             &mut ordered,
             Some((&mut *progress, &mut shown)),
         );
+        // Its own pieces done (its run, with `Lanes::Runs`), it keeps a drawn bar moving with
+        // the others' until they finish.
+        while progress.is_shown() && helpers.iter().any(|helper| !helper.is_finished()) {
+            // Relaxed: a progress statistic.
+            let done = cursor.done.load(Ordering::Relaxed);
+            progress.advance(done.saturating_sub(shown));
+            shown = done.max(shown);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         for helper in helpers {
             match helper.join() {
                 Ok((other, other_ordered, other_result)) => {

@@ -478,6 +478,9 @@ fn plot_windows_guessed_or_not_draw_the_same() {
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
     };
+    // The window is guessed (the archive's span settles in its first entries).
+    let reader = ringlat_read::archive::ArchiveReader::open(&path).unwrap();
+    assert!(reader.time_span_hint().unwrap().is_some());
     let (guessed, stderr) = plot(&path, &[], None);
     assert!(stderr.is_empty(), "{stderr}");
     assert!(guessed.contains("<polyline"));
