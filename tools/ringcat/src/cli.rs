@@ -285,9 +285,10 @@ pub struct PctArgs {
     /// Group rows by kind, status, or kind,status.
     #[arg(long, value_parser = parse_by, default_value = "none")]
     pub by: By,
-    /// One row per time bucket of this length, each computed from its own records. On one
-    /// archive, a window is finished as soon as the records are past its end by the archive's
-    /// lateness bound: one pass, holding the values of the open windows only.
+    /// One row per time bucket of this length, each computed from its own records. On
+    /// archives (one, or several in time order), a window is finished as soon as the records
+    /// are past its end by the archives' lateness bound: one pass, holding the values of the
+    /// open windows only.
     #[arg(long, value_name = "DUR", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub window: Option<Duration>,
     /// Percentiles to report.

@@ -26,16 +26,43 @@ use crate::select::{Filter, Sources};
 use ringlat_read::Source;
 use ringlat_read::percentile::Tally;
 
-/// The lateness bound of the records a pass reads in file order, when windows can be closed
-/// on it: one archive of version 3, no `--last` (read in another order). `None` otherwise.
+/// The lateness bound of the records a pass reads in file order (the files one after the
+/// other, as given), when windows can be closed on it: archives of version 3 only (a ring has
+/// no bound), no `--last` (read in another order). `None` otherwise.
+///
+/// Over several files the bound is the stream's: with `N` the newest record of the files
+/// before a file and `O` that file's oldest, its records fall behind the running maximum by at
+/// most `max(S_file, N - O)`. Files given in time order (a day of archives) keep it near the
+/// files' own bounds; files out of order only make it larger (windows close later or not at
+/// all), never wrong. A file whose oldest record is not known from a short read
+/// (`ArchiveReader::time_span_hint`) leaves the bound unknown: `None`.
 pub(crate) fn lateness(sources: &Sources, filter: &Filter) -> Result<Option<u64>, Failure> {
     if filter.last.is_some() {
         return Ok(None);
     }
-    match sources.sources.as_slice() {
-        [Source::Archive(archive)] => Ok(archive.lateness_bound()?),
-        _ => Ok(None),
+    if let [Source::Archive(archive)] = sources.sources.as_slice() {
+        return Ok(archive.lateness_bound()?);
     }
+    let mut bound = 0u64;
+    let mut newest_before: Option<u64> = None;
+    for source in &sources.sources {
+        let Source::Archive(archive) = source else {
+            return Ok(None);
+        };
+        let Some(own) = archive.lateness_bound()? else {
+            return Ok(None);
+        };
+        if archive.is_empty() {
+            continue;
+        }
+        let Some((oldest, newest)) = archive.time_span_hint()? else {
+            return Ok(None);
+        };
+        let across = newest_before.map_or(0, |before| before.saturating_sub(oldest));
+        bound = bound.max(own).max(across);
+        newest_before = Some(newest_before.map_or(newest, |before| before.max(newest)));
+    }
+    Ok(Some(bound))
 }
 
 /// One lane's tally, closing windows as the lane's records pass their end.
@@ -267,6 +294,59 @@ mod tests {
                 assert_eq!(windows.of(time), time - time % length, "{length} {time}");
             }
         }
+    }
+
+    /// Archives of records `first..first + count`, 1000 ns apart less `i % 3` times 1100 ns:
+    /// records late by 100 and 200 ns (own bound 200 ns).
+    fn archive_of(path: &std::path::Path, first: u64, count: u64) {
+        use ringlat_format::Record;
+        use ringlat_read::Decoded;
+        use ringlat_read::archive::{ArchiveWriter, RingInfo};
+        let mut writer = ArchiveWriter::open(path, 1).unwrap();
+        let ring = RingInfo::synthetic(1, 1 << 30, 1, &["op"]);
+        let batch: Vec<Decoded> = (first..first + count)
+            .map(|i| Decoded {
+                position: i as u32,
+                kind: 0,
+                class: 0,
+                probability: 1.0,
+                record: Record::new(i, 1_000_000 + i * 1_000 - (i % 3) * 1_100, 0, 5),
+            })
+            .collect();
+        writer.append(&ring, &batch).unwrap();
+    }
+
+    /// The bound over several archives: their own in time order; the gap back in time when
+    /// a file comes before an older one; unknown with a ring among them or with `--last`.
+    #[test]
+    fn the_bound_of_several_files_read_in_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let (early, late) = (dir.path().join("early"), dir.path().join("late"));
+        archive_of(&early, 0, 1_000);
+        archive_of(&late, 1_000, 1_000);
+        let bound = |paths: &[&std::path::Path], filter: &Filter| {
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            lateness(&Sources::open(&names).unwrap(), filter).unwrap()
+        };
+        let all = Filter::default();
+        assert_eq!(bound(&[&early], &all), Some(200));
+        assert_eq!(bound(&[&early, &late], &all), Some(200));
+        // In order: the late file's oldest (record 1001, 1,998,800) is 200 behind the early
+        // file's newest (record 999, 1,999,000). Reversed: the early file's oldest (record 2,
+        // 999,800) is behind the late file's newest (record 1998, 2,998,000).
+        assert_eq!(bound(&[&late, &early], &all), Some(2_998_000 - 999_800));
+        let last = Filter::parse(&crate::cli::FilterArgs {
+            last: Some(5),
+            ..crate::cli::FilterArgs::default()
+        })
+        .unwrap();
+        assert_eq!(bound(&[&early, &late], &last), None);
+        let ring = dir.path().join("r.ring");
+        ringlat::Ring::builder(&ring)
+            .kind(0, "op")
+            .create()
+            .unwrap();
+        assert_eq!(bound(&[&early, &ring], &all), None);
     }
 
     /// A file that lies about its bound: a record older than the bound allows lands in a

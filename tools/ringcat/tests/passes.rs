@@ -356,10 +356,15 @@ fn plot_in_fewer_passes_draws_what_the_records_say() {
 /// lateness bound, which the writer records, is up to `jitter`): 3 kinds, 4 statuses, µs
 /// latencies with a tail.
 fn late_archive(path: &Path, count: u64, jitter: u64) {
+    late_archive_part(path, 0..count, jitter);
+}
+
+/// The records `part` of [`late_archive`]'s sequence (the same records whatever the part).
+fn late_archive_part(path: &Path, part: std::ops::Range<u64>, jitter: u64) {
     let mut writer = ArchiveWriter::open(path, T0).unwrap();
     let ring = RingInfo::synthetic(T0, 1 << 31, 1, &["market", "limit", "cancel"]);
     let mut state = 5u64;
-    let batch: Vec<Decoded> = (0..count)
+    let batch: Vec<Decoded> = (0..part.end)
         .map(|i| {
             let kind = (lcg(&mut state) % 3) as u8;
             let late = lcg(&mut state) % (jitter + 1);
@@ -382,6 +387,9 @@ fn late_archive(path: &Path, count: u64, jitter: u64) {
                 ),
             }
         })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .skip(part.start as usize)
         .collect();
     writer.append(&ring, &batch).unwrap();
 }
@@ -495,4 +503,42 @@ fn plot_windows_guessed_or_not_draw_the_same() {
     let (lied, stderr) = plot(&liar, &[], Some("5000"));
     assert!(lied == guessed, "the lying file drew otherwise");
     assert!(stderr.contains("lateness bound"), "{stderr}");
+}
+
+/// `pct --window` over a day's archives read in turn closes windows on the stream's bound: two
+/// files of one sequence of late records give the rows of the single file, in order and
+/// reversed (a larger bound: windows close later), exactly in one pass (a budget far below
+/// all windows' values) and by the bins' passes alike.
+#[test]
+fn pct_windows_over_several_archives_equal_one_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.archive");
+    let (first, second) = (dir.path().join("a.archive"), dir.path().join("b.archive"));
+    late_archive_part(&whole, 0..300_000, 30_000);
+    late_archive_part(&first, 0..150_000, 30_000);
+    late_archive_part(&second, 150_000..300_000, 30_000);
+    let args = |files: &[&Path]| {
+        let mut args: Vec<String> = vec!["pct".into()];
+        args.extend(files.iter().map(|f| f.to_str().unwrap().to_string()));
+        args.extend(
+            ["--by", "kind,status", "--window", "2ms", "--format", "json"].map(String::from),
+        );
+        args
+    };
+    let rows = |files: &[&Path], budget: &str| {
+        let args = args(files);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (rows, stderr) = window_rows(&args, budget);
+        assert!(stderr.is_empty(), "{stderr}");
+        rows
+    };
+    let reference = rows(&[&whole], "0");
+    for files in [[&first, &second], [&second, &first]] {
+        let files: Vec<&Path> = files.iter().map(|f| f.as_path()).collect();
+        assert!(rows(&files, "5000") == reference, "{files:?}: one pass");
+        assert!(
+            rows(&files, "0") == reference,
+            "{files:?}: the bins' passes"
+        );
+    }
 }
