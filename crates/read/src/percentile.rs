@@ -876,6 +876,16 @@ impl<K: Ord + Clone> Tally<K> {
 
     /// True when a record reached a group after [`Tally::close`] closed it (here or in a
     /// tally merged into this one): the promise was broken, the answers are wrong.
+    ///
+    /// ```
+    /// use ringlat_read::percentile::{Quantile, Tally, WEIGHT_ONE};
+    /// let mut tally = Tally::new(vec![Quantile::parse("50").unwrap()]);
+    /// tally.add("09:00", 5, WEIGHT_ONE);
+    /// tally.close(|window| *window == "09:00");
+    /// assert!(!tally.added_after_close());
+    /// tally.add("09:00", 7, WEIGHT_ONE); // late: its window was closed
+    /// assert!(tally.added_after_close());
+    /// ```
     pub fn added_after_close(&self) -> bool {
         self.closed_twice || self.groups.values.iter().any(TallyGroup::added_after_close)
     }
