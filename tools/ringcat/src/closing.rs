@@ -76,7 +76,6 @@ pub(crate) struct Closing<K> {
     pub tally: Tally<K>,
     /// 0 for the lane that reads the first records.
     lane: usize,
-    window_ns: u64,
     lateness: u64,
     /// The time of a record of this lane (the first that raised `newest`; `u64::MAX` before).
     first: u64,
@@ -86,8 +85,14 @@ pub(crate) struct Closing<K> {
     next_close: u64,
     /// The window start of a key (`None`: not windowed, never closed).
     window_of: fn(&K) -> Option<u64>,
-    /// The window of the last record asked about.
+    /// The window length, and the window of the last record asked about.
     windows: WindowStart,
+}
+
+/// Says on stderr that a record came later than the lateness bound allows (the file's header
+/// lied): what was counted with windows closed on it is counted again.
+pub(crate) fn warn_bound_broken() {
+    eprintln!("ringcat: a record is later than the archive's lateness bound: counting again");
 }
 
 /// The start of the window that holds a time, for records that come in time order (mostly):
@@ -132,7 +137,6 @@ impl<K: Ord + Clone> Closing<K> {
         Closing {
             tally,
             lane,
-            window_ns: window_ns.max(1),
             lateness,
             first: u64::MAX,
             newest: 0,
@@ -166,7 +170,7 @@ impl<K: Ord + Clone> Closing<K> {
         if self.first == u64::MAX {
             self.first = self.newest;
         }
-        let (newest, lateness, window) = (self.newest, self.lateness, self.window_ns);
+        let (newest, lateness, window) = (self.newest, self.lateness, self.windows.length);
         // Every record of an earlier lane is at or before `after` (see the module doc).
         let after = (self.lane > 0).then(|| self.first.saturating_add(lateness));
         let window_of = self.window_of;

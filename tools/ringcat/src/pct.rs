@@ -165,9 +165,7 @@ fn exact_percentiles<K: Ord + Clone + Send + Sync>(
             Closing::merge,
         )?;
         if lanes.tally.added_after_close() {
-            eprintln!(
-                "ringcat: a record is later than the archive's lateness bound: counting again"
-            );
+            crate::closing::warn_bound_broken();
             progress.next_pass("again");
         } else {
             closed = Some(lanes.tally);

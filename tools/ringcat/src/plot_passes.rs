@@ -82,8 +82,8 @@ fn packed((start, kind): WindowKey) -> u128 {
 enum Plan<K> {
     /// Nothing (known already, or not yet computable).
     Nothing,
-    /// Count in a one-pass tally (for the windows: of this window length).
-    Count(u64),
+    /// Count in a one-pass tally (the windows: of the pass's window length).
+    Count,
     /// The bins' second pass of a tally that passed its budget.
     Select(Selection<K>),
 }
@@ -201,13 +201,8 @@ impl Passes<'_> {
         F::Acc: Send,
     {
         let lanes = match (windows, bound) {
-            (Plan::Count(_), Some(_)) => Lanes::Runs,
+            (Plan::Count, Some(_)) => Lanes::Runs,
             _ => Lanes::Shared,
-        };
-        // The windows' length: the counting tally's, else the plot's (a second pass's).
-        let window_ns = match windows {
-            Plan::Count(window_ns) => *window_ns,
-            _ => window_ns,
         };
         let sources = self.sources;
         let raw = self.raw;
@@ -226,7 +221,7 @@ impl Passes<'_> {
                 spectra: match spectra {
                     Plan::Nothing => Part::Idle,
                     // Kinds are never closed: no window.
-                    Plan::Count(_) => {
+                    Plan::Count => {
                         let tally = Tally::with_budget(self.with_p99.clone(), self.budget);
                         Part::Counting(Closing::new(tally, lane, 1, u64::MAX, |_| None))
                     }
@@ -234,12 +229,12 @@ impl Passes<'_> {
                 },
                 windows: match windows {
                     Plan::Nothing => Part::Idle,
-                    Plan::Count(window_ns) => {
+                    Plan::Count => {
                         let tally = Tally::with_budget(vec![self.p99.clone()], self.budget);
                         // Without a bound (several files, a ring), nothing closes.
                         let bound = bound.unwrap_or(u64::MAX);
                         let window_of = |key: &WindowKey| Some(key.0);
-                        Part::Counting(Closing::new(tally, lane, *window_ns, bound, window_of))
+                        Part::Counting(Closing::new(tally, lane, window_ns, bound, window_of))
                     }
                     Plan::Select(selection) => Part::Selecting(selection.clone()),
                 },
@@ -302,13 +297,12 @@ pub(crate) fn gather(
         Some(window) => Some(window),
         None => span_hint(sources, filter)?.map(|(t0, t1)| window_for(t0, t1)),
     };
-    // The spectra are counted by kind (no windows: the length is not used).
     let mut spectra = Progressing {
-        plan: Plan::Count(0),
+        plan: Plan::Count,
         done: None,
     };
     let mut windows = Progressing {
-        plan: guessed_window.map_or(Plan::Nothing, Plan::Count),
+        plan: guessed_window.map_or(Plan::Nothing, |_| Plan::Count),
         done: None,
     };
 
@@ -336,18 +330,20 @@ pub(crate) fn gather(
     if guessed_window == Some(window_ns) && windows.settle(first.windows).is_err() {
         lied(&mut bound);
     }
-    if windows.done.is_none() && matches!(windows.plan, Plan::Nothing | Plan::Count(_)) {
-        windows.plan = Plan::Count(window_ns);
+    // Counted again, by the window now known, unless pass 1 counted them: a wrong guess or a
+    // lie leaves the plan at counting, and no guess at nothing.
+    if windows.done.is_none() && matches!(windows.plan, Plan::Nothing) {
+        windows.plan = Plan::Count;
     }
 
     // Then the points once the P99s are known, and what the parts still need.
     let mut points = None;
     for label in ["pass 2", "pass 3", "pass 4", "pass 5"] {
         let kind_p99 = spectra.done.as_ref().map(p99_per_kind);
-        let take_points = points.is_none() && kind_p99.is_some();
-        if !take_points && points.is_some() && windows.done.is_some() {
+        if points.is_some() && windows.done.is_some() {
             break;
         }
+        let take_points = points.is_none() && kind_p99.is_some();
         let points_pass = PointsPass::new(
             sources,
             stride,
@@ -368,9 +364,9 @@ pub(crate) fn gather(
             points = Some(points_pass.resolve(acc));
         }
         let _ = spectra.settle(after.spectra);
+        // A lie leaves the plan at counting: counted again without the bound.
         if windows.settle(after.windows).is_err() {
             lied(&mut bound);
-            windows.plan = Plan::Count(window_ns);
         }
     }
     progress.finish();
@@ -403,7 +399,7 @@ pub(crate) fn gather(
 /// longer closed on the bound.
 fn lied(bound: &mut Option<u64>) {
     if bound.take().is_some() {
-        eprintln!("ringcat: a record is later than the archive's lateness bound: counting again");
+        closing::warn_bound_broken();
     }
 }
 

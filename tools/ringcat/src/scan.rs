@@ -47,18 +47,15 @@ pub(crate) fn fold<A: Send>(
     fold: impl Fn(&mut A, usize, &Sample, u128) + Sync,
     merge: impl Fn(&mut A, A),
 ) -> Result<A, Failure> {
-    let (acc, ()) = fold_in_order(
+    fold_order_free(
         sources,
         filter,
         progress,
-        init,
-        |_| (),
-        #[inline(always)]
-        |acc, (), source, sample, weight| fold(acc, source, sample, weight),
+        Lanes::Shared,
+        |_| init(),
+        fold,
         merge,
-        |(), ()| (),
-    )?;
-    Ok(acc)
+    )
 }
 
 /// [`fold`] with, beside the order-free accumulator `A` (one per thread, merged in any
@@ -108,11 +105,24 @@ pub(crate) fn fold_in_lanes<A: Send>(
     fold: impl Fn(&mut A, usize, &Sample, u128) + Sync,
     merge: impl Fn(&mut A, A),
 ) -> Result<A, Failure> {
+    fold_order_free(sources, filter, progress, Lanes::Runs, init, fold, merge)
+}
+
+/// [`fold_pieces`] without an ordered accumulator: what [`fold`] and [`fold_in_lanes`] share.
+fn fold_order_free<A: Send>(
+    sources: &Sources,
+    filter: &Filter,
+    progress: &mut Progress,
+    lanes: Lanes,
+    init: impl Fn(usize) -> A + Sync,
+    fold: impl Fn(&mut A, usize, &Sample, u128) + Sync,
+    merge: impl Fn(&mut A, A),
+) -> Result<A, Failure> {
     let (acc, ()) = fold_pieces(
         sources,
         filter,
         progress,
-        Lanes::Runs,
+        lanes,
         init,
         |_| (),
         #[inline(always)]
