@@ -397,18 +397,38 @@ fn late_archive_part(path: &Path, part: std::ops::Range<u64>, jitter: u64) {
 /// `pct --window`'s rows without the mean (the two-pass path sums it in another order, up to
 /// float rounding).
 fn window_rows(args: &[&str], budget: &str) -> (Vec<Value>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_ringcat"))
-        .args(args)
-        .env("TZ", "UTC")
-        .env("RINGCAT_DISTINCT_BUDGET", budget)
-        .output()
-        .expect("run ringcat");
-    assert!(output.status.success(), "ringcat {args:?} failed");
-    let mut rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let (stdout, stderr) = ringcat_within(args, Some(budget));
+    let mut rows: Vec<Value> = serde_json::from_str(&stdout).unwrap();
     for row in &mut rows {
         row.as_object_mut().unwrap().remove("mean");
     }
-    (rows, String::from_utf8_lossy(&output.stderr).into_owned())
+    (rows, stderr)
+}
+
+/// Runs ringcat (which must succeed) with a tally budget of `budget` distinct values (`None`:
+/// the default): its stdout and stderr.
+fn ringcat_within(args: &[&str], budget: Option<&str>) -> (String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ringcat"));
+    command.args(args).env("TZ", "UTC");
+    match budget {
+        Some(budget) => command.env("RINGCAT_DISTINCT_BUDGET", budget),
+        None => command.env_remove("RINGCAT_DISTINCT_BUDGET"),
+    };
+    let output = command.output().expect("run ringcat");
+    assert!(output.status.success(), "ringcat {args:?} failed");
+    (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A copy of the archive at `path` whose header claims that no record is late (bound 0),
+/// though the writer recorded a lateness: a file that lies about its bound.
+fn lying_copy(path: &Path, liar: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    assert_ne!(bytes[48..56], [0; 8], "the writer recorded the lateness");
+    bytes[48..56].copy_from_slice(&0u64.to_le_bytes());
+    std::fs::write(liar, bytes).unwrap();
 }
 
 /// `pct --window` on one archive closes each window once the records are past it by the
@@ -446,10 +466,7 @@ fn pct_windows_closed_as_they_end_equal_the_bins_passes() {
         if jitter > 0 {
             // The same file claiming that no record is late.
             let liar = dir.path().join("liar.archive");
-            let mut bytes = std::fs::read(&path).unwrap();
-            assert_ne!(bytes[48..56], [0; 8], "the writer recorded the lateness");
-            bytes[48..56].copy_from_slice(&0u64.to_le_bytes());
-            std::fs::write(&liar, bytes).unwrap();
+            lying_copy(&path, &liar);
             let mut args = args;
             args[1] = liar.to_str().unwrap();
             let (again, stderr) = window_rows(&args, "5000");
@@ -470,21 +487,9 @@ fn plot_windows_guessed_or_not_draw_the_same() {
     let path = dir.path().join("late.archive");
     late_archive(&path, 200_000, 30_000);
     let plot = |file: &Path, extra: &[&str], budget: Option<&str>| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ringcat"));
-        command
-            .args(["plot", file.to_str().unwrap(), "-o", "-"])
-            .args(extra)
-            .env("TZ", "UTC");
-        match budget {
-            Some(budget) => command.env("RINGCAT_DISTINCT_BUDGET", budget),
-            None => command.env_remove("RINGCAT_DISTINCT_BUDGET"),
-        };
-        let output = command.output().expect("run ringcat");
-        assert!(output.status.success(), "plot {extra:?} failed");
-        (
-            String::from_utf8(output.stdout).unwrap(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        let mut args = vec!["plot", file.to_str().unwrap(), "-o", "-"];
+        args.extend(extra);
+        ringcat_within(&args, budget)
     };
     // The window is guessed (the archive's span settles in its first entries).
     let reader = ringlat_read::archive::ArchiveReader::open(&path).unwrap();
@@ -497,9 +502,7 @@ fn plot_windows_guessed_or_not_draw_the_same() {
     let (binned, _) = plot(&path, &[], Some("0"));
     assert!(binned == guessed, "the bins' passes drew otherwise");
     let liar = dir.path().join("liar.archive");
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes[48..56].copy_from_slice(&0u64.to_le_bytes());
-    std::fs::write(&liar, bytes).unwrap();
+    lying_copy(&path, &liar);
     let (lied, stderr) = plot(&liar, &[], Some("5000"));
     assert!(lied == guessed, "the lying file drew otherwise");
     assert!(stderr.contains("lateness bound"), "{stderr}");
