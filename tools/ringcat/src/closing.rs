@@ -40,6 +40,8 @@ pub(crate) fn lateness(sources: &Sources, filter: &Filter) -> Result<Option<u64>
     if filter.last.is_some() {
         return Ok(None);
     }
+    // One file: its own bound, whether or not its span settles in a short read (the loop
+    // below needs each file's oldest record only for the files after it).
     if let [Source::Archive(archive)] = sources.sources.as_slice() {
         return Ok(archive.lateness_bound()?);
     }
