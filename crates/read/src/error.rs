@@ -51,6 +51,13 @@ pub enum ReadError {
         /// The file.
         path: PathBuf,
     },
+    /// A ring read in place (no writer was alive when the read began) was written to while
+    /// it was read: the passes may have seen different records.
+    #[error("{path}: a writer wrote to the ring while it was being read; read it again")]
+    Rewritten {
+        /// The file.
+        path: PathBuf,
+    },
     /// An operating-system call failed.
     #[error("{path}: {what}: {source}")]
     Io {

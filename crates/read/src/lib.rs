@@ -30,6 +30,7 @@ mod drain;
 mod error;
 mod escape;
 mod follow;
+mod in_place;
 mod liveness;
 mod locks;
 mod mapping;

@@ -1,6 +1,7 @@
 //! Samples from any source (live ring, closed ring, archive) in one shape, latency in ns.
 
 use crate::archive::{ARCHIVE_MAGIC, ArchiveReader, EntryTables};
+use crate::in_place::InPlace;
 use crate::percentile::weight_of;
 use crate::{Decoded, ReadError, RingFile};
 use std::io::Read;
@@ -197,6 +198,32 @@ impl RingSnapshot {
     }
 }
 
+/// How the passes over a ring read it, chosen when the first pass begins.
+#[derive(Debug)]
+pub enum RingView {
+    /// No writer was alive: every pass reads the slots in place (see `in_place.rs`).
+    InPlace(InPlace),
+    /// A writer may still write: the records are copied once, and every pass reads the copy.
+    Snapshot(RingSnapshot),
+}
+
+impl RingView {
+    fn of(file: &RingFile) -> Self {
+        InPlace::of(file).map_or_else(
+            || RingView::Snapshot(RingSnapshot::take(file)),
+            RingView::InPlace,
+        )
+    }
+
+    /// The units of a pass: positions read in place, or the snapshot's records.
+    fn units(&self) -> u64 {
+        match self {
+            RingView::InPlace(in_place) => in_place.len(),
+            RingView::Snapshot(snapshot) => snapshot.len as u64,
+        }
+    }
+}
+
 /// A file to read samples from: a ring (live or not) or an archive.
 ///
 /// ```
@@ -212,12 +239,13 @@ impl RingSnapshot {
 /// ```
 #[derive(Debug)]
 pub enum Source {
-    /// A ring file; its records are taken once (a snapshot) when first read.
+    /// A ring file: read in place when no writer is alive, else its records are taken once
+    /// (a snapshot) when first read.
     Ring {
         /// The open ring.
         file: Box<RingFile>,
-        /// The snapshot every pass reads, so that passes agree on a live ring.
-        frozen: std::sync::OnceLock<RingSnapshot>,
+        /// How every pass reads it (chosen at the first), so that passes agree.
+        view: std::sync::OnceLock<RingView>,
     },
     /// An archive written by `ringcat drain -o`.
     Archive(Box<ArchiveReader>),
@@ -237,7 +265,7 @@ impl Source {
         }
         Ok(Source::Ring {
             file: Box::new(RingFile::open(path)?),
-            frozen: std::sync::OnceLock::new(),
+            view: std::sync::OnceLock::new(),
         })
     }
 
@@ -262,12 +290,12 @@ impl Source {
     /// Roughly how many samples a pass visits (for progress bars).
     pub fn len_hint(&self) -> u64 {
         match self {
-            Source::Ring { file, frozen } => frozen.get().map_or_else(
+            Source::Ring { file, view } => view.get().map_or_else(
                 || {
                     let (head, tail) = file.positions();
                     u64::from(tail.wrapping_sub(head))
                 },
-                |snapshot| snapshot.len as u64,
+                RingView::units,
             ),
             Source::Archive(archive) => archive.len(),
         }
@@ -277,7 +305,11 @@ impl Source {
     /// archive, or before the first pass).
     pub fn in_flight_skipped(&self) -> u64 {
         match self {
-            Source::Ring { frozen, .. } => frozen.get().map_or(0, |snapshot| snapshot.in_flight),
+            Source::Ring { view, .. } => match view.get() {
+                Some(RingView::Snapshot(snapshot)) => snapshot.in_flight,
+                // No writer: an unfinished slot is abandoned, never in flight.
+                Some(RingView::InPlace(_)) | None => 0,
+            },
             Source::Archive(_) => 0,
         }
     }
@@ -292,8 +324,8 @@ impl Source {
     }
 
     /// Starts a pass made of [`scan`](Self::scan)s and returns how many units it covers (the
-    /// entries of an archive, the records of a ring's snapshot, taken now if this is the first
-    /// pass). Pieces `a..b` of `0..units` may then be scanned in any order, by several threads;
+    /// entries of an archive; the positions of a ring read in place, or the records of its
+    /// snapshot, taken now if this is the first pass). Pieces `a..b` of `0..units` may then be scanned in any order, by several threads;
     /// call [`end_scan`](Self::end_scan) after the last.
     ///
     /// ```
@@ -311,9 +343,9 @@ impl Source {
     /// ```
     pub fn begin_scan(&self) -> Result<u64, ReadError> {
         match self {
-            Source::Ring { file, .. } => {
+            Source::Ring { file, view } => {
                 file.check_intact()?;
-                Ok(self.frozen().len as u64)
+                Ok(view.get_or_init(|| RingView::of(file)).units())
             }
             Source::Archive(archive) => {
                 archive.begin_scan();
@@ -332,16 +364,20 @@ impl Source {
         mut visit: impl FnMut(&Sample, u128),
     ) -> Result<(), ReadError> {
         match self {
-            Source::Ring { .. } => {
-                let snapshot = self.frozen();
-                let end = (range.end as usize).min(snapshot.len);
-                let start = (range.start as usize).min(end);
-                for slice in snapshot.slices(start, end) {
-                    for record in slice {
-                        visit(
-                            &snapshot.sample(record),
-                            snapshot.weight[usize::from(record.class)],
-                        );
+            Source::Ring { file, view } => {
+                match view.get_or_init(|| RingView::of(file)) {
+                    RingView::InPlace(in_place) => in_place.scan(file, range, visit),
+                    RingView::Snapshot(snapshot) => {
+                        let end = (range.end as usize).min(snapshot.len);
+                        let start = (range.start as usize).min(end);
+                        for slice in snapshot.slices(start, end) {
+                            for record in slice {
+                                visit(
+                                    &snapshot.sample(record),
+                                    snapshot.weight[usize::from(record.class)],
+                                );
+                            }
+                        }
                     }
                 }
                 Ok(())
@@ -373,35 +409,39 @@ impl Source {
     }
 
     /// Ends a pass made of [`scan`](Self::scan)s: fails if a ring shrank while its snapshot
-    /// was taken (what was read may be zeros).
+    /// was taken (what was read may be zeros), or, read in place, if it shrank or a writer
+    /// wrote to it ([`ReadError::Rewritten`]: the passes may disagree).
     pub fn end_scan(&self) -> Result<(), ReadError> {
         match self {
-            Source::Ring { file, .. } => file.check_intact(),
+            Source::Ring { file, view } => match view.get() {
+                Some(RingView::InPlace(in_place)) => in_place.check_unchanged(file),
+                _ => file.check_intact(),
+            },
             Source::Archive(_) => Ok(()),
         }
     }
 
-    /// The ring's snapshot, taken on first use (empty for an archive).
-    fn frozen(&self) -> &RingSnapshot {
-        static NONE: std::sync::OnceLock<RingSnapshot> = std::sync::OnceLock::new();
-        match self {
-            Source::Ring { file, frozen } => frozen.get_or_init(|| RingSnapshot::take(file)),
-            Source::Archive(_) => NONE.get_or_init(RingSnapshot::default),
-        }
-    }
-
-    /// Visits every sample. A ring is read once (a snapshot, in-flight slots skipped) and
-    /// every later pass sees the same samples; an archive is streamed from disk each pass.
+    /// Visits every sample. A ring is read in place when no writer is alive, else once (a
+    /// snapshot, in-flight slots skipped), and every later pass sees the same samples; an
+    /// archive is streamed from disk each pass.
     pub fn for_each(&self, mut visit: impl FnMut(Sample)) -> Result<(), ReadError> {
         match self {
-            Source::Ring { file, .. } => {
+            Source::Ring { file, view } => {
                 file.check_intact()?;
-                let snapshot = self.frozen();
-                // A snapshot taken while the file shrank is empty: report that, not "no records".
-                file.check_intact()?;
-                snapshot
-                    .range(0, snapshot.len)
-                    .for_each(|record| visit(snapshot.sample(record)));
+                match view.get_or_init(|| RingView::of(file)) {
+                    RingView::InPlace(in_place) => {
+                        in_place.scan(file, 0..in_place.len(), |sample, _| visit(*sample));
+                        in_place.check_unchanged(file)?;
+                    }
+                    RingView::Snapshot(snapshot) => {
+                        // A snapshot taken while the file shrank is empty: report that, not
+                        // "no records".
+                        file.check_intact()?;
+                        snapshot
+                            .range(0, snapshot.len)
+                            .for_each(|record| visit(snapshot.sample(record)));
+                    }
+                }
                 Ok(())
             }
             Source::Archive(archive) => archive.for_each(|r| {
@@ -485,6 +525,75 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(pieces, serial);
+    }
+
+    /// A ring with no writer is read in place, and every pass reads the positions the first
+    /// one read: a consumer draining between passes changes nothing, a record written
+    /// meanwhile fails the pass (the passes could disagree).
+    #[test]
+    fn a_ring_without_writer_is_read_in_place_the_same_by_every_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ring(dir.path(), 5_000, 100);
+        let source = Source::open(&path).unwrap();
+        let pass = || {
+            let units = source.begin_scan().unwrap();
+            let mut seen = Vec::new();
+            source
+                .scan(0..units, &mut Vec::new(), |s, w| seen.push((s.trace_id, w)))
+                .unwrap();
+            source.end_scan().map(|()| seen)
+        };
+        let first = pass().unwrap();
+        let Source::Ring { view, .. } = &source else {
+            panic!("a ring")
+        };
+        assert!(matches!(view.get(), Some(RingView::InPlace(_))));
+        assert_eq!(first.len(), 4_900);
+        assert_eq!(first.first().map(|r| r.0), Some(100));
+        let mut drainer = crate::Drainer::open(&path).unwrap();
+        drainer
+            .drain_batch(2_000, |_| Ok::<(), ReadError>(()))
+            .unwrap();
+        drop(drainer);
+        assert_eq!(pass().unwrap(), first);
+        let mut all = Vec::new();
+        source.for_each(|s| all.push(s.trace_id)).unwrap();
+        assert_eq!(all, first.iter().map(|r| r.0).collect::<Vec<_>>());
+        // A writer's record moves tail: the pass that saw it happen fails.
+        let writer = RingFile::open_mode(&path, true).unwrap();
+        writer
+            .ring()
+            .push(0, 0, &ringlat_format::Record::new(1, 2, 0, 3))
+            .unwrap();
+        assert!(matches!(pass(), Err(ReadError::Rewritten { .. })));
+    }
+
+    /// A ring whose writer is alive is copied once, and every pass reads the copy.
+    #[test]
+    fn a_ring_with_a_live_writer_is_read_from_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.ring");
+        let ring = ringlat::Ring::builder(&path)
+            .kind(0, "op")
+            .create()
+            .unwrap();
+        for trace in 0..10 {
+            ring.record(0, trace, 0, std::time::Duration::from_micros(5));
+        }
+        let source = Source::open(&path).unwrap();
+        assert_eq!(source.begin_scan().unwrap(), 10);
+        ring.record(0, 10, 0, std::time::Duration::from_micros(5));
+        let mut seen = Vec::new();
+        source
+            .scan(0..20, &mut Vec::new(), |s, _| seen.push(s.trace_id))
+            .unwrap();
+        source.end_scan().unwrap();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        let Source::Ring { view, .. } = &source else {
+            panic!("a ring")
+        };
+        assert!(matches!(view.get(), Some(RingView::Snapshot(_))));
+        drop(ring);
     }
 
     /// Parts are refused when head is not where they started (a consumer moved it): the

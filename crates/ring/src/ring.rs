@@ -453,7 +453,32 @@ impl<S: Storage> Ring<S> {
         })
     }
 
+    /// The committed record of `position`, read as a peeker reads it (stamp, bytes, stamp
+    /// again: never torn, never another lap's), or `None` when the slot does not hold it
+    /// (in flight, given up, overwritten or never written). For a reader that visits a range
+    /// of positions itself, e.g. several threads each reading a part of a ring no producer
+    /// writes to any more.
+    ///
+    /// ```
+    /// use ringlat_ring::{HeapStorage, Ring};
+    /// use ringlat_format::Record;
+    /// let ring = Ring::new(HeapStorage::new(4)).unwrap();
+    /// ring.push(0, 0, &Record::new(7, 0, 0, 0)).unwrap();
+    /// assert_eq!(ring.read_committed(0).map(|slot| slot.record.trace_id()), Some(7));
+    /// assert!(ring.read_committed(1).is_none()); // never written
+    /// assert!(ring.read_committed(4).is_none()); // the same slot, a later lap
+    /// ```
+    #[inline]
+    pub fn read_committed(&self, position: u32) -> Option<Slot> {
+        match self.read_validated(position) {
+            Validated::Ok(slot) => Some(slot),
+            _ => None,
+        }
+    }
+
     /// Reads the slot of `position` as a seqlock reader: stamp, bytes, fence, stamp again.
+    /// Always inlined: readers call it once per slot of a pass.
+    #[inline(always)]
     pub(crate) fn read_validated(&self, position: u32) -> Validated {
         let index = self.index(position);
         let meta = self.storage.meta(index);
