@@ -279,7 +279,7 @@ impl<K: Ord + Clone, V> Groups<K, V> {
         &mut self,
         packed: u128,
         key: impl FnOnce() -> K,
-        make: Option<&dyn Fn() -> V>,
+        make: Option<&mut dyn FnMut() -> V>,
     ) -> Option<usize> {
         let folded = (packed as u64) ^ ((packed >> 64) as u64).rotate_left(29);
         let slot = (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize;
@@ -297,7 +297,7 @@ impl<K: Ord + Clone, V> Groups<K, V> {
         slot: usize,
         packed: u128,
         key: &K,
-        make: Option<&dyn Fn() -> V>,
+        make: Option<&mut dyn FnMut() -> V>,
     ) -> Option<usize> {
         let at = self.find(key, make)?;
         if self.packed.is_empty() {
@@ -311,7 +311,7 @@ impl<K: Ord + Clone, V> Groups<K, V> {
 
     /// The index of `key`'s group, made with `make` when it is new (`None`: new and no `make`).
     #[inline]
-    fn find(&mut self, key: &K, make: Option<&dyn Fn() -> V>) -> Option<usize> {
+    fn find(&mut self, key: &K, make: Option<&mut dyn FnMut() -> V>) -> Option<usize> {
         if let Some((_, at)) = self.recent.iter().find(|(k, _)| k == key) {
             return Some(*at);
         }
@@ -319,7 +319,7 @@ impl<K: Ord + Clone, V> Groups<K, V> {
     }
 
     #[cold]
-    fn find_slow(&mut self, key: &K, make: Option<&dyn Fn() -> V>) -> Option<usize> {
+    fn find_slow(&mut self, key: &K, make: Option<&mut dyn FnMut() -> V>) -> Option<usize> {
         let at = match self.index.get(key) {
             Some(at) => *at,
             None => {
@@ -400,7 +400,7 @@ impl<K: Ord + Clone> Histograms<K> {
     /// Adds one record of group `key`.
     #[inline]
     pub fn add(&mut self, key: K, value: i64, weight: u128) {
-        let Some(at) = self.groups.find(&key, Some(&FirstPass::new)) else {
+        let Some(at) = self.groups.find(&key, Some(&mut FirstPass::new)) else {
             return;
         };
         self.groups.values[at].add(value, weight);
@@ -712,7 +712,12 @@ pub struct Tally<K> {
     open: Vec<usize>,
     /// ...and how many groups there were then (later ones are open too).
     groups_then: usize,
+    /// Value tables of closed groups, emptied, for new groups (at most [`SPARE_SLOTS`]).
+    spare: Vec<ValueMap>,
 }
+
+/// Slots the emptied tables [`Tally::close`] keeps for new groups may hold in all (12 MiB).
+const SPARE_SLOTS: usize = 4 * DISTINCT_BUDGET;
 
 #[derive(Debug, Clone)]
 struct TallyGroup {
@@ -732,6 +737,14 @@ impl TallyGroup {
             pass: FirstPass::new(),
             values: ValueMap::default(),
             closed: None,
+        }
+    }
+
+    /// A new group, with the emptied table of a closed one when there is one.
+    fn reusing(spare: &mut Vec<ValueMap>) -> Self {
+        TallyGroup {
+            values: spare.pop().unwrap_or_default(),
+            ..TallyGroup::new()
         }
     }
 
@@ -758,13 +771,18 @@ impl<K: Ord + Clone> Tally<K> {
             closed_twice: false,
             open: Vec::new(),
             groups_then: 0,
+            spare: Vec::new(),
         }
     }
 
     /// Adds one record of group `key`.
     #[inline]
     pub fn add(&mut self, key: K, value: i64, weight: u128) {
-        let Some(at) = self.groups.find(&key, Some(&TallyGroup::new)) else {
+        let spare = &mut self.spare;
+        let Some(at) = self
+            .groups
+            .find(&key, Some(&mut || TallyGroup::reusing(spare)))
+        else {
             return;
         };
         self.add_at(at, value, weight);
@@ -786,7 +804,11 @@ impl<K: Ord + Clone> Tally<K> {
     /// ```
     #[inline(always)]
     pub fn add_packed(&mut self, packed: u128, key: impl FnOnce() -> K, value: i64, weight: u128) {
-        let Some(at) = self.groups.find_packed(packed, key, Some(&TallyGroup::new)) else {
+        let spare = &mut self.spare;
+        let Some(at) =
+            self.groups
+                .find_packed(packed, key, Some(&mut || TallyGroup::reusing(spare)))
+        else {
             return;
         };
         self.add_at(at, value, weight);
@@ -868,8 +890,15 @@ impl<K: Ord + Clone> Tally<K> {
                 continue;
             }
             self.distinct = self.distinct.saturating_sub(group.values.distinct());
-            let open = std::mem::replace(group, TallyGroup::new());
-            group.closed = Some(Box::new(exact_group(&self.quantiles, open)));
+            let mut open = std::mem::replace(group, TallyGroup::new());
+            let values = open.values.take_entries();
+            group.closed = Some(Box::new(exact_answer(&self.quantiles, open.pass, values)));
+            // The emptied table serves a group of a later window: no growing from 16 slots
+            // and no fresh memory per window and group.
+            let spare_slots: usize = self.spare.iter().map(ValueMap::slots).sum();
+            if spare_slots + open.values.slots() <= SPARE_SLOTS {
+                self.spare.push(open.values);
+            }
         }
         self.open = still_open;
     }
@@ -913,7 +942,7 @@ impl<K: Ord + Clone> Tally<K> {
         let mut hopeless = false;
         self.closed_twice |= other.closed_twice;
         for (key, group) in other.groups.into_sorted() {
-            let Some(at) = self.groups.find(&key, Some(&TallyGroup::new)) else {
+            let Some(at) = self.groups.find(&key, Some(&mut TallyGroup::new)) else {
                 continue;
             };
             let mine = &mut self.groups.values[at];
@@ -956,9 +985,16 @@ impl<K: Ord + Clone> Tally<K> {
 
 /// The answer for a group whose every distinct value is known.
 fn exact_group(quantiles: &[Quantile], group: TallyGroup) -> Planned {
-    let mut values = group.values.entries();
+    exact_answer(quantiles, group.pass, group.values.entries())
+}
+
+/// [`exact_group`] from the group's first pass and its values.
+fn exact_answer(
+    quantiles: &[Quantile],
+    mut pass: FirstPass,
+    mut values: Vec<(i64, u128)>,
+) -> Planned {
     values.sort_unstable_by_key(|(value, _)| *value);
-    let mut pass = group.pass;
     for (value, weight) in &values {
         pass.weigh(*value, *weight);
     }
@@ -1200,6 +1236,28 @@ impl ValueMap {
         if !scatter && displaced > Self::CROWDED * self.len + 64 {
             self.rebuild(slots, true);
         }
+    }
+
+    /// Slots of the table (its memory, 24 bytes each).
+    fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Every `(value, weight)`, in no particular order, leaving the map empty but with its
+    /// table and its grid (still a common divisor of any values that fit it: new values off
+    /// it widen it as usual), ready for values like the ones it held.
+    fn take_entries(&mut self) -> Vec<(i64, u128)> {
+        let mut entries = Vec::with_capacity(self.distinct());
+        for slot in &mut self.slots {
+            if slot.value != Self::EMPTY {
+                entries.push((slot.value, slot.weight()));
+                *slot = Slot::FREE;
+            }
+        }
+        entries.extend(self.empty_value.take().map(|w| (Self::EMPTY, w)));
+        self.len = 0;
+        self.hopeless = false;
+        entries
     }
 
     /// Every `(value, weight)`, in no particular order.
@@ -1651,6 +1709,50 @@ mod tests {
 
     /// Closing looks only at the groups still open (a day of windows must not make it
     /// quadratic), and what it finishes equals a tally that never closes.
+    /// Tables emptied by closing serve later windows whose values sit on other grids (a
+    /// multiple of 1000, odd values, values crowding one slot, the value `EMPTY` itself)
+    /// and in other numbers: every window's answer equals a fresh tally's, and the tables
+    /// kept stay within their bound.
+    #[test]
+    fn tables_reused_across_windows_keep_every_answer_exact() {
+        let quantiles = vec![
+            Quantile::parse("0").unwrap(),
+            Quantile::parse("50").unwrap(),
+            Quantile::parse("99.9").unwrap(),
+            Quantile::parse("100").unwrap(),
+        ];
+        let mut closing = Tally::with_budget(quantiles.clone(), 5_000);
+        let mut state = 7u64;
+        for window in 0..40u64 {
+            let mut fresh = Tally::new(quantiles.clone());
+            let count = 10 + (window * 997) % 3_000;
+            for i in 0..count {
+                let r = lcg(&mut state);
+                let value = match window % 5 {
+                    0 => (r % 2_000) as i64 * 1_000,
+                    1 => (r % 5_000) as i64 * 2 + 1,
+                    2 => ((r % 300) as i64) << 40,
+                    3 if i % 97 == 0 => i64::MIN,
+                    _ => -((r % 100_000) as i64),
+                };
+                let weight = WEIGHT_ONE * u128::from(1 + r % 3);
+                closing.add((window, i % 2), value, weight);
+                fresh.add((window, i % 2), value, weight);
+            }
+            closing.close(|(w, _)| *w == window);
+            assert!(closing.spare.iter().map(ValueMap::slots).sum::<usize>() <= SPARE_SLOTS);
+            let rows = closing.clone().finish().finish();
+            let expected = fresh.finish().finish();
+            assert_eq!(
+                rows[rows.len() - expected.len()..],
+                expected[..],
+                "window {window}"
+            );
+        }
+        assert!(closing.is_exact() && !closing.added_after_close());
+        assert!(!closing.spare.is_empty());
+    }
+
     #[test]
     fn closing_keeps_only_the_open_groups_in_view() {
         let quantiles = vec![
