@@ -740,14 +740,6 @@ impl TallyGroup {
         }
     }
 
-    /// A new group, with the emptied table of a closed one when there is one.
-    fn reusing(spare: &mut Vec<ValueMap>) -> Self {
-        TallyGroup {
-            values: spare.pop().unwrap_or_default(),
-            ..TallyGroup::new()
-        }
-    }
-
     /// Closed, and fed a record since.
     fn added_after_close(&self) -> bool {
         self.closed.is_some() && self.pass.summary.records > 0
@@ -778,11 +770,7 @@ impl<K: Ord + Clone> Tally<K> {
     /// Adds one record of group `key`.
     #[inline]
     pub fn add(&mut self, key: K, value: i64, weight: u128) {
-        let spare = &mut self.spare;
-        let Some(at) = self
-            .groups
-            .find(&key, Some(&mut || TallyGroup::reusing(spare)))
-        else {
+        let Some(at) = self.groups.find(&key, Some(&mut TallyGroup::new)) else {
             return;
         };
         self.add_at(at, value, weight);
@@ -804,10 +792,9 @@ impl<K: Ord + Clone> Tally<K> {
     /// ```
     #[inline(always)]
     pub fn add_packed(&mut self, packed: u128, key: impl FnOnce() -> K, value: i64, weight: u128) {
-        let spare = &mut self.spare;
-        let Some(at) =
-            self.groups
-                .find_packed(packed, key, Some(&mut || TallyGroup::reusing(spare)))
+        let Some(at) = self
+            .groups
+            .find_packed(packed, key, Some(&mut TallyGroup::new))
         else {
             return;
         };
@@ -821,6 +808,15 @@ impl<K: Ord + Clone> Tally<K> {
             // Weight, min and max come from the value map later (`bin_all`, `exact_group`).
             group.pass.summary.records += 1;
             if group.values.add(value, weight) {
+                // A group's first value, in a table just made: take the emptied table of a
+                // closed group instead, when there is one (here, off the per-record path).
+                if group.values.distinct() == 1
+                    && group.values.slots() <= ValueMap::FIRST_SLOTS
+                    && let Some(spare) = self.spare.pop()
+                {
+                    group.values = spare;
+                    group.values.add(value, weight);
+                }
                 self.distinct += 1;
                 if self.distinct > self.budget || group.values.hopeless() {
                     self.bin_all();
@@ -1096,6 +1092,8 @@ impl Slot {
 impl ValueMap {
     const EMPTY: i64 = i64::MIN;
     const LONG_PROBE: usize = 1024;
+    /// The table a map starts with.
+    const FIRST_SLOTS: usize = 16;
 
     /// Adds `weight` to `value`; true when the value is new.
     ///
@@ -1126,7 +1124,7 @@ impl ValueMap {
         }
         if self.slots.is_empty() {
             self.inverse = 1;
-            self.rebuild(16, false);
+            self.rebuild(Self::FIRST_SLOTS, false);
         }
         let mask = self.slots.len() - 1;
         let mut at = self.slot_of(value) & mask;
