@@ -242,7 +242,13 @@ struct Groups<K, V> {
     next_recent: usize,
     /// Packed key -> group index, direct-mapped; [`NO_PACKED_KEY`] marks an empty slot.
     packed: Vec<(u128, usize)>,
+    /// Packed keys below [`SMALL_KEYS`] (kind and status, no window) -> group index + 1,
+    /// indexed directly (0: not known yet); empty until the first such key.
+    small: Vec<u32>,
 }
+
+/// Packed keys below this find their group in [`Groups::small`]: one load.
+const SMALL_KEYS: u128 = 1 << 16;
 
 /// How many recently used groups [`Groups`] keeps at hand.
 const RECENT_GROUPS: usize = 16;
@@ -269,6 +275,7 @@ impl<K: Ord + Clone, V> Groups<K, V> {
             recent: Vec::with_capacity(RECENT_GROUPS),
             next_recent: 0,
             packed: Vec::new(),
+            small: Vec::new(),
         }
     }
 
@@ -281,6 +288,12 @@ impl<K: Ord + Clone, V> Groups<K, V> {
         key: impl FnOnce() -> K,
         make: Option<&mut dyn FnMut() -> V>,
     ) -> Option<usize> {
+        if packed < SMALL_KEYS
+            && let Some(&at) = self.small.get(packed as usize)
+            && at != 0
+        {
+            return Some(at as usize - 1);
+        }
         let folded = (packed as u64) ^ ((packed >> 64) as u64).rotate_left(29);
         let slot = (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize;
         if let Some((cached, at)) = self.packed.get(slot)
@@ -303,7 +316,12 @@ impl<K: Ord + Clone, V> Groups<K, V> {
         if self.packed.is_empty() {
             self.packed = vec![(NO_PACKED_KEY, 0); PACKED_SLOTS];
         }
-        if packed != NO_PACKED_KEY {
+        if packed < SMALL_KEYS && u32::try_from(at + 1).is_ok() {
+            if self.small.is_empty() {
+                self.small = vec![0; SMALL_KEYS as usize];
+            }
+            self.small[packed as usize] = (at + 1) as u32;
+        } else if packed != NO_PACKED_KEY {
             self.packed[slot] = (packed, at);
         }
         Some(at)
@@ -1317,11 +1335,17 @@ mod tests {
             let mut state = 7;
             let records: Vec<((u64, u16), i64)> = (0..60_000)
                 .map(|_| {
-                    let key = (
-                        lcg(&mut state) % 700 * 1_000_000_000,
-                        (lcg(&mut state) % 5) as u16,
-                    );
-                    (key, (lcg(&mut state) % 300) as i64)
+                    // A quarter in window 0: packed below 2^16, the directly indexed keys,
+                    // up to the last of them (kind u16::MAX).
+                    let window = match lcg(&mut state) % 4 {
+                        0 => 0,
+                        _ => lcg(&mut state) % 700 * 1_000_000_000,
+                    };
+                    let kind = match lcg(&mut state) % 3 {
+                        0 => u16::MAX - (lcg(&mut state) % 3) as u16,
+                        _ => (lcg(&mut state) % 5) as u16,
+                    };
+                    ((window, kind), (lcg(&mut state) % 300) as i64)
                 })
                 .collect();
             let pack = |(window, kind): (u64, u16)| (u128::from(window) << 64) | u128::from(kind);
