@@ -378,6 +378,13 @@ impl RingFile {
         }
     }
 
+    /// Adds `count` damaged slots to [`invalid_slots`](Self::invalid_slots) (found by a
+    /// reader that checks slots itself).
+    pub(crate) fn count_invalid(&self, count: u64) {
+        // Relaxed: a statistic.
+        self.invalid_slots.fetch_add(count, Ordering::Relaxed);
+    }
+
     /// Committed slots skipped so far because their kind is undeclared or their sampling
     /// class unused (damage: the writer never commits such a slot).
     pub fn invalid_slots(&self) -> u64 {

@@ -730,11 +730,14 @@ pub struct Tally<K> {
     open: Vec<usize>,
     /// ...and how many groups there were then (later ones are open too).
     groups_then: usize,
-    /// Value tables of closed groups, emptied, for new groups (at most [`SPARE_SLOTS`]).
+    /// Value tables of closed groups, emptied, for new groups...
     spare: Vec<ValueMap>,
+    /// ...and their slots in all (at most 4 times the budget, and [`SPARE_SLOTS`]).
+    spare_slots: usize,
 }
 
-/// Slots the emptied tables [`Tally::close`] keeps for new groups may hold in all (12 MiB).
+/// Slots the emptied tables [`Tally::close`] keeps for new groups may hold in all, at most
+/// (12 MiB; less with a smaller budget).
 const SPARE_SLOTS: usize = 4 * DISTINCT_BUDGET;
 
 #[derive(Debug, Clone)]
@@ -782,6 +785,7 @@ impl<K: Ord + Clone> Tally<K> {
             open: Vec::new(),
             groups_then: 0,
             spare: Vec::new(),
+            spare_slots: 0,
         }
     }
 
@@ -826,14 +830,17 @@ impl<K: Ord + Clone> Tally<K> {
             // Weight, min and max come from the value map later (`bin_all`, `exact_group`).
             group.pass.summary.records += 1;
             if group.values.add(value, weight) {
-                // A group's first value, in a table just made: take the emptied table of a
-                // closed group instead, when there is one (here, off the per-record path).
-                if group.values.distinct() == 1
-                    && group.values.slots() <= ValueMap::FIRST_SLOTS
-                    && let Some(spare) = self.spare.pop()
+                // A new group's table about to grow for the first time: move its values into
+                // the emptied table of a closed group, when there is one (here, off the
+                // per-record path). Its first values have settled the grid by now, so the
+                // large table is not placed again for each of them.
+                if group.values.distinct() == ValueMap::HAND_OVER
+                    && group.values.slots() == ValueMap::FIRST_SLOTS
+                    && let Some(mut spare) = self.spare.pop()
                 {
+                    self.spare_slots -= spare.slots();
+                    spare.adopt(std::mem::take(&mut group.values));
                     group.values = spare;
-                    group.values.add(value, weight);
                 }
                 self.distinct += 1;
                 if self.distinct > self.budget || group.values.hopeless() {
@@ -903,14 +910,20 @@ impl<K: Ord + Clone> Tally<K> {
                 still_open.push(at);
                 continue;
             }
-            self.distinct = self.distinct.saturating_sub(group.values.distinct());
+            let distinct = group.values.distinct();
+            self.distinct = self.distinct.saturating_sub(distinct);
             let mut open = std::mem::replace(group, TallyGroup::new());
             let values = open.values.take_entries();
             group.closed = Some(Box::new(exact_answer(&self.quantiles, open.pass, values)));
             // The emptied table serves a group of a later window: no growing from 16 slots
-            // and no fresh memory per window and group.
-            let spare_slots: usize = self.spare.iter().map(ValueMap::slots).sum();
-            if spare_slots + open.values.slots() <= SPARE_SLOTS {
+            // and no fresh memory per window and group. Only a table its group filled to an
+            // eighth at least (a table grows at half full): a large one handed to a group of
+            // a few values is dropped when that group closes, rather than walked again at
+            // every close.
+            let slots = open.values.slots();
+            let limit = self.budget.saturating_mul(4).min(SPARE_SLOTS);
+            if distinct.saturating_mul(8) >= slots && self.spare_slots + slots <= limit {
+                self.spare_slots += slots;
                 self.spare.push(open.values);
             }
         }
@@ -1112,6 +1125,9 @@ impl ValueMap {
     const LONG_PROBE: usize = 1024;
     /// The table a map starts with.
     const FIRST_SLOTS: usize = 16;
+    /// Values a map holds when a tally hands it an emptied larger table: the most its first
+    /// table holds before it grows (at half full).
+    const HAND_OVER: usize = Self::FIRST_SLOTS / 2;
 
     /// Adds `weight` to `value`; true when the value is new.
     ///
@@ -1237,6 +1253,11 @@ impl ValueMap {
 
     #[cold]
     fn rebuild(&mut self, slots: usize, scatter: bool) {
+        if self.len == 0 && slots == self.slots.len() {
+            // Nothing to move (an emptied table taking its first value): keep the memory.
+            self.scatter = scatter;
+            return;
+        }
         let old = std::mem::replace(&mut self.slots, vec![Slot::FREE; slots]);
         self.scatter = scatter;
         let mask = slots - 1;
@@ -1259,9 +1280,20 @@ impl ValueMap {
         self.slots.len()
     }
 
-    /// Every `(value, weight)`, in no particular order, leaving the map empty but with its
-    /// table and its grid (still a common divisor of any values that fit it: new values off
-    /// it widen it as usual), ready for values like the ones it held.
+    /// Takes the values of `small` (with its grid) into this emptied map (see
+    /// [`ValueMap::take_entries`]), whose table is larger.
+    fn adopt(&mut self, small: ValueMap) {
+        (self.scatter, self.quantum, self.shift, self.inverse) =
+            (small.scatter, small.quantum, small.shift, small.inverse);
+        self.hopeless = small.hopeless;
+        for (value, weight) in small.entries() {
+            self.add_probing(value, weight);
+        }
+    }
+
+    /// Every `(value, weight)`, in no particular order, leaving the map as a new one (no
+    /// grid, not scattered: placing another group's values by this one's hash could crowd
+    /// them) but with its table, ready for as many values.
     fn take_entries(&mut self) -> Vec<(i64, u128)> {
         let mut entries = Vec::with_capacity(self.distinct());
         for slot in &mut self.slots {
@@ -1273,6 +1305,7 @@ impl ValueMap {
         entries.extend(self.empty_value.take().map(|w| (Self::EMPTY, w)));
         self.len = 0;
         self.hopeless = false;
+        (self.scatter, self.quantum, self.shift, self.inverse) = (false, 0, 0, 1);
         entries
     }
 
@@ -1729,8 +1762,6 @@ mod tests {
         assert!(Quantile::parse("50.").is_ok());
     }
 
-    /// Closing looks only at the groups still open (a day of windows must not make it
-    /// quadratic), and what it finishes equals a tally that never closes.
     /// Tables emptied by closing serve later windows whose values sit on other grids (a
     /// multiple of 1000, odd values, values crowding one slot, the value `EMPTY` itself)
     /// and in other numbers: every window's answer equals a fresh tally's, and the tables
@@ -1762,7 +1793,9 @@ mod tests {
                 fresh.add((window, i % 2), value, weight);
             }
             closing.close(|(w, _)| *w == window);
-            assert!(closing.spare.iter().map(ValueMap::slots).sum::<usize>() <= SPARE_SLOTS);
+            let pooled: usize = closing.spare.iter().map(ValueMap::slots).sum();
+            assert_eq!(pooled, closing.spare_slots);
+            assert!(pooled <= 4 * 5_000);
             let rows = closing.clone().finish().finish();
             let expected = fresh.finish().finish();
             assert_eq!(
@@ -1775,6 +1808,59 @@ mod tests {
         assert!(!closing.spare.is_empty());
     }
 
+    /// A table that scattered its values (they crowded on their grid) is handed on as a new
+    /// table: values of a later window on a coarse grid stay exact, as in a fresh tally (kept
+    /// scattered, they crowded into one run of slots until counting gave up).
+    #[test]
+    fn a_reused_table_forgets_how_its_last_values_were_placed() {
+        let quantiles = vec![Quantile::parse("50").unwrap()];
+        let mut closing = Tally::with_budget(quantiles.clone(), 100_000);
+        let mut fresh = Tally::with_budget(quantiles, 100_000);
+        closing.add(0u64, 1, WEIGHT_ONE);
+        for k in 1..3_000i64 {
+            closing.add(0, k << 16, WEIGHT_ONE);
+        }
+        closing.close(|w| *w == 0);
+        assert_eq!(closing.spare.len(), 1);
+        for m in 1..3_000i64 {
+            closing.add(1, m << 48, WEIGHT_ONE);
+            fresh.add(1, m << 48, WEIGHT_ONE);
+        }
+        assert!(fresh.is_exact());
+        assert!(closing.is_exact());
+        let rows = closing.finish().finish();
+        assert_eq!(rows[1..], fresh.finish().finish()[..]);
+    }
+
+    /// A large table handed to a group of a few values is dropped when that group closes:
+    /// many small windows after a wide one keep only small tables, and closing stays cheap;
+    /// a group of fewer values than a first table holds takes none.
+    #[test]
+    fn a_large_table_is_not_handed_on_and_on() {
+        let mut closing = Tally::with_budget(vec![Quantile::parse("50").unwrap()], 200_000);
+        for v in 0..50_000i64 {
+            closing.add(0u64, v, WEIGHT_ONE);
+        }
+        closing.close(|w| *w == 0);
+        let large = closing.spare_slots;
+        assert!(large >= 100_000);
+        closing.add(1, 7, WEIGHT_ONE);
+        closing.close(|w| *w == 1);
+        assert_eq!(
+            closing.spare_slots, large,
+            "a group of one value took the table"
+        );
+        for window in 2..100u64 {
+            for v in 0..20 {
+                closing.add(window, v, WEIGHT_ONE);
+            }
+            closing.close(|w| *w == window);
+        }
+        assert!(closing.spare_slots < large / 100, "{}", closing.spare_slots);
+    }
+
+    /// Closing looks only at the groups still open (a day of windows must not make it
+    /// quadratic), and what it finishes equals a tally that never closes.
     #[test]
     fn closing_keeps_only_the_open_groups_in_view() {
         let quantiles = vec![

@@ -199,9 +199,22 @@ impl RingSnapshot {
 }
 
 /// How the passes over a ring read it, chosen when the first pass begins.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("v.ring");
+/// let ring = ringlat::Ring::builder(&path).kind(0, "op").create().unwrap();
+/// ring.record(0, 1, 0, std::time::Duration::from_micros(3));
+/// ring.close().unwrap(); // no writer left: read in place
+/// let source = ringlat_read::Source::open(&path).unwrap();
+/// source.begin_scan().unwrap();
+/// let ringlat_read::Source::Ring { view, .. } = &source else { unreachable!() };
+/// assert!(matches!(view.get(), Some(ringlat_read::RingView::InPlace(_))));
+/// ```
 #[derive(Debug)]
 pub enum RingView {
-    /// No writer was alive: every pass reads the slots in place (see `in_place.rs`).
+    /// No writer was left (closed, or dead by every witness): every pass reads the slots in
+    /// place.
     InPlace(InPlace),
     /// A writer may still write: the records are copied once, and every pass reads the copy.
     Snapshot(RingSnapshot),
@@ -239,7 +252,7 @@ impl RingView {
 /// ```
 #[derive(Debug)]
 pub enum Source {
-    /// A ring file: read in place when no writer is alive, else its records are taken once
+    /// A ring file: read in place when no writer is left, else its records are taken once
     /// (a snapshot) when first read.
     Ring {
         /// The open ring.
@@ -325,8 +338,9 @@ impl Source {
 
     /// Starts a pass made of [`scan`](Self::scan)s and returns how many units it covers (the
     /// entries of an archive; the positions of a ring read in place, or the records of its
-    /// snapshot, taken now if this is the first pass). Pieces `a..b` of `0..units` may then be scanned in any order, by several threads;
-    /// call [`end_scan`](Self::end_scan) after the last.
+    /// snapshot, taken now if this is the first pass). Pieces `a..b` of `0..units` may then be
+    /// scanned in any order, by several threads; call [`end_scan`](Self::end_scan) after the
+    /// last.
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
@@ -345,7 +359,11 @@ impl Source {
         match self {
             Source::Ring { file, view } => {
                 file.check_intact()?;
-                Ok(view.get_or_init(|| RingView::of(file)).units())
+                let view = view.get_or_init(|| RingView::of(file));
+                if let RingView::InPlace(in_place) = view {
+                    in_place.begin_pass();
+                }
+                Ok(view.units())
             }
             Source::Archive(archive) => {
                 archive.begin_scan();
@@ -414,24 +432,29 @@ impl Source {
     pub fn end_scan(&self) -> Result<(), ReadError> {
         match self {
             Source::Ring { file, view } => match view.get() {
-                Some(RingView::InPlace(in_place)) => in_place.check_unchanged(file),
+                Some(RingView::InPlace(in_place)) => in_place.end_pass(file),
                 _ => file.check_intact(),
             },
             Source::Archive(_) => Ok(()),
         }
     }
 
-    /// Visits every sample. A ring is read in place when no writer is alive, else once (a
-    /// snapshot, in-flight slots skipped), and every later pass sees the same samples; an
-    /// archive is streamed from disk each pass.
+    /// Visits every sample. A ring is read in place when no writer is left, else once (a
+    /// snapshot, in-flight slots skipped), and every later pass sees the same samples (a ring
+    /// read in place is checked after its samples were visited: see
+    /// [`end_scan`](Self::end_scan)); an archive is streamed from disk each pass.
     pub fn for_each(&self, mut visit: impl FnMut(Sample)) -> Result<(), ReadError> {
         match self {
             Source::Ring { file, view } => {
                 file.check_intact()?;
                 match view.get_or_init(|| RingView::of(file)) {
                     RingView::InPlace(in_place) => {
+                        // Checked after the records were handed on (a copy would hold them
+                        // all): a caller that prints them as they come may have printed some
+                        // before the error.
+                        in_place.begin_pass();
                         in_place.scan(file, 0..in_place.len(), |sample, _| visit(*sample));
-                        in_place.check_unchanged(file)?;
+                        in_place.end_pass(file)?;
                     }
                     RingView::Snapshot(snapshot) => {
                         // A snapshot taken while the file shrank is empty: report that, not
@@ -565,6 +588,49 @@ mod tests {
             .ring()
             .push(0, 0, &ringlat_format::Record::new(1, 2, 0, 3))
             .unwrap();
+        assert!(matches!(pass(), Err(ReadError::Rewritten { .. })));
+    }
+
+    /// Read in place, a pass that finds another number of records than the first fails,
+    /// though tail did not move (a writer judged gone that was not, committing a slot it had
+    /// reserved); a damaged slot is counted once, however many passes pass over it.
+    #[test]
+    fn passes_in_place_that_disagree_fail_and_damage_is_counted_once() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = ring(dir.path(), 1_000, 0);
+        let meta = |slot: u32| {
+            RingFile::open(&path)
+                .unwrap()
+                .geometry()
+                .meta_word_offset(slot)
+        };
+        let (kind_byte, stamp_of_7) = (meta(3) + 5, meta(7));
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_at(&[9], kind_byte).unwrap(); // slot 3: kind 9, undeclared
+        let source = Source::open(&path).unwrap();
+        let pass = || {
+            let units = source.begin_scan().unwrap();
+            let mut records = 0;
+            source
+                .scan(0..units, &mut Vec::new(), |_, _| records += 1)
+                .unwrap();
+            source.end_scan().map(|()| records)
+        };
+        assert_eq!(pass().unwrap(), 999);
+        assert_eq!(pass().unwrap(), 999);
+        let Source::Ring {
+            file: ring_file, ..
+        } = &source
+        else {
+            panic!("a ring")
+        };
+        assert_eq!(ring_file.invalid_slots(), 1);
+        // A pass over part of the positions is not compared.
+        source.begin_scan().unwrap();
+        source.scan(0..10, &mut Vec::new(), |_, _| {}).unwrap();
+        source.end_scan().unwrap();
+        file.write_at(&[0; 8], stamp_of_7).unwrap(); // slot 7 no longer committed
         assert!(matches!(pass(), Err(ReadError::Rewritten { .. })));
     }
 

@@ -376,6 +376,13 @@ mod tests {
         assert_eq!(bytes[at..at + RECORD_SIZE], [0; RECORD_SIZE]);
         let at = geometry.record_offset(6) as usize;
         assert_eq!(bytes[at..at + RECORD_SIZE], record(6).to_bytes());
+        // Then every slot, so that every phase (odd ones too) loads a record of its own.
+        for index in (1..16).step_by(2) {
+            storage.store_record(index, &record(index));
+        }
+        for index in 0..16 {
+            assert_eq!(storage.load_record(index), record(index), "slot {index}");
+        }
     }
 
     fn bytemuck_bytes(words: &[u64]) -> &[u8] {
