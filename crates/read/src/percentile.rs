@@ -890,6 +890,28 @@ impl<K: Ord + Clone> Tally<K> {
     /// assert_eq!(rows.finish()[9].1, vec![11]);
     /// ```
     pub fn close(&mut self, ended: impl Fn(&K) -> bool) {
+        self.close_with(ended, |_, _, _| {});
+    }
+
+    /// [`Tally::close`], handing each group it closes to `closed` first: its key, its
+    /// records and its distinct values with their summed weights (in no order), e.g. to add
+    /// them to a coarser tally ([`Tally::absorb`]) instead of adding every record to both.
+    ///
+    /// ```
+    /// use ringlat_read::percentile::{Quantile, Tally, WEIGHT_ONE};
+    /// let q = vec![Quantile::parse("50").unwrap()];
+    /// let (mut windows, mut whole) = (Tally::new(q.clone()), Tally::new(q));
+    /// for (window, v) in [(0u64, 5), (0, 5), (1, 9)] { windows.add(window, v, WEIGHT_ONE); }
+    /// windows.close_with(|w| *w == 0, |_, records, values| whole.absorb((), records, values));
+    /// windows.for_each_open(|_, records, values| whole.absorb((), records, values));
+    /// let rows = whole.finish().finish();
+    /// assert_eq!((rows[0].1[0], rows[0].2.records), (5, 3));
+    /// ```
+    pub fn close_with(
+        &mut self,
+        ended: impl Fn(&K) -> bool,
+        mut closed: impl FnMut(&K, u64, &[(i64, u128)]),
+    ) {
         if !self.exact {
             return;
         }
@@ -914,6 +936,7 @@ impl<K: Ord + Clone> Tally<K> {
             self.distinct = self.distinct.saturating_sub(distinct);
             let mut open = std::mem::replace(group, TallyGroup::new());
             let values = open.values.take_entries();
+            closed(key, open.pass.summary.records, &values);
             group.closed = Some(Box::new(exact_answer(&self.quantiles, open.pass, values)));
             // The emptied table serves a group of a later window: no growing from 16 slots
             // and no fresh memory per window and group. Only a table its group filled to an
@@ -928,6 +951,49 @@ impl<K: Ord + Clone> Tally<K> {
             }
         }
         self.open = still_open;
+    }
+
+    /// Hands each group not closed to `open` as [`Tally::close_with`] hands a closed one,
+    /// leaving it as it is; nothing once the tally is binned (its values are gone: see
+    /// [`Tally::is_exact`]).
+    pub fn for_each_open(&self, mut open: impl FnMut(&K, u64, &[(i64, u128)])) {
+        if !self.exact {
+            return;
+        }
+        for (group, key) in self.groups.values.iter().zip(&self.groups.keys) {
+            if group.closed.is_none() {
+                open(key, group.pass.summary.records, &group.values.to_entries());
+            }
+        }
+    }
+
+    /// Adds `records` records of group `key` at once, whose distinct values and their
+    /// summed weights are `values` (as [`Tally::close_with`] hands them on): the same counts
+    /// as adding each record (the weighted sums of a binned tally may differ in their last
+    /// bits: they are summed per value).
+    pub fn absorb(&mut self, key: K, records: u64, values: &[(i64, u128)]) {
+        let Some(at) = self.groups.find(&key, Some(&mut TallyGroup::new)) else {
+            return;
+        };
+        let group = &mut self.groups.values[at];
+        group.pass.summary.records += records;
+        if !self.exact {
+            for &(value, weight) in values {
+                group.pass.weigh(value, weight);
+                group.pass.bin_and_sum(value, weight);
+            }
+            return;
+        }
+        let mut hopeless = false;
+        for &(value, weight) in values {
+            if group.values.add(value, weight) {
+                self.distinct += 1;
+                hopeless |= group.values.hopeless();
+            }
+        }
+        if self.distinct > self.budget || hopeless {
+            self.bin_all();
+        }
     }
 
     /// True when a record reached a group after [`Tally::close`] closed it (here or in a
@@ -1306,6 +1372,18 @@ impl ValueMap {
         self.len = 0;
         self.hopeless = false;
         (self.scatter, self.quantum, self.shift, self.inverse) = (false, 0, 0, 1);
+        entries
+    }
+
+    /// Every `(value, weight)`, in no particular order, the map left as it is.
+    fn to_entries(&self) -> Vec<(i64, u128)> {
+        let mut entries: Vec<(i64, u128)> = self
+            .slots
+            .iter()
+            .filter(|s| s.value != Self::EMPTY)
+            .map(|s| (s.value, s.weight()))
+            .collect();
+        entries.extend(self.empty_value.map(|w| (Self::EMPTY, w)));
         entries
     }
 
@@ -1806,6 +1884,65 @@ mod tests {
         }
         assert!(closing.is_exact() && !closing.added_after_close());
         assert!(!closing.spare.is_empty());
+    }
+
+    /// Groups handed on as they close, and the open ones at the end, absorbed into a coarser
+    /// tally (windows into kinds) give the coarser tally every record would give: the same
+    /// percentiles, records and weights, whether the coarser one stays exact or is binned.
+    #[test]
+    fn closed_groups_absorbed_equal_every_record_added() {
+        let quantiles = vec![
+            Quantile::parse("1").unwrap(),
+            Quantile::parse("50").unwrap(),
+            Quantile::parse("99.9").unwrap(),
+        ];
+        for budget in [DISTINCT_BUDGET, 300] {
+            let mut windows = Tally::new(quantiles.clone());
+            let mut absorbed = Tally::with_budget(quantiles.clone(), budget);
+            let mut direct = Tally::with_budget(quantiles.clone(), budget);
+            let mut state = 3u64;
+            for window in 0..50u64 {
+                for _ in 0..400 {
+                    let kind = lcg(&mut state) % 3;
+                    let value = (lcg(&mut state) % 500) as i64 * 1_000;
+                    let weight = WEIGHT_ONE * u128::from(1 + kind);
+                    windows.add((window, kind), value, weight);
+                    direct.add(kind, value, weight);
+                }
+                windows.close_with(
+                    |(w, _)| *w + 2 <= window,
+                    |(_, kind), records, values| absorbed.absorb(*kind, records, values),
+                );
+            }
+            windows.for_each_open(|(_, kind), records, values| {
+                absorbed.absorb(*kind, records, values)
+            });
+            assert!(windows.is_exact());
+            assert_eq!(absorbed.is_exact(), budget == DISTINCT_BUDGET);
+            let (mut a, mut d) = (absorbed.finish(), direct.finish());
+            assert_eq!(a.is_complete(), d.is_complete());
+            if !a.is_complete() {
+                // Each record is counted once, in both, by the bins' pass.
+                let mut state = 3u64;
+                for _window in 0..50u64 {
+                    for _ in 0..400 {
+                        let kind = lcg(&mut state) % 3;
+                        let value = (lcg(&mut state) % 500) as i64 * 1_000;
+                        let weight = WEIGHT_ONE * u128::from(1 + kind);
+                        a.add(&kind, value, weight);
+                        d.add(&kind, value, weight);
+                    }
+                }
+            }
+            let (a, d) = (a.finish(), d.finish());
+            assert_eq!(a.len(), 3);
+            for (x, y) in a.iter().zip(&d) {
+                assert_eq!(
+                    (x.0, &x.1, x.2.records, x.2.weight),
+                    (y.0, &y.1, y.2.records, y.2.weight)
+                );
+            }
+        }
     }
 
     /// A table that scattered its values (they crowded on their grid) is handed on as a new

@@ -157,10 +157,17 @@ impl<K: Ord + Clone> Closing<K> {
     /// Takes a record's time into account, after its value was added to the tally.
     #[inline(always)]
     pub(crate) fn saw(&mut self, time: u64) {
+        self.saw_with(time, |_, _, _| {});
+    }
+
+    /// [`Closing::saw`], handing each window it closes to `closed` (see
+    /// `Tally::close_with`).
+    #[inline(always)]
+    pub(crate) fn saw_with(&mut self, time: u64, closed: impl FnMut(&K, u64, &[(i64, u128)])) {
         if time > self.newest {
             self.newest = time;
             if time >= self.next_close {
-                self.close();
+                self.close(closed);
             }
         }
     }
@@ -168,7 +175,7 @@ impl<K: Ord + Clone> Closing<K> {
     /// Closes the windows that ended at least the bound before the newest record.
     #[cold]
     #[inline(never)]
-    fn close(&mut self) {
+    fn close(&mut self, closed: impl FnMut(&K, u64, &[(i64, u128)])) {
         if self.first == u64::MAX {
             self.first = self.newest;
         }
@@ -176,7 +183,7 @@ impl<K: Ord + Clone> Closing<K> {
         // Every record of an earlier lane is at or before `after` (see the module doc).
         let after = (self.lane > 0).then(|| self.first.saturating_add(lateness));
         let window_of = self.window_of;
-        self.tally.close(|key| {
+        let ended = |key: &K| {
             window_of(key).is_some_and(|start| {
                 let ended = start
                     .checked_add(window)
@@ -184,7 +191,8 @@ impl<K: Ord + Clone> Closing<K> {
                     .is_some_and(|limit| limit <= newest);
                 ended && after.is_none_or(|after| start > after)
             })
-        });
+        };
+        self.tally.close_with(ended, closed);
         // The next window end past `newest - lateness`, plus the bound.
         let past = newest.saturating_sub(lateness) / window;
         self.next_close = past

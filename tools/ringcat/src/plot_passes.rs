@@ -9,6 +9,11 @@
 //!   the window is known before the span is: given (`--window`), or guessed from the
 //!   archive's time span (`ArchiveReader::time_span_hint`: right for a plot of a whole
 //!   archive; the guess is checked against the span the pass measures, and dropped if wrong).
+//!   Where windows close (a lateness bound), the spectra are not fed record by record: each
+//!   window's values go into its kind's spectrum when it closes, and those of the windows
+//!   still open at the end after the pass ([`Part::Absorbing`]; whatever the window length,
+//!   so a wrong guess loses nothing); if the windows' tally could not keep every value, or a
+//!   record came after its window closed, the spectra are counted in the next pass.
 //! - pass 2: the points (every `stride`-th record from each piece's exact start, and the
 //!   records above their kind's P99, known exactly by now) and whatever pass 1 left: the
 //!   windows when the window was not known, the bins' second pass of a tally that passed its
@@ -93,6 +98,10 @@ enum Part<K> {
     Idle,
     Counting(Closing<K>),
     Selecting(Selection<K>),
+    /// Counted from the windows' values as the windows close, and from the windows still
+    /// open at the end ([`absorbed_spectra`]), not record by record: the spectra beside
+    /// windows that close.
+    Absorbing(Tally<K>),
 }
 
 impl<K: Ord + Clone> Part<K> {
@@ -100,6 +109,7 @@ impl<K: Ord + Clone> Part<K> {
         match (self, later) {
             (Part::Counting(mine), Part::Counting(theirs)) => mine.merge(theirs),
             (Part::Selecting(mine), Part::Selecting(theirs)) => mine.merge(theirs),
+            (Part::Absorbing(mine), Part::Absorbing(theirs)) => mine.merge(theirs),
             _ => {}
         }
     }
@@ -118,8 +128,26 @@ impl<K: Ord + Clone> Part<K> {
                 let (packed, key) = key();
                 selection.add_packed(packed, || key, value, weight);
             }
-            Part::Idle => {}
+            Part::Idle | Part::Absorbing(_) => {}
         }
+    }
+}
+
+/// The spectra a pass made, settled: spectra absorbed from the windows are complete when the
+/// windows' tally kept every value and no record came after its window closed (then the
+/// windows still open add theirs now); else they are dropped, and counted record by record
+/// in the next pass.
+fn absorbed_spectra(spectra: Part<u16>, windows: &Part<WindowKey>) -> Part<u16> {
+    match (spectra, windows) {
+        (Part::Absorbing(mut whole), Part::Counting(lane))
+            if lane.tally.is_exact() && !lane.tally.added_after_close() =>
+        {
+            lane.tally
+                .for_each_open(|key, records, values| whole.absorb(key.1, records, values));
+            Part::Counting(Closing::new(whole, 0, 1, u64::MAX, |_| None))
+        }
+        (Part::Absorbing(_), _) => Part::Idle,
+        (spectra, _) => spectra,
     }
 }
 
@@ -152,7 +180,8 @@ impl<K: Ord + Clone> Progressing<K> {
     /// (`added_after_close`) is dropped: `Err(())`, count again without closing.
     fn settle(&mut self, part: Part<K>) -> Result<(), ()> {
         match part {
-            Part::Idle => {}
+            // Absorbed spectra not made complete (`absorbed_spectra`): counted again.
+            Part::Idle | Part::Absorbing(_) => {}
             Part::Counting(lane) => {
                 if lane.tally.added_after_close() {
                     return Err(());
@@ -204,6 +233,8 @@ impl Passes<'_> {
             (Plan::Count, Some(_)) => Lanes::Runs,
             _ => Lanes::Shared,
         };
+        // Windows that close carry the spectra: each value goes into one tally, not two.
+        let absorb = lanes == Lanes::Runs && matches!(spectra, Plan::Count);
         let sources = self.sources;
         let raw = self.raw;
         // The span is measured by the first pass (the one without starts).
@@ -220,6 +251,9 @@ impl Passes<'_> {
                 span: Span::default(),
                 spectra: match spectra {
                     Plan::Nothing => Part::Idle,
+                    Plan::Count if absorb => {
+                        Part::Absorbing(Tally::with_budget(self.with_p99.clone(), self.budget))
+                    }
                     // Kinds are never closed: no window.
                     Plan::Count => {
                         let tally = Tally::with_budget(self.with_p99.clone(), self.budget);
@@ -249,10 +283,21 @@ impl Passes<'_> {
                 let weight = if raw { WEIGHT_ONE } else { w };
                 let spectrum = || (u128::from(kind), kind);
                 beside.spectra.add(spectrum, s.delta_ns, weight, 0);
-                if !matches!(beside.windows, Part::Idle) {
-                    let key = (beside.window.of(s.nanotime), kind);
-                    let window = || (packed(key), key);
-                    beside.windows.add(window, s.delta_ns, weight, s.nanotime);
+                match (&mut beside.windows, &mut beside.spectra) {
+                    (Part::Idle, _) => {}
+                    (Part::Counting(lane), Part::Absorbing(whole)) => {
+                        let key = (beside.window.of(s.nanotime), kind);
+                        lane.tally
+                            .add_packed(packed(key), || key, s.delta_ns, weight);
+                        lane.saw_with(s.nanotime, |key, records, values| {
+                            whole.absorb(key.1, records, values)
+                        });
+                    }
+                    (windows, _) => {
+                        let key = (beside.window.of(s.nanotime), kind);
+                        let window = || (packed(key), key);
+                        windows.add(window, s.delta_ns, weight, s.nanotime);
+                    }
                 }
             },
             Beside::merge,
@@ -325,7 +370,7 @@ pub(crate) fn gather(
     }
     let window_ns = given_window.unwrap_or_else(|| window_for(span.t0, span.t1));
     let stride = span.count.div_ceil(MAX_POINTS).max(1);
-    let _ = spectra.settle(first.spectra);
+    let _ = spectra.settle(absorbed_spectra(first.spectra, &first.windows));
     // The windows of pass 1 count only when the guess was right.
     if guessed_window == Some(window_ns) && windows.settle(first.windows).is_err() {
         lied(&mut bound);
@@ -363,7 +408,7 @@ pub(crate) fn gather(
         if take_points {
             points = Some(points_pass.resolve(acc));
         }
-        let _ = spectra.settle(after.spectra);
+        let _ = spectra.settle(absorbed_spectra(after.spectra, &after.windows));
         // A lie leaves the plan at counting: counted again without the bound.
         if windows.settle(after.windows).is_err() {
             lied(&mut bound);
