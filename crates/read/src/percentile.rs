@@ -830,25 +830,34 @@ impl<K: Ord + Clone> Tally<K> {
             // Weight, min and max come from the value map later (`bin_all`, `exact_group`).
             group.pass.summary.records += 1;
             if group.values.add(value, weight) {
-                // A new group's table about to grow for the first time: move its values into
-                // the emptied table of a closed group, when there is one (here, off the
-                // per-record path). Its first values have settled the grid by now, so the
-                // large table is not placed again for each of them.
-                if group.values.distinct() == ValueMap::HAND_OVER
-                    && group.values.slots() == ValueMap::FIRST_SLOTS
-                    && let Some(mut spare) = self.spare.pop()
-                {
-                    self.spare_slots -= spare.slots();
-                    spare.adopt(std::mem::take(&mut group.values));
-                    group.values = spare;
-                }
-                self.distinct += 1;
-                if self.distinct > self.budget || group.values.hopeless() {
-                    self.bin_all();
-                }
+                self.added_new_value(at);
             }
         } else {
             group.pass.add(value, weight);
+        }
+    }
+
+    /// What follows a value new to group `at`, off the per-record path (kept out of line so
+    /// that the callers' loops stay small enough to inline their folds).
+    #[inline(never)]
+    fn added_new_value(&mut self, at: usize) {
+        let Some(group) = self.groups.values.get_mut(at) else {
+            return;
+        };
+        // A new group's table about to grow for the first time: move its values into the
+        // emptied table of a closed group, when there is one. Its first values have settled
+        // the grid by now, so the large table is not placed again for each of them.
+        if group.values.distinct() == ValueMap::HAND_OVER
+            && group.values.slots() == ValueMap::FIRST_SLOTS
+            && let Some(mut spare) = self.spare.pop()
+        {
+            self.spare_slots -= spare.slots();
+            spare.adopt(std::mem::take(&mut group.values));
+            group.values = spare;
+        }
+        self.distinct += 1;
+        if self.distinct > self.budget || group.values.hopeless() {
+            self.bin_all();
         }
     }
 

@@ -100,6 +100,7 @@ pub(crate) fn slice(
             )
         },
         |first| first,
+        #[inline(always)]
         |(tally, highest), next, source, s, w| {
             tally.add((), s.delta_ns, weight(w));
             highest.add(*next, source, s);
