@@ -14,7 +14,7 @@
 //! that may disagree. The positions read are fixed at the first pass (head to tail then),
 //! whatever a consumer does later.
 
-use crate::percentile::weight_of;
+use crate::sample::{RingRecord, RingTables};
 use crate::{ReadError, RingFile, Sample, WriterState};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,10 +37,7 @@ pub struct InPlace {
     tail: u32,
     /// Positions from `head`: at most the capacity.
     len: u32,
-    unit_ns: i64,
-    /// Per class (indexing a `u8` into these arrays needs no bounds check).
-    probability: Box<[f64; 256]>,
-    weight: Box<[u128; 256]>,
+    tables: RingTables,
     /// Per kind: declared (a committed slot of an undeclared kind is damage).
     kind_ok: Box<[bool; 256]>,
     /// This pass so far: positions scanned, records visited, damaged slots passed over.
@@ -65,15 +62,11 @@ impl InPlace {
             return None;
         }
         let (head, tail) = file.positions();
-        let probability: Box<[f64; 256]> =
-            Box::new(std::array::from_fn(|c| file.class_probability(c as u8)));
         Some(InPlace {
             head,
             tail,
             len: tail.wrapping_sub(head).min(file.geometry().capacity),
-            unit_ns: file.delta_unit().nanos() as i64,
-            weight: Box::new(std::array::from_fn(|c| weight_of(probability[c], false))),
-            probability,
+            tables: RingTables::of(file),
             kind_ok: Box::new(std::array::from_fn(|k| file.kind_name(k as u8).is_some())),
             covered: AtomicU64::new(0),
             visited: AtomicU64::new(0),
@@ -117,23 +110,13 @@ impl InPlace {
                 continue;
             };
             let (kind, class) = (slot.meta.kind, slot.meta.class);
-            let probability = self.probability[usize::from(class)];
-            if probability == 0.0 || !self.kind_ok[usize::from(kind)] {
+            if self.tables.probability(class) == 0.0 || !self.kind_ok[usize::from(kind)] {
                 damaged += 1;
                 continue;
             }
             visited += 1;
-            visit(
-                &Sample {
-                    nanotime: slot.record.nanotime(),
-                    trace_id: slot.record.trace_id(),
-                    delta_ns: i64::from(slot.record.delta()).saturating_mul(self.unit_ns),
-                    status: slot.record.status(),
-                    kind,
-                    probability,
-                },
-                self.weight[usize::from(class)],
-            );
+            let record = RingRecord::from_slot(&slot.record, kind, class);
+            visit(&self.tables.sample(&record), self.tables.weight(class));
         }
         // Relaxed: statistics of the pass, read by `end_pass` after its threads are joined.
         self.covered.fetch_add(end - start, Ordering::Relaxed);

@@ -476,6 +476,13 @@ impl FirstPass {
         self.bin_and_sum(value, weight);
     }
 
+    /// A value's weight, without a record: weight, min and max, bins and weighted sums (for
+    /// values taken from an exact group's map, whose records are counted already).
+    fn weigh_and_bin(&mut self, value: i64, weight: u128) {
+        self.weigh(value, weight);
+        self.bin_and_sum(value, weight);
+    }
+
     /// Bins and weighted sums only (records, weight, min and max already counted).
     #[inline]
     fn bin_and_sum(&mut self, value: i64, weight: u128) {
@@ -988,21 +995,31 @@ impl<K: Ord + Clone> Tally<K> {
         group.pass.summary.records += records;
         if !self.exact {
             for &(value, weight) in values {
-                group.pass.weigh(value, weight);
-                group.pass.bin_and_sum(value, weight);
+                group.pass.weigh_and_bin(value, weight);
             }
             return;
         }
+        let hopeless = self.add_exact(at, values.iter().copied());
+        if self.distinct > self.budget || hopeless {
+            self.bin_all();
+        }
+    }
+
+    /// Adds values and their weights to the exact values of group `at` (whose records are
+    /// counted by the caller), counting the new ones against the budget; true when a table
+    /// found its values colliding beyond help ([`ValueMap::hopeless`]). The caller bins.
+    fn add_exact(&mut self, at: usize, values: impl IntoIterator<Item = (i64, u128)>) -> bool {
+        let Some(group) = self.groups.values.get_mut(at) else {
+            return false;
+        };
         let mut hopeless = false;
-        for &(value, weight) in values {
+        for (value, weight) in values {
             if group.values.add(value, weight) {
                 self.distinct += 1;
                 hopeless |= group.values.hopeless();
             }
         }
-        if self.distinct > self.budget || hopeless {
-            self.bin_all();
-        }
+        hopeless
     }
 
     /// True when a record reached a group after [`Tally::close`] closed it (here or in a
@@ -1026,8 +1043,7 @@ impl<K: Ord + Clone> Tally<K> {
     fn bin_all(&mut self) {
         for group in &mut self.groups.values {
             for (value, weight) in std::mem::take(&mut group.values).entries() {
-                group.pass.weigh(value, weight);
-                group.pass.bin_and_sum(value, weight);
+                group.pass.weigh_and_bin(value, weight);
             }
         }
         self.distinct = 0;
@@ -1054,12 +1070,7 @@ impl<K: Ord + Clone> Tally<K> {
                 mine.closed = Some(closed);
             }
             mine.pass.merge(group.pass);
-            for (value, weight) in group.values.entries() {
-                if mine.values.add(value, weight) {
-                    self.distinct += 1;
-                    hopeless |= mine.values.hopeless();
-                }
-            }
+            hopeless |= self.add_exact(at, group.values.entries());
         }
         // Binned after every group is in (binning moves the values out of the maps).
         if self.exact && (self.distinct > self.budget || hopeless) {
@@ -1328,11 +1339,6 @@ impl ValueMap {
 
     #[cold]
     fn rebuild(&mut self, slots: usize, scatter: bool) {
-        if self.len == 0 && slots == self.slots.len() {
-            // Nothing to move (an emptied table taking its first value): keep the memory.
-            self.scatter = scatter;
-            return;
-        }
         let old = std::mem::replace(&mut self.slots, vec![Slot::FREE; slots]);
         self.scatter = scatter;
         let mask = slots - 1;
@@ -1370,14 +1376,9 @@ impl ValueMap {
     /// grid, not scattered: placing another group's values by this one's hash could crowd
     /// them) but with its table, ready for as many values.
     fn take_entries(&mut self) -> Vec<(i64, u128)> {
-        let mut entries = Vec::with_capacity(self.distinct());
-        for slot in &mut self.slots {
-            if slot.value != Self::EMPTY {
-                entries.push((slot.value, slot.weight()));
-                *slot = Slot::FREE;
-            }
-        }
-        entries.extend(self.empty_value.take().map(|w| (Self::EMPTY, w)));
+        let entries = self.to_entries();
+        self.slots.fill(Slot::FREE);
+        self.empty_value = None;
         self.len = 0;
         self.hopeless = false;
         (self.scatter, self.quantum, self.shift, self.inverse) = (false, 0, 0, 1);
@@ -1398,14 +1399,7 @@ impl ValueMap {
 
     /// Every `(value, weight)`, in no particular order.
     fn entries(self) -> Vec<(i64, u128)> {
-        let mut entries: Vec<(i64, u128)> = self
-            .slots
-            .into_iter()
-            .filter(|s| s.value != Self::EMPTY)
-            .map(|s| (s.value, s.weight()))
-            .collect();
-        entries.extend(self.empty_value.map(|w| (Self::EMPTY, w)));
-        entries
+        self.to_entries()
     }
 }
 

@@ -50,15 +50,72 @@ pub struct RingSnapshot {
     len: usize,
     /// In-flight slots the snapshot passed over.
     in_flight: u64,
+    tables: RingTables,
+}
+
+/// What turns a ring record into a [`Sample`] and its weight: the ring's delta unit, and per
+/// sampling class its probability and fixed-point weight (a `u8` indexes these arrays with no
+/// bounds check). For a snapshot's records and for slots read in place alike.
+#[derive(Debug)]
+pub(crate) struct RingTables {
     unit_ns: i64,
-    /// Per class (a `u8`: indexing these arrays needs no bounds check).
     probability: Box<[f64; 256]>,
     weight: Box<[u128; 256]>,
 }
 
-/// One record of a [`RingSnapshot`]: the 21 bytes' fields, kind and class.
+impl RingTables {
+    /// The tables of an open ring.
+    pub(crate) fn of(file: &RingFile) -> Self {
+        let probability: Box<[f64; 256]> =
+            Box::new(std::array::from_fn(|c| file.class_probability(c as u8)));
+        RingTables {
+            unit_ns: file.delta_unit().nanos() as i64,
+            weight: Box::new(std::array::from_fn(|c| weight_of(probability[c], false))),
+            probability,
+        }
+    }
+
+    /// The probability of sampling class `class` (0 for a class not in use).
+    #[inline]
+    pub(crate) fn probability(&self, class: u8) -> f64 {
+        self.probability[usize::from(class)]
+    }
+
+    /// The fixed-point weight (1/p) of a record of sampling class `class`.
+    #[inline]
+    pub(crate) fn weight(&self, class: u8) -> u128 {
+        self.weight[usize::from(class)]
+    }
+
+    /// A record as every reader sees it, its delta in ns.
+    #[inline]
+    pub(crate) fn sample(&self, record: &RingRecord) -> Sample {
+        Sample {
+            nanotime: record.nanotime,
+            trace_id: record.trace_id,
+            delta_ns: i64::from(record.delta).saturating_mul(self.unit_ns),
+            status: record.status,
+            kind: record.kind,
+            probability: self.probability(record.class),
+        }
+    }
+}
+
+impl Default for RingTables {
+    /// No class in use.
+    fn default() -> Self {
+        RingTables {
+            unit_ns: 1,
+            probability: Box::new([0.0; 256]),
+            weight: Box::new([0; 256]),
+        }
+    }
+}
+
+/// One record of a ring: the 21 bytes' fields, kind and class (24 bytes: the shape a
+/// [`RingSnapshot`] keeps them in).
 #[derive(Debug, Clone, Copy)]
-struct RingRecord {
+pub(crate) struct RingRecord {
     trace_id: u64,
     nanotime: u64,
     delta: i32,
@@ -69,13 +126,19 @@ struct RingRecord {
 
 impl RingRecord {
     fn of(decoded: &Decoded) -> Self {
+        RingRecord::from_slot(&decoded.record, decoded.kind, decoded.class)
+    }
+
+    /// A slot's record, kind and class.
+    #[inline]
+    pub(crate) fn from_slot(record: &ringlat_format::Record, kind: u8, class: u8) -> Self {
         RingRecord {
-            trace_id: decoded.record.trace_id(),
-            nanotime: decoded.record.nanotime(),
-            delta: decoded.record.delta(),
-            status: decoded.record.status(),
-            kind: decoded.kind,
-            class: decoded.class,
+            trace_id: record.trace_id(),
+            nanotime: record.nanotime(),
+            delta: record.delta(),
+            status: record.status(),
+            kind,
+            class,
         }
     }
 }
@@ -87,9 +150,7 @@ impl Default for RingSnapshot {
             parts: Vec::new(),
             len: 0,
             in_flight: 0,
-            unit_ns: 1,
-            probability: Box::new([0.0; 256]),
-            weight: Box::new([0; 256]),
+            tables: RingTables::default(),
         }
     }
 }
@@ -109,15 +170,11 @@ impl RingSnapshot {
             parts = Vec::new();
         }
         parts.iter_mut().for_each(Vec::shrink_to_fit);
-        let probability: Box<[f64; 256]> =
-            Box::new(std::array::from_fn(|c| file.class_probability(c as u8)));
         RingSnapshot {
             len: parts.iter().map(Vec::len).sum(),
             parts,
             in_flight,
-            unit_ns: file.delta_unit().nanos() as i64,
-            weight: Box::new(std::array::from_fn(|c| weight_of(probability[c], false))),
-            probability,
+            tables: RingTables::of(file),
         }
     }
 
@@ -187,14 +244,7 @@ impl RingSnapshot {
 
     #[inline]
     fn sample(&self, record: &RingRecord) -> Sample {
-        Sample {
-            nanotime: record.nanotime,
-            trace_id: record.trace_id,
-            delta_ns: i64::from(record.delta).saturating_mul(self.unit_ns),
-            status: record.status,
-            kind: record.kind,
-            probability: self.probability[usize::from(record.class)],
-        }
+        self.tables.sample(record)
     }
 }
 
@@ -392,7 +442,7 @@ impl Source {
                             for record in slice {
                                 visit(
                                     &snapshot.sample(record),
-                                    snapshot.weight[usize::from(record.class)],
+                                    snapshot.tables.weight(record.class),
                                 );
                             }
                         }
