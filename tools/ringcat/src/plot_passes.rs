@@ -115,14 +115,22 @@ impl<K: Ord + Clone> Part<K> {
     }
 
     /// Adds a record whose key `key` makes (packed, then whole: see `Tally::add_packed`),
-    /// only called when the part counts something this pass.
+    /// only called when the part counts something this pass; a counting part hands the
+    /// groups the record's time closes to `closed` (see `Closing::saw_with`).
     #[inline(always)]
-    fn add(&mut self, key: impl FnOnce() -> (u128, K), value: i64, weight: u128, time: u64) {
+    fn add(
+        &mut self,
+        key: impl FnOnce() -> (u128, K),
+        value: i64,
+        weight: u128,
+        time: u64,
+        closed: impl FnMut(&K, u64, &[(i64, u128)]),
+    ) {
         match self {
             Part::Counting(lane) => {
                 let (packed, key) = key();
                 lane.tally.add_packed(packed, || key, value, weight);
-                lane.saw(time);
+                lane.saw_with(time, closed);
             }
             Part::Selecting(selection) => {
                 let (packed, key) = key();
@@ -282,22 +290,22 @@ impl Passes<'_> {
                 let kind = sources.label_index(source, s.kind);
                 let weight = if raw { WEIGHT_ONE } else { w };
                 let spectrum = || (u128::from(kind), kind);
-                beside.spectra.add(spectrum, s.delta_ns, weight, 0);
-                match (&mut beside.windows, &mut beside.spectra) {
-                    (Part::Idle, _) => {}
-                    (Part::Counting(lane), Part::Absorbing(whole)) => {
-                        let key = (beside.window.of(s.nanotime), kind);
-                        lane.tally
-                            .add_packed(packed(key), || key, s.delta_ns, weight);
-                        lane.saw_with(s.nanotime, |key, records, values| {
-                            whole.absorb(key.1, records, values)
-                        });
-                    }
-                    (windows, _) => {
-                        let key = (beside.window.of(s.nanotime), kind);
-                        let window = || (packed(key), key);
-                        windows.add(window, s.delta_ns, weight, s.nanotime);
-                    }
+                beside
+                    .spectra
+                    .add(spectrum, s.delta_ns, weight, 0, |_, _, _| {});
+                if !matches!(beside.windows, Part::Idle) {
+                    let key = (beside.window.of(s.nanotime), kind);
+                    let window = || (packed(key), key);
+                    let spectra = &mut beside.spectra;
+                    // A window closed goes into its kind's spectrum when the spectra absorb.
+                    let closed = |key: &WindowKey, records, values: &[(i64, u128)]| {
+                        if let Part::Absorbing(whole) = spectra {
+                            whole.absorb(key.1, records, values);
+                        }
+                    };
+                    beside
+                        .windows
+                        .add(window, s.delta_ns, weight, s.nanotime, closed);
                 }
             },
             Beside::merge,
