@@ -90,7 +90,7 @@ impl InPlace {
     }
 
     /// Visits the records at positions `head + range` (clamped to [`len`](Self::len)), each
-    /// with its weight. A slot that does not hold its position's committed record (the
+    /// with its unit (position less `head`) and weight. A slot that does not hold its position's committed record (the
     /// writer died while writing it, or gave it up) is passed over, as a snapshot passes over
     /// it; so is one whose kind is undeclared or class unused (damage: counted in
     /// [`RingFile::invalid_slots`] by the first pass over every position, once).
@@ -99,7 +99,7 @@ impl InPlace {
         &self,
         file: &RingFile,
         range: std::ops::Range<u64>,
-        mut visit: impl FnMut(&Sample, u128),
+        mut visit: impl FnMut(u64, &Sample, u128),
     ) {
         let ring = file.ring();
         let end = range.end.min(self.len());
@@ -116,7 +116,11 @@ impl InPlace {
             }
             visited += 1;
             let record = RingRecord::from_slot(&slot.record, kind, class);
-            visit(&self.tables.sample(&record), self.tables.weight(class));
+            visit(
+                offset,
+                &self.tables.sample(&record),
+                self.tables.weight(class),
+            );
         }
         // Relaxed: statistics of the pass, read by `end_pass` after its threads are joined.
         self.covered.fetch_add(end - start, Ordering::Relaxed);

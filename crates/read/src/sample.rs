@@ -431,6 +431,39 @@ impl Source {
         buffer: &mut Vec<u8>,
         mut visit: impl FnMut(&Sample, u128),
     ) -> Result<(), ReadError> {
+        self.scan_indexed(
+            range,
+            buffer,
+            #[inline(always)]
+            |_, sample, weight| visit(sample, weight),
+        )
+    }
+
+    /// [`scan`](Self::scan) telling `visit` each sample's unit first (its index among the
+    /// pass's units): a later scan of that unit alone, in the same pass or a later one of
+    /// the same source, visits the same sample.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("u.ring");
+    /// let ring = ringlat::Ring::builder(&path).kind(0, "op").create().unwrap();
+    /// for trace in 0..5 { ring.record(0, trace, 0, std::time::Duration::from_micros(1)); }
+    /// drop(ring);
+    /// let source = ringlat_read::Source::open(&path).unwrap();
+    /// let units = source.begin_scan().unwrap();
+    /// let mut units_of = Vec::new();
+    /// source.scan_indexed(0..units, &mut Vec::new(), |unit, s, _| units_of.push((unit, s.trace_id))).unwrap();
+    /// let mut again = Vec::new();
+    /// source.scan(3..4, &mut Vec::new(), |s, _| again.push(s.trace_id)).unwrap();
+    /// source.end_scan().unwrap();
+    /// assert_eq!(units_of[3], (3, again[0]));
+    /// ```
+    pub fn scan_indexed(
+        &self,
+        range: std::ops::Range<u64>,
+        buffer: &mut Vec<u8>,
+        mut visit: impl FnMut(u64, &Sample, u128),
+    ) -> Result<(), ReadError> {
         match self {
             Source::Ring { file, view } => {
                 match view.get_or_init(|| RingView::of(file)) {
@@ -438,12 +471,15 @@ impl Source {
                     RingView::Snapshot(snapshot) => {
                         let end = (range.end as usize).min(snapshot.len);
                         let start = (range.start as usize).min(end);
+                        let mut unit = start as u64;
                         for slice in snapshot.slices(start, end) {
                             for record in slice {
                                 visit(
+                                    unit,
                                     &snapshot.sample(record),
                                     snapshot.tables.weight(record.class),
                                 );
+                                unit += 1;
                             }
                         }
                     }
@@ -452,7 +488,9 @@ impl Source {
             }
             Source::Archive(archive) => {
                 let tables = EntryTables::of(archive);
-                archive.scan(&tables, range, buffer, visit).map(drop)
+                archive
+                    .scan_indexed(&tables, range, buffer, visit)
+                    .map(drop)
             }
         }
     }
@@ -503,7 +541,7 @@ impl Source {
                         // all): a caller that prints them as they come may have printed some
                         // before the error.
                         in_place.begin_pass();
-                        in_place.scan(file, 0..in_place.len(), |sample, _| visit(*sample));
+                        in_place.scan(file, 0..in_place.len(), |_, sample, _| visit(*sample));
                         in_place.end_pass(file)?;
                     }
                     RingView::Snapshot(snapshot) => {

@@ -29,6 +29,13 @@ pub(crate) trait Fold {
     /// Folds in the next record of `acc`'s run (`source` indexes [`Sources::sources`]).
     fn fold(&self, acc: &mut Self::Acc, source: usize, sample: &Sample);
 
+    /// [`fold`](Self::fold) told the record's unit in its source too (see
+    /// [`crate::scan::fold_pieces`]), for a fold that maps records to units.
+    #[inline(always)]
+    fn fold_at(&self, acc: &mut Self::Acc, source: usize, _unit: u64, sample: &Sample) {
+        self.fold(acc, source, sample);
+    }
+
     /// The accumulator of `earlier`'s records followed by `later`'s (`later` starts where
     /// `earlier` ends).
     fn merge(&self, earlier: Self::Acc, later: Self::Acc) -> Self::Acc;
@@ -54,7 +61,7 @@ impl Fold for Nothing {
 /// merged in the records' order), with an order-free accumulator beside it (the percentile
 /// engine's state: `init_beside`, `beside(acc, source, sample, weight)`, `merge_beside`).
 /// `--last` runs serially, positions 0, 1, 2... With `starts` (counted by an earlier pass
-/// with [`PieceCounts`]), a piece starts at its exact position among the selected records.
+/// with [`PieceMap`]), a piece starts at its exact position among the selected records.
 #[allow(
     clippy::too_many_arguments,
     reason = "a fold and the engine's fold beside it"
@@ -123,8 +130,8 @@ where
         |first| pass.init(starts.map_or(first, |starts| starts.of(first))),
         // Inlined into the scan's loop: a call per record costs more than many folds.
         #[inline(always)]
-        |engine, acc, source, sample, weight| {
-            pass.fold(acc, source, sample);
+        |engine, acc, source, unit, sample, weight| {
+            pass.fold_at(acc, source, unit, sample);
             beside(engine, source, sample, weight);
         },
         merge_beside,
@@ -142,49 +149,145 @@ impl Starts {
     /// The exact position of the piece that starts at order-preserving position `first`: the
     /// same pieces as the pass that counted them (the same open sources), so it is there;
     /// `first` itself otherwise (a serial walk's positions are exact).
-    fn of(&self, first: u64) -> u64 {
+    pub(crate) fn of(&self, first: u64) -> u64 {
         self.0.get(&first).copied().unwrap_or(first)
     }
 }
 
-/// A fold that counts the selected records of each piece: (first position, records) per
-/// piece, in order; [`PieceCounts::starts`] turns them into [`Starts`].
-pub(crate) struct PieceCounts;
+/// A fold that counts the selected records of each piece and maps them to the piece's units:
+/// one [`PieceRecords`] per piece, in order; [`PieceMap::starts`] turns them into [`Starts`].
+pub(crate) struct PieceMap;
 
-impl PieceCounts {
-    pub(crate) fn starts(counts: Vec<(u64, u64)>) -> Starts {
+/// At most this many runs of consecutive units are kept per piece: a piece whose records
+/// break into more (a filter that keeps every other record) is not mapped.
+const MAX_RUNS: usize = 64;
+
+/// A piece's selected records: how many, and which units hold them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PieceRecords {
+    /// The order-preserving position of the piece's first record (see [`Fold::init`]).
+    pub first: u64,
+    pub records: u64,
+    /// Where the records lie: runs of records in consecutive units, each as (the run's first
+    /// record, 0-based in the piece; its unit), in order. `None` when unknown (more than
+    /// [`MAX_RUNS`] runs, or a serial walk that does not tell units).
+    runs: Option<Vec<(u64, u64)>>,
+    /// The unit after the last record's (`u64::MAX` before the first).
+    next_unit: u64,
+}
+
+impl PieceRecords {
+    /// The unit of the piece's `record`-th record (0-based), if the piece is mapped.
+    pub(crate) fn unit_of(&self, record: u64) -> Option<u64> {
+        let runs = self.runs.as_ref()?;
+        if record >= self.records {
+            return None;
+        }
+        let run = runs
+            .partition_point(|(first, _)| *first <= record)
+            .checked_sub(1)?;
+        let (first, unit) = runs.get(run)?;
+        Some(unit + (record - first))
+    }
+}
+
+impl PieceMap {
+    pub(crate) fn starts(pieces: &[PieceRecords]) -> Starts {
         let mut at = 0;
         Starts(
-            counts
-                .into_iter()
-                .map(|(first, records)| {
+            pieces
+                .iter()
+                .map(|piece| {
                     let start = at;
-                    at += records;
-                    (first, start)
+                    at += piece.records;
+                    (piece.first, start)
                 })
                 .collect(),
         )
     }
 }
 
-impl Fold for PieceCounts {
-    type Acc = Vec<(u64, u64)>;
+impl Fold for PieceMap {
+    type Acc = Vec<PieceRecords>;
 
-    fn init(&self, first: u64) -> Vec<(u64, u64)> {
-        vec![(first, 0)]
+    fn init(&self, first: u64) -> Vec<PieceRecords> {
+        vec![PieceRecords {
+            first,
+            records: 0,
+            runs: Some(Vec::new()),
+            next_unit: u64::MAX,
+        }]
     }
 
+    /// Without units, only counts.
     #[inline]
-    fn fold(&self, acc: &mut Vec<(u64, u64)>, _source: usize, _sample: &Sample) {
+    fn fold(&self, acc: &mut Vec<PieceRecords>, _source: usize, _sample: &Sample) {
         if let Some(last) = acc.last_mut() {
-            last.1 += 1;
+            last.records += 1;
+            last.runs = None;
         }
     }
 
-    fn merge(&self, mut earlier: Vec<(u64, u64)>, later: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    #[inline(always)]
+    fn fold_at(&self, acc: &mut Vec<PieceRecords>, _source: usize, unit: u64, _sample: &Sample) {
+        if let Some(last) = acc.last_mut() {
+            if unit != last.next_unit {
+                last.new_run(unit);
+            }
+            last.next_unit = unit.wrapping_add(1);
+            last.records += 1;
+        }
+    }
+
+    fn merge(&self, mut earlier: Vec<PieceRecords>, later: Vec<PieceRecords>) -> Vec<PieceRecords> {
         earlier.extend(later);
         earlier
     }
+}
+
+impl PieceRecords {
+    /// The next record starts a run at `unit` (out of line: a few per piece).
+    #[inline(never)]
+    fn new_run(&mut self, unit: u64) {
+        if let Some(runs) = &mut self.runs {
+            if runs.len() < MAX_RUNS {
+                runs.push((self.records, unit));
+            } else {
+                self.runs = None;
+            }
+        }
+    }
+}
+
+/// Runs `pass` over `pieces` (some of the pieces of a pass begun by [`crate::scan::pieces`],
+/// in their order, each given its own `index`), a piece's accumulator starting at
+/// `position(index)`, on every core; the accumulators merged in the pieces' order.
+pub(crate) fn listed<F>(
+    sources: &Sources,
+    filter: &Filter,
+    progress: &mut Progress,
+    pass: &F,
+    pieces: &[crate::scan::Piece],
+    position: impl Fn(usize) -> u64 + Sync,
+) -> Result<F::Acc, Failure>
+where
+    F: Fold + Sync,
+    F::Acc: Send,
+{
+    let ((), acc) = crate::scan::fold_listed(
+        sources,
+        filter,
+        progress,
+        Lanes::Shared,
+        pieces,
+        |_| (),
+        |first| pass.init(position((first >> 32) as usize)),
+        #[inline(always)]
+        |(), acc, source, unit, sample, _| pass.fold_at(acc, source, unit, sample),
+        |(), ()| (),
+        |earlier, later| pass.merge(earlier, later),
+    )?;
+    Ok(acc)
 }
 
 /// Folds `records` as chunks cut at `cuts` (ascending positions), merged left to right: the
@@ -238,6 +341,17 @@ pub(crate) mod testdata {
         distinct: u64,
         seed: u64,
     ) -> (tempfile::TempDir, Sources, Vec<(usize, Sample)>) {
+        archives_with_snapshots(counts, distinct, seed, u64::MAX)
+    }
+
+    /// [`archives`] with a snapshot (one entry: no kind) after every `every` records of a
+    /// file: units that hold no record, as `ringcat drain -o` writes them.
+    pub(crate) fn archives_with_snapshots(
+        counts: &[u64],
+        distinct: u64,
+        seed: u64,
+        every: u64,
+    ) -> (tempfile::TempDir, Sources, Vec<(usize, Sample)>) {
         let dir = tempfile::tempdir().unwrap();
         let mut state = seed;
         let mut paths = Vec::new();
@@ -283,7 +397,15 @@ pub(crate) mod testdata {
                     }
                 })
                 .collect();
-            writer.append(&ring, &batch).unwrap();
+            for (at, chunk) in batch
+                .chunks(usize::try_from(every).unwrap_or(usize::MAX))
+                .enumerate()
+            {
+                if at > 0 {
+                    writer.append_snapshot(&ring, ANCHOR, &[]).unwrap();
+                }
+                writer.append(&ring, chunk).unwrap();
+            }
             paths.push(path.display().to_string());
         }
         let sources = Sources::open(&paths).unwrap();

@@ -18,6 +18,7 @@ mod output;
 mod pct;
 mod plot;
 mod plot_passes;
+mod plot_points;
 mod population;
 mod progress;
 mod prom;

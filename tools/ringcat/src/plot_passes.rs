@@ -4,8 +4,8 @@
 //! sampling stride); each kind's percentile spectrum and P99 (the spectrum panel, and which
 //! records are drawn as tail points); each window's P99 per kind (the lines); and the points.
 //!
-//! - pass 1: span and extremes, each piece's records counted ([`PieceCounts`]); each kind's
-//!   spectrum in a one-pass [`Tally`]; each window's P99 per kind in a [`Closing`] tally when
+//! - pass 1: span and extremes, each piece's records counted and mapped to their units
+//!   ([`PieceMap`]); each kind's spectrum in a one-pass [`Tally`]; each window's P99 per kind in a [`Closing`] tally when
 //!   the window is known before the span is: given (`--window`), or guessed from the
 //!   archive's time span (`ArchiveReader::time_span_hint`: right for a plot of a whole
 //!   archive; the guess is checked against the span the pass measures, and dropped if wrong).
@@ -17,19 +17,24 @@
 //! - pass 2: the points (every `stride`-th record from each piece's exact start, and the
 //!   records above their kind's P99, known exactly by now) and whatever pass 1 left: the
 //!   windows when the window was not known, the bins' second pass of a tally that passed its
-//!   budget of distinct values.
+//!   budget of distinct values. When pass 1 left nothing, the points are read apart
+//!   ([`plot_points::take`]): the prefix of pieces that holds the tail points, then each later
+//!   stride point alone, where pass 1 found its record ([`PieceMap`]): a few MB, not a pass.
 //! - pass 3, only when a tally passed its budget (its bins' second pass; a spectrum that took
 //!   it in pass 2 delays the points to here) or the archive's lateness bound lied (the windows
 //!   counted again without closing); pass 4 when both happen.
 //!
-//! So 2 passes as a rule (with a filter too: the windows are then counted in pass 2, beside
-//! the points), against 3 before and 6 before that. Every pass runs on every core ([`fold::parallel_in`]); where windows are closed, each
-//! core reads one run of consecutive pieces ([`Lanes::Runs`], see [`crate::closing`]).
+//! So 1 pass and the points as a rule for one archive read whole (2 passes with a filter: the
+//! windows are then counted in pass 2, beside the points), against 2 before, 3 before that
+//! and 6 at first. Every pass runs on every core ([`fold::parallel_in`]); where windows are
+//! closed, each core reads one run of consecutive pieces ([`Lanes::Runs`], see
+//! [`crate::closing`]).
 
 use crate::Failure;
 use crate::budget::distinct_budget;
 use crate::closing::{self, Closing, WindowStart};
-use crate::fold::{self, Fold, Lanes, PieceCounts, Starts};
+use crate::fold::{self, Fold, Lanes, PieceMap, Starts};
+use crate::plot_points::{self, PointsPass};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use ringlat_read::percentile::{Quantile, Selection, Tally, WEIGHT_ONE};
@@ -314,7 +319,7 @@ impl Passes<'_> {
 }
 
 /// Each kind's P99 (the last value of its spectrum).
-fn p99_per_kind(spectra: &Selection<u16>) -> BTreeMap<u16, i64> {
+pub(crate) fn p99_per_kind(spectra: &Selection<u16>) -> BTreeMap<u16, i64> {
     spectra
         .clone()
         .finish()
@@ -360,17 +365,17 @@ pub(crate) fn gather(
     };
 
     // Pass 1: the span, the pieces' counts, the spectra, and the windows if known.
-    let (counts, first) = passes.run(
+    let (map, first) = passes.run(
         progress,
         "pass 1",
-        &PieceCounts,
+        &PieceMap,
         None,
         &spectra.plan,
         &windows.plan,
         guessed_window.unwrap_or(1),
         bound,
     )?;
-    let starts = PieceCounts::starts(counts);
+    let starts = PieceMap::starts(&map);
     let span = first.span;
     if span.count == 0 {
         progress.finish();
@@ -394,6 +399,14 @@ pub(crate) fn gather(
     for label in ["pass 2", "pass 3", "pass 4", "pass 5"] {
         let kind_p99 = spectra.done.as_ref().map(p99_per_kind);
         if points.is_some() && windows.done.is_some() {
+            break;
+        }
+        // Only the points left: read apart, they cost far less than a pass.
+        if let (Some(kind_p99), Some(_), None) = (&kind_p99, &windows.done, filter.last) {
+            let pass = PointsPass::new(sources, stride, MAX_WITH_TAIL, kind_p99);
+            points = Some(plot_points::take(
+                sources, filter, progress, &pass, &map, &starts,
+            )?);
             break;
         }
         let take_points = points.is_none() && kind_p99.is_some();
@@ -480,7 +493,7 @@ impl Default for Span {
 
 impl Span {
     #[inline(always)]
-    fn add(&mut self, s: &Sample) {
+    pub(crate) fn add(&mut self, s: &Sample) {
         self.t0 = self.t0.min(s.nanotime);
         self.t1 = self.t1.max(s.nanotime);
         self.count += 1;
@@ -490,7 +503,7 @@ impl Span {
         self.max = self.max.max(s.delta_ns);
     }
 
-    fn merge(&mut self, other: Span) {
+    pub(crate) fn merge(&mut self, other: Span) {
         self.t0 = self.t0.min(other.t0);
         self.t1 = self.t1.max(other.t1);
         self.count += other.count;
@@ -502,143 +515,11 @@ impl Span {
     }
 }
 
-/// A point of the plot: (time, latency, kind label, why it is there).
-type Point = (u64, i64, u16, Why);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Why {
-    /// Every `stride`-th record: always drawn.
-    Stride,
-    /// Above its kind's P99: drawn while the plot holds fewer points than the cap.
-    Tail,
-}
-
-/// The points: every `stride`-th record, and the records above their kind's P99.
-struct PointsPass<'a> {
-    sources: &'a Sources,
-    stride: u64,
-    /// Tail points are drawn while the plot holds fewer points than this.
-    cap: u64,
-    /// Per kind label: its P99 (`i64::MAX` for a kind without one: nothing is above).
-    p99: Vec<i64>,
-}
-
-impl<'a> PointsPass<'a> {
-    fn new(sources: &'a Sources, stride: u64, cap: u64, kind_p99: &BTreeMap<u16, i64>) -> Self {
-        let mut p99 = vec![i64::MAX; sources.labels.len()];
-        for (kind, value) in kind_p99 {
-            if let Some(slot) = p99.get_mut(usize::from(*kind)) {
-                *slot = *value;
-            }
-        }
-        PointsPass {
-            sources,
-            stride: stride.max(1),
-            cap,
-            p99,
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct PointsAcc {
-    /// Records until the next stride point (0: the next record is one). A countdown rather
-    /// than the position modulo the stride: a division per record cost a fifth of the pass.
-    to_stride: u64,
-    points: Vec<Point>,
-    /// Stride and tail points kept: once they reach the cap, the plot is full before any
-    /// later tail point, so none is kept.
-    sure: u64,
-}
-
-impl PointsPass<'_> {
-    /// The points drawn: stride points, and tail points while the plot holds fewer than the
-    /// cap, in the records' order (the same as one serial walk).
-    fn resolve(&self, acc: PointsAcc) -> Vec<(u64, i64, u16)> {
-        let mut drawn = Vec::new();
-        for (t, ns, kind, why) in acc.points {
-            if why == Why::Stride || (drawn.len() as u64) < self.cap {
-                drawn.push((t, ns, kind));
-            }
-        }
-        drawn
-    }
-}
-
-impl Fold for PointsPass<'_> {
-    type Acc = PointsAcc;
-
-    fn init(&self, first: u64) -> PointsAcc {
-        PointsAcc {
-            to_stride: (self.stride - first % self.stride) % self.stride,
-            ..PointsAcc::default()
-        }
-    }
-
-    #[inline(always)]
-    fn fold(&self, acc: &mut PointsAcc, source: usize, s: &Sample) {
-        let kind = self.sources.label_index(source, s.kind);
-        if acc.to_stride == 0 {
-            acc.to_stride = self.stride - 1;
-            acc.points.push((s.nanotime, s.delta_ns, kind, Why::Stride));
-            acc.sure += 1;
-            return;
-        }
-        acc.to_stride -= 1;
-        if acc.sure >= self.cap {
-            return;
-        }
-        let p99 = self.p99.get(usize::from(kind)).copied().unwrap_or(i64::MAX);
-        if s.delta_ns > p99 {
-            acc.points.push((s.nanotime, s.delta_ns, kind, Why::Tail));
-            acc.sure += 1;
-        }
-    }
-
-    fn merge(&self, mut earlier: PointsAcc, later: PointsAcc) -> PointsAcc {
-        earlier.to_stride = later.to_stride;
-        earlier.sure += later.sure;
-        earlier.points.extend(later.points);
-        earlier
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::fold::chunked;
-    use crate::fold::testdata::{archives, cuts};
-    use ringlat_read::percentile::weight_of;
-
-    /// The points as the plot took them when each kind's P99 was known before the walk.
-    fn walk_knowing_the_p99(
-        sources: &Sources,
-        records: &[(usize, Sample)],
-        stride: u64,
-        cap: u64,
-        kind_p99: &BTreeMap<u16, i64>,
-    ) -> Vec<(u64, i64, u16)> {
-        let mut points = Vec::new();
-        for (index, (source, s)) in records.iter().enumerate() {
-            let kind = sources.label_index(*source, s.kind);
-            let tail = kind_p99.get(&kind).is_some_and(|p| s.delta_ns > *p);
-            if (index as u64).is_multiple_of(stride) || (tail && (points.len() as u64) < cap) {
-                points.push((s.nanotime, s.delta_ns, kind));
-            }
-        }
-        points
-    }
-
-    /// Each kind's exact P99 (a tally over every record).
-    fn p99s(sources: &Sources, records: &[(usize, Sample)], raw: bool) -> BTreeMap<u16, i64> {
-        let mut tally = Tally::new(vec![Quantile::parse("99").unwrap()]);
-        for (source, s) in records {
-            let kind = sources.label_index(*source, s.kind);
-            tally.add(kind, s.delta_ns, weight_of(s.probability, raw));
-        }
-        p99_per_kind(&tally.finish())
-    }
+    use crate::fold::testdata::archives;
 
     /// The span of any split of the records, merged, is the span of one walk, and the walk's
     /// is the brute force's.
@@ -669,85 +550,6 @@ mod tests {
             let mut merged = span_of(&records[..cut]);
             merged.merge(span_of(&records[cut..]));
             assert_eq!(merged, serial, "cut {cut}");
-        }
-    }
-
-    /// The points pass with the exact P99s equals the walk that knew them (stride, tail and
-    /// the cap on tail points), chunked and merged too (the stride countdown carried across
-    /// pieces), raw and weighted.
-    #[test]
-    fn points_equal_the_walk_that_knew_the_p99() {
-        let (_dir, sources, records) = archives(&[3000, 1000], 80, 5);
-        for raw in [false, true] {
-            let kind_p99 = p99s(&sources, &records, raw);
-            assert!(kind_p99.len() > 1);
-            for stride in [1, 3, 50, 10_000] {
-                for cap in [0, 10, 25, 100_000] {
-                    let what = format!("raw {raw} stride {stride} cap {cap}");
-                    let expected = walk_knowing_the_p99(&sources, &records, stride, cap, &kind_p99);
-                    let pass = PointsPass::new(&sources, stride, cap, &kind_p99);
-                    for cut in cuts(records.len()) {
-                        let acc = chunked(&pass, &records, &cut);
-                        assert_eq!(pass.resolve(acc), expected, "{what} cut {cut:?}");
-                    }
-                }
-            }
-        }
-    }
-
-    /// On both cores over several pieces of two files: pass 1 counts each piece's records,
-    /// and the points taken from those exact starts equal the walk that knew the P99s (a
-    /// stride point off by one position, or pieces joined out of order, fails here); without
-    /// the counted starts they would not.
-    #[test]
-    fn points_on_both_cores_start_at_their_exact_positions() {
-        let (_dir, sources, records) = archives(&[150_000, 20_000], 200, 6);
-        let filter = Filter::default();
-        let mut progress = Progress::new("test", 0);
-        let (counts, span) = fold::parallel(
-            &sources,
-            &filter,
-            &mut progress,
-            "test",
-            &PieceCounts,
-            None,
-            Span::default,
-            |span, _, s, _| span.add(s),
-            Span::merge,
-        )
-        .unwrap();
-        assert_eq!(span.count, records.len() as u64);
-        assert!(counts.len() >= 3, "{} pieces", counts.len());
-        let starts = PieceCounts::starts(counts);
-        let kind_p99 = p99s(&sources, &records, false);
-        for (stride, cap) in [(7, 100_000), (1_000, 500), (131_073, 100_000)] {
-            let expected = walk_knowing_the_p99(&sources, &records, stride, cap, &kind_p99);
-            let pass = PointsPass::new(&sources, stride, cap, &kind_p99);
-            let on_both = |starts| {
-                let mut progress = Progress::new("test", 0);
-                let (acc, ()) = fold::parallel(
-                    &sources,
-                    &filter,
-                    &mut progress,
-                    "test",
-                    &pass,
-                    starts,
-                    || (),
-                    |_, _, _, _| {},
-                    |_, _| {},
-                )
-                .unwrap();
-                pass.resolve(acc)
-            };
-            let points = on_both(Some(&starts));
-            assert!(
-                points == expected,
-                "stride {stride} cap {cap}: the points differ"
-            );
-            assert!(
-                on_both(None) != expected,
-                "stride {stride}: gaps went unnoticed"
-            );
         }
     }
 }

@@ -85,7 +85,8 @@ pub(crate) fn fold_in_order<A: Send, P: Send>(
         Lanes::Shared,
         |_| init(),
         start,
-        fold,
+        #[inline(always)]
+        |acc, piece, source, _, sample, weight| fold(acc, piece, source, sample, weight),
         merge,
         join,
     )
@@ -126,7 +127,7 @@ fn fold_order_free<A: Send>(
         init,
         |_| (),
         #[inline(always)]
-        |acc, (), source, sample, weight| fold(acc, source, sample, weight),
+        |acc, (), source, _, sample, weight| fold(acc, source, sample, weight),
         merge,
         |(), ()| (),
     )?;
@@ -143,7 +144,9 @@ pub(crate) enum Lanes {
 }
 
 /// [`fold_in_order`] with the threads taking pieces as `lanes` says, and `init(lane)` making
-/// each thread's order-free accumulator (lane 0 holds the first records with [`Lanes::Runs`]).
+/// each thread's order-free accumulator (lane 0 holds the first records with [`Lanes::Runs`]);
+/// `fold` is told each record's unit too (see [`Source::scan_indexed`]; a running count on
+/// `--last`'s serial path).
 #[allow(
     clippy::too_many_arguments,
     reason = "two folds, each with its own parts, and how pieces are taken"
@@ -155,7 +158,7 @@ pub(crate) fn fold_pieces<A: Send, P: Send>(
     lanes: Lanes,
     init: impl Fn(usize) -> A + Sync,
     start: impl Fn(u64) -> P + Sync,
-    fold: impl Fn(&mut A, &mut P, usize, &Sample, u128) + Sync,
+    fold: impl Fn(&mut A, &mut P, usize, u64, &Sample, u128) + Sync,
     merge: impl Fn(&mut A, A),
     join: impl Fn(P, P) -> P,
 ) -> Result<(A, P), Failure> {
@@ -163,25 +166,43 @@ pub(crate) fn fold_pieces<A: Send, P: Send>(
         let mut acc = init(0);
         let mut piece = start(0);
         let mut last = (f64::NAN, 0u128);
+        let mut unit = 0;
         sources.selected(filter, progress, |source, sample| {
             if sample.probability.to_bits() != last.0.to_bits() {
                 last = (sample.probability, weight_of(sample.probability, false));
             }
-            fold(&mut acc, &mut piece, source, sample, last.1);
+            fold(&mut acc, &mut piece, source, unit, sample, last.1);
+            unit += 1;
         })?;
         return Ok((acc, piece));
     }
+    let pieces = pieces(sources, filter)?;
+    let folded = fold_listed(
+        sources, filter, progress, lanes, &pieces, init, start, fold, merge, join,
+    )?;
+    end_pass(sources)?;
+    Ok(folded)
+}
+
+/// A piece of a pass: units `units` of source `source`, the `index`-th piece of the pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Piece {
+    pub index: usize,
+    pub source: usize,
+    pub units: Range<u64>,
+}
+
+/// Begins a pass over `sources` ([`Source::begin_scan`]) and cuts it into pieces, in the
+/// records' order: the same pieces for every pass over the same sources and filter. An
+/// archive that carries a lateness bound is seeked to the entries `--since` and `--until` can
+/// select (docs/ARCHIVE.md, "Seeking"); the filter still checks each one. End the pass with
+/// [`end_pass`].
+pub(crate) fn pieces(sources: &Sources, filter: &Filter) -> Result<Vec<Piece>, Failure> {
     filter.check_kinds(sources)?;
-    let kinds_only = filter.kinds_only();
-    let kinds: Vec<[bool; 256]> = (0..sources.sources.len())
-        .map(|index| filter.kinds_for(sources, index))
-        .collect();
-    let mut pieces: Vec<(usize, Range<u64>)> = Vec::new();
+    let mut pieces = Vec::new();
     let (since, until) = filter.time_bounds();
     for (index, source) in sources.sources.iter().enumerate() {
         let units = source.begin_scan()?;
-        // An archive that carries a lateness bound is seeked to the entries `--since` and
-        // `--until` can select (docs/ARCHIVE.md, "Seeking"); the filter still checks each one.
         let (mut start, units) = match source {
             Source::Archive(archive) if since.is_some() || until.is_some() => {
                 let range = archive.entry_range(since, until)?;
@@ -191,15 +212,53 @@ pub(crate) fn fold_pieces<A: Send, P: Send>(
         };
         while start < units {
             let end = units.min(start + PIECE);
-            pieces.push((index, start..end));
+            pieces.push(Piece {
+                index: pieces.len(),
+                source: index,
+                units: start..end,
+            });
             start = end;
         }
     }
+    Ok(pieces)
+}
+
+/// Ends a pass begun by [`pieces`] ([`Source::end_scan`]: fails if a ring changed under it).
+pub(crate) fn end_pass(sources: &Sources) -> Result<(), Failure> {
+    for source in &sources.sources {
+        source.end_scan()?;
+    }
+    Ok(())
+}
+
+/// [`fold_pieces`] over `pieces` (some or all of those [`pieces`] cut, in their order) of a
+/// pass begun and not yet ended: each piece's ordered accumulator starts at `start(index <<
+/// 32)`, `index` its [`Piece::index`].
+#[allow(
+    clippy::too_many_arguments,
+    reason = "two folds, each with its own parts, and how pieces are taken"
+)]
+pub(crate) fn fold_listed<A: Send, P: Send>(
+    sources: &Sources,
+    filter: &Filter,
+    progress: &mut Progress,
+    lanes: Lanes,
+    pieces: &[Piece],
+    init: impl Fn(usize) -> A + Sync,
+    start: impl Fn(u64) -> P + Sync,
+    fold: impl Fn(&mut A, &mut P, usize, u64, &Sample, u128) + Sync,
+    merge: impl Fn(&mut A, A),
+    join: impl Fn(P, P) -> P,
+) -> Result<(A, P), Failure> {
+    let kinds_only = filter.kinds_only();
+    let kinds: Vec<[bool; 256]> = (0..sources.sources.len())
+        .map(|index| filter.kinds_for(sources, index))
+        .collect();
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(pieces.len())
         .max(1);
-    let cursor = Cursor::new(&pieces, lanes, threads);
+    let cursor = Cursor::new(pieces, lanes, threads);
     // Folds the pieces of `lane` until none is left; with `progress`, shows what all threads
     // did so far after each piece, and adds to `shown` what it showed.
     let work = |lane: usize,
@@ -207,17 +266,18 @@ pub(crate) fn fold_pieces<A: Send, P: Send>(
                 ordered: &mut Vec<(usize, P)>,
                 mut progress: Option<(&mut Progress, &mut u64)>| {
         let mut buffer = Vec::new();
-        while let Some((index, (source, range))) = cursor.take(lane) {
+        while let Some(piece) = cursor.take(lane) {
+            let (index, source, range) = (piece.index, piece.source, piece.units.clone());
             let count = range.end - range.start;
             let kinds = &kinds[source];
-            let mut piece = start((index as u64) << 32);
+            let mut ordered_acc = start((index as u64) << 32);
             // Inlined: a call per record (its prologue, epilogue and the sample spilled to
             // the stack) cost about 30 instructions of the 180 a record takes in `pct`.
-            let result = sources.sources[source].scan(
+            let result = sources.sources[source].scan_indexed(
                 range,
                 &mut buffer,
                 #[inline(always)]
-                |sample, weight| {
+                |unit, sample, weight| {
                     // A filter on kinds alone (the usual pass) checks the kind only.
                     let kept = if kinds_only {
                         kinds[sample.kind as usize]
@@ -225,7 +285,7 @@ pub(crate) fn fold_pieces<A: Send, P: Send>(
                         filter.keeps(sample, kinds)
                     };
                     if kept {
-                        fold(acc, &mut piece, source, sample, weight);
+                        fold(acc, &mut ordered_acc, source, unit, sample, weight);
                     }
                 },
             );
@@ -234,7 +294,7 @@ pub(crate) fn fold_pieces<A: Send, P: Send>(
                 cursor.stop.store(true, Ordering::Relaxed);
                 return Err(error);
             }
-            ordered.push((index, piece));
+            ordered.push((index, ordered_acc));
             // Relaxed: a progress statistic.
             let done = cursor.done.fetch_add(count, Ordering::Relaxed) + count;
             if let Some((progress, shown)) = progress.as_mut() {
@@ -290,20 +350,17 @@ pub(crate) fn fold_pieces<A: Send, P: Send>(
     // Relaxed: the helpers are joined; their pieces are all counted.
     progress.advance(cursor.done.load(Ordering::Relaxed) - shown);
     result?;
-    for source in &sources.sources {
-        source.end_scan()?;
-    }
     // Each piece index was taken once: sorting by it puts the pieces in the records' order.
     ordered.sort_unstable_by_key(|(index, _)| *index);
-    let mut pieces = ordered.into_iter().map(|(_, piece)| piece);
-    let first = pieces.next().unwrap_or_else(|| start(0));
-    Ok((acc, pieces.fold(first, join)))
+    let mut joined = ordered.into_iter().map(|(_, piece)| piece);
+    let first = joined.next().unwrap_or_else(|| start(0));
+    Ok((acc, joined.fold(first, join)))
 }
 
 /// The pieces of a pass and which one is next, per lane (one lane for all threads, or one
 /// run of consecutive pieces per thread: [`Lanes`]).
 struct Cursor<'a> {
-    pieces: &'a [(usize, Range<u64>)],
+    pieces: &'a [Piece],
     /// Per lane: the next piece index and the end of its run.
     next: Vec<(AtomicUsize, usize)>,
     done: AtomicU64,
@@ -311,7 +368,7 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn new(pieces: &'a [(usize, Range<u64>)], lanes: Lanes, threads: usize) -> Self {
+    fn new(pieces: &'a [Piece], lanes: Lanes, threads: usize) -> Self {
         let runs = match lanes {
             Lanes::Shared => 1,
             Lanes::Runs => threads.max(1),
@@ -327,9 +384,9 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// The next piece of `lane` nobody took and its index, if any (none once a thread
-    /// failed). With one lane for all, every thread takes from it.
-    fn take(&self, lane: usize) -> Option<(usize, (usize, Range<u64>))> {
+    /// The next piece of `lane` nobody took, if any (none once a thread failed). With one
+    /// lane for all, every thread takes from it.
+    fn take(&self, lane: usize) -> Option<&'a Piece> {
         // Relaxed: the stop flag only shortens the pass after an error.
         if self.stop.load(Ordering::Relaxed) {
             return None;
@@ -341,7 +398,7 @@ impl<'a> Cursor<'a> {
         if index >= *end {
             return None;
         }
-        self.pieces.get(index).cloned().map(|piece| (index, piece))
+        self.pieces.get(index)
     }
 }
 

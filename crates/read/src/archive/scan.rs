@@ -138,6 +138,51 @@ impl ArchiveReader {
         buffer: &mut Vec<u8>,
         mut visit: impl FnMut(&Sample, u128),
     ) -> Result<u64, ReadError> {
+        self.scan_indexed(
+            tables,
+            range,
+            buffer,
+            #[inline(always)]
+            |_, sample, weight| visit(sample, weight),
+        )
+    }
+
+    /// [`scan`](Self::scan) telling `visit` each record's entry index first: where a pass
+    /// that found a record once can read it again alone (`scan` of that index alone).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("i.archive");
+    /// use ringlat_read::archive::{ArchiveReader, ArchiveWriter, EntryTables, RingInfo};
+    /// use ringlat_read::Decoded;
+    /// let mut writer = ArchiveWriter::open(&path, 0).unwrap();
+    /// let ring = RingInfo::synthetic(0, 1 << 20, 1, &["op"]);
+    /// let batch: Vec<Decoded> = (0..4u64)
+    ///     .map(|i| Decoded {
+    ///         position: i as u32,
+    ///         kind: 0,
+    ///         class: 0,
+    ///         probability: 1.0,
+    ///         record: ringlat_format::Record::new(i, 100 + i, 0, 7),
+    ///     })
+    ///     .collect();
+    /// writer.append(&ring, &batch).unwrap();
+    /// let reader = ArchiveReader::open(&path).unwrap();
+    /// let tables = EntryTables::of(&reader);
+    /// let mut seen = Vec::new();
+    /// reader.begin_scan();
+    /// reader
+    ///     .scan_indexed(&tables, 1..3, &mut Vec::new(), |entry, s, _| seen.push((entry, s.trace_id)))
+    ///     .unwrap();
+    /// assert_eq!(seen, [(1, 1), (2, 2)]);
+    /// ```
+    pub fn scan_indexed(
+        &self,
+        tables: &EntryTables,
+        range: Range<u64>,
+        buffer: &mut Vec<u8>,
+        mut visit: impl FnMut(u64, &Sample, u128),
+    ) -> Result<u64, ReadError> {
         let end = range.end.min(self.len());
         let start = range.start.min(end);
         let mut bad = 0u64;
@@ -147,7 +192,7 @@ impl ArchiveReader {
         let mut decode = |entries: &[u8]| {
             for bytes in entries.as_chunks::<ENTRY_SIZE>().0 {
                 match tables.decode(bytes) {
-                    Ok(Some((sample, weight))) => visit(&sample, weight),
+                    Ok(Some((sample, weight))) => visit(index, &sample, weight),
                     Ok(None) => {
                         // One past the limit tells the stash it was passed.
                         if keep && snapshots.len() <= super::stash::STASH_LIMIT {
