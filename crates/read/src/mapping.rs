@@ -219,23 +219,49 @@ impl Drop for GuardedMapping {
 /// A read-only mapping of a piece of a file, populated up front (one system call, no page
 /// fault per page, no copy: the page cache's own pages), registered with the `SIGBUS` guard
 /// for as long as it lives: for a scan that reads a piece of an archive once.
+///
+/// The mapping itself reaches out to the 2 MiB boundaries around the piece (only the piece's
+/// pages are populated): where the page cache holds the file in 2 MiB folios (as readahead
+/// leaves a file read from disk), each is then mapped by one page-table entry instead of 512,
+/// and a pass's system time almost vanishes (3.2 GB: 0.11 s -> 0.025 s on this machine's
+/// kernel, 6.18; no change where the folios are small).
 pub(crate) struct GuardedPiece {
     map: Mmap,
     slot: Option<usize>,
+    /// The piece: `map[at..at + len]`.
+    at: usize,
+    len: usize,
 }
 
+/// The size of a huge page (x86-64, arm64 with 4 KiB pages): mappings of pieces are aligned
+/// to it.
+const HUGE_PAGE: u64 = 2 << 20;
+
 impl GuardedPiece {
-    /// Maps `len` bytes of `file` from `offset` (a multiple of the page size).
+    /// Maps `len` bytes of `file` from `offset`.
     pub(crate) fn map(file: &File, offset: u64, len: usize) -> io::Result<Self> {
         install_handler();
+        let start = offset - offset % HUGE_PAGE;
+        let end = offset
+            .saturating_add(len as u64)
+            .checked_next_multiple_of(HUGE_PAGE)
+            .ok_or(io::ErrorKind::InvalidInput)?;
+        let whole = usize::try_from(end - start).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let at = (offset - start) as usize;
         let mut options = MmapOptions::new();
-        options.offset(offset).len(len).populate();
+        options.offset(start).len(whole);
         // SAFETY: a read-only private mapping of an append-only file's whole entries, which
         // nobody rewrites; a truncation under it is turned into zero pages by the guard (when
-        // `guarded()`) and reported by `truncated()`, which the caller checks.
+        // `guarded()`) and reported by `truncated()`, which the caller checks. Only the
+        // piece's bytes are read; the rest of the mapping (past the file's end, possibly) is
+        // never touched.
         let map = unsafe { options.map_copy_read_only(file) }?;
         let slot = guard(map.as_ptr() as usize, map.len());
-        Ok(GuardedPiece { map, slot })
+        // Populated in one call; where it fails (a kernel before 5.14, a page past a new end
+        // of the file), the pages fault in as they are read, and the guard still covers them.
+        #[cfg(target_os = "linux")]
+        let _ = map.advise_range(memmap2::Advice::PopulateRead, at, len);
+        Ok(GuardedPiece { map, slot, at, len })
     }
 
     /// True when the `SIGBUS` guard covers this mapping (false when all its slots are taken:
@@ -244,9 +270,9 @@ impl GuardedPiece {
         self.slot.is_some()
     }
 
-    /// The mapped bytes.
+    /// The piece's bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.map
+        self.map.get(self.at..self.at + self.len).unwrap_or(&[])
     }
 
     /// True once a `SIGBUS` in this mapping was turned into zero pages: the file shrank.
@@ -281,4 +307,38 @@ fn guard(start: usize, len: usize) -> Option<usize> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A piece's bytes are the file's, wherever it lies: inside one huge page, across one or
+    /// two boundaries, at the start, and up to the file's end (the mapping then reaches past
+    /// it).
+    #[test]
+    fn a_piece_is_the_files_bytes_wherever_it_lies() {
+        let mut file = tempfile::tempfile().unwrap();
+        let len = 5 * HUGE_PAGE as usize + 12_345;
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
+        file.write_all(&bytes).unwrap();
+        let huge = HUGE_PAGE as usize;
+        for (offset, size) in [
+            (0, 32),
+            (16_384, 4 << 20),
+            (huge - 32, 64),
+            (huge - 1, 2 * huge + 2),
+            (3 * huge, huge),
+            (len - 32, 32),
+            (len - (4 << 20) - 7, (4 << 20) + 7),
+        ] {
+            let piece = GuardedPiece::map(&file, offset as u64, size).unwrap();
+            assert!(
+                piece.bytes() == &bytes[offset..offset + size],
+                "offset {offset} len {size}"
+            );
+            assert!(!piece.truncated());
+        }
+    }
 }

@@ -26,9 +26,6 @@ const MAP_ENTRIES: u64 = 1 << 17;
 /// between the copy and the decode, large enough that the system call costs nothing per record.
 const READ_ENTRIES: u64 = 8_192;
 
-/// Mappings start at a multiple of this (the smallest page size of the platforms we run on).
-const PAGE: u64 = 4_096;
-
 /// What a scan needs to know about an archive's header to decode an entry, as tables indexed
 /// by the entry's class and kind bytes.
 ///
@@ -268,12 +265,11 @@ pub(crate) fn read_entries(
         let count = (range.end - entry).min(MAP_ENTRIES);
         let offset = ARCHIVE_HEADER_SIZE as u64 + entry * ENTRY_SIZE as u64;
         let len = count as usize * ENTRY_SIZE;
-        let page = offset % PAGE;
         if !pread_only()
-            && let Ok(map) = GuardedPiece::map(file, offset - page, page as usize + len)
+            && let Ok(map) = GuardedPiece::map(file, offset, len)
             && map.guarded()
         {
-            decode(&map.bytes()[page as usize..]);
+            decode(map.bytes());
             if map.truncated() {
                 // What was read after the file shrank were zeros: the caller drops it all.
                 return Err(truncated());
