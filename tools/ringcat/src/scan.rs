@@ -250,7 +250,7 @@ pub(crate) fn fold_listed<A: Send, P: Send>(
     merge: impl Fn(&mut A, A),
     join: impl Fn(P, P) -> P,
 ) -> Result<(A, P), Failure> {
-    let kinds_only = filter.kinds_only();
+    let (everything, kinds_only) = (filter.is_everything(), filter.kinds_only());
     let kinds: Vec<[bool; 256]> = (0..sources.sources.len())
         .map(|index| filter.kinds_for(sources, index))
         .collect();
@@ -273,22 +273,35 @@ pub(crate) fn fold_listed<A: Send, P: Send>(
             let mut ordered_acc = start((index as u64) << 32);
             // Inlined: a call per record (its prologue, epilogue and the sample spilled to
             // the stack) cost about 30 instructions of the 180 a record takes in `pct`.
-            let result = sources.sources[source].scan_indexed(
-                range,
-                &mut buffer,
-                #[inline(always)]
-                |unit, sample, weight| {
-                    // A filter on kinds alone (the usual pass) checks the kind only.
-                    let kept = if kinds_only {
-                        kinds[sample.kind as usize]
-                    } else {
-                        filter.keeps(sample, kinds)
-                    };
-                    if kept {
+            let scanned = &sources.sources[source];
+            let result = if everything {
+                // No filter (the usual pass): a loop of its own without the checks.
+                scanned.scan_indexed(
+                    range,
+                    &mut buffer,
+                    #[inline(always)]
+                    |unit, sample, weight| {
                         fold(acc, &mut ordered_acc, source, unit, sample, weight);
-                    }
-                },
-            );
+                    },
+                )
+            } else {
+                scanned.scan_indexed(
+                    range,
+                    &mut buffer,
+                    #[inline(always)]
+                    |unit, sample, weight| {
+                        // A filter on kinds alone checks the kind only.
+                        let kept = if kinds_only {
+                            kinds[sample.kind as usize]
+                        } else {
+                            filter.keeps(sample, kinds)
+                        };
+                        if kept {
+                            fold(acc, &mut ordered_acc, source, unit, sample, weight);
+                        }
+                    },
+                )
+            };
             if let Err(error) = result {
                 // Relaxed: only tells the other threads to stop taking pieces early.
                 cursor.stop.store(true, Ordering::Relaxed);

@@ -185,9 +185,12 @@ impl ArchiveReader {
         let mut bad = 0u64;
         // Snapshot entries met, with their indices, when the caller keeps them (module `stash`).
         let keep = self.keeps_snapshots();
-        let (mut snapshots, mut index) = (Vec::new(), start);
-        let mut decode = |entries: &[u8]| {
-            for bytes in entries.as_chunks::<ENTRY_SIZE>().0 {
+        let mut snapshots = Vec::new();
+        // The index from the chunk's first, not a counter the closure keeps: a counter it
+        // captured lived in memory (a load and a store per entry).
+        let mut decode = |first: u64, entries: &[u8]| {
+            for (at, bytes) in entries.as_chunks::<ENTRY_SIZE>().0.iter().enumerate() {
+                let index = first + at as u64;
                 match tables.decode(bytes) {
                     Ok(Some((sample, weight))) => visit(index, &sample, weight),
                     Ok(None) => {
@@ -198,7 +201,6 @@ impl ArchiveReader {
                     }
                     Err(()) => bad += 1,
                 }
-                index += 1;
             }
         };
         let mut entry = start;
@@ -246,15 +248,15 @@ fn pread_only() -> bool {
     false
 }
 
-/// Hands the bytes of whole entries `range` of the archive `file` to `decode`, a piece at a
-/// time: straight from a populated read-only mapping (no copy), or through `buffer` by
+/// Hands the bytes of whole entries `range` of the archive `file` to `decode(first entry's
+/// index, bytes)`, a piece at a time: straight from a populated read-only mapping (no copy), or through `buffer` by
 /// `pread` when the mapping cannot be guarded against a truncation.
 pub(crate) fn read_entries(
     file: &std::fs::File,
     path: &std::path::Path,
     range: Range<u64>,
     buffer: &mut Vec<u8>,
-    decode: &mut impl FnMut(&[u8]),
+    decode: &mut impl FnMut(u64, &[u8]),
 ) -> Result<(), ReadError> {
     let truncated = || ReadError::Archive {
         path: path.to_path_buf(),
@@ -269,7 +271,7 @@ pub(crate) fn read_entries(
             && let Ok(map) = GuardedPiece::map(file, offset, len)
             && map.guarded()
         {
-            decode(map.bytes());
+            decode(entry, map.bytes());
             if map.truncated() {
                 // What was read after the file shrank were zeros: the caller drops it all.
                 return Err(truncated());
@@ -289,7 +291,7 @@ pub(crate) fn read_entries(
                 }
                 return Err(ReadError::io(path, "reading an archive entry")(error));
             }
-            decode(chunk);
+            decode(entry, chunk);
             entry += count;
         }
     }

@@ -179,7 +179,7 @@ fn each_snapshot(
 ) -> Result<(), ReadError> {
     let mut runs = Runs::default();
     // Read in place from a mapping (module `scan`): only byte 27 of most entries is looked at.
-    super::scan::read_entries(file, path, 0..entries, &mut Vec::new(), &mut |chunk| {
+    super::scan::read_entries(file, path, 0..entries, &mut Vec::new(), &mut |_, chunk| {
         for bytes in chunk.as_chunks::<ENTRY_SIZE>().0 {
             runs.entry(bytes, &mut visit);
         }
