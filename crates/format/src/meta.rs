@@ -276,7 +276,11 @@ impl SlotMeta {
     /// ```
     #[inline]
     pub const fn word_is_committed_at(word: u64, position: u32) -> bool {
-        word & RESERVED_BITS == 0 && SlotMeta::from_word(word).is_committed_at(position)
+        // One masked compare (readers call this per slot): the reserved bits zero, the state
+        // committed and the position equal, the kind and class anything.
+        const CHECKED: u64 = RESERVED_BITS | POSITION_MASK | (STATE_MASK << STATE_SHIFT);
+        let committed = SlotState::Committed.bits() << STATE_SHIFT;
+        word & CHECKED == committed | position as u64
     }
 }
 
@@ -317,5 +321,35 @@ mod tests {
             assert_eq!(SlotMeta::state_of_word(word).is_some(), bits <= 4);
         }
         assert_eq!(SlotMeta::state_of_word(1 << 35), None, "bit 35 is reserved");
+    }
+
+    /// The one masked compare says what the fields say: reserved bits clear, committed, at
+    /// the position asked; whatever the kind and class, for words with one bit flipped from
+    /// a committed stamp and for words drawn at random.
+    #[test]
+    fn committed_at_is_the_fields_check() {
+        let by_fields = |word: u64, position: u32| {
+            word & RESERVED_BITS == 0 && SlotMeta::from_word(word).is_committed_at(position)
+        };
+        let mut state = 7u64;
+        for round in 0..200_000u64 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let position = (state >> 17) as u32;
+            let committed = SlotMeta::committed(position, (state >> 3) as u8, (state >> 9) as u8);
+            let word = match round % 3 {
+                0 => committed.to_word(),
+                1 => committed.to_word() ^ (1 << (state >> 58)),
+                _ => state,
+            };
+            for asked in [position, position ^ 1, word as u32] {
+                assert_eq!(
+                    SlotMeta::word_is_committed_at(word, asked),
+                    by_fields(word, asked),
+                    "word {word:#x} position {asked}"
+                );
+            }
+        }
     }
 }

@@ -38,8 +38,10 @@ pub struct InPlace {
     /// Positions from `head`: at most the capacity.
     len: u32,
     tables: RingTables,
-    /// Per kind: declared (a committed slot of an undeclared kind is damage).
+    /// Per kind: declared; per class: in use (a committed slot of an undeclared kind or an
+    /// unused class is damage).
     kind_ok: Box<[bool; 256]>,
+    class_ok: Box<[bool; 256]>,
     /// This pass so far: positions scanned, records visited, damaged slots passed over.
     covered: AtomicU64,
     visited: AtomicU64,
@@ -68,6 +70,9 @@ impl InPlace {
             len: tail.wrapping_sub(head).min(file.geometry().capacity),
             tables: RingTables::of(file),
             kind_ok: Box::new(std::array::from_fn(|k| file.kind_name(k as u8).is_some())),
+            class_ok: Box::new(std::array::from_fn(|c| {
+                file.class_probability(c as u8) != 0.0
+            })),
             covered: AtomicU64::new(0),
             visited: AtomicU64::new(0),
             damaged: AtomicU64::new(0),
@@ -110,7 +115,8 @@ impl InPlace {
                 continue;
             };
             let (kind, class) = (slot.meta.kind, slot.meta.class);
-            if self.tables.probability(class) == 0.0 || !self.kind_ok[usize::from(kind)] {
+            // Both looked up, one branch (`&`, not `&&`): the usual slot is sound.
+            if !(self.class_ok[usize::from(class)] & self.kind_ok[usize::from(kind)]) {
                 damaged += 1;
                 continue;
             }
