@@ -102,7 +102,9 @@ pub(crate) fn slice(
         |first| first,
         #[inline(always)]
         |(tally, highest), next, source, s, w| {
-            tally.add((), s.delta_ns, weight(w));
+            // One group: its packed key is a constant (the direct table's first slot, not
+            // a search for the key per record).
+            tally.add_packed(0, || (), s.delta_ns, weight(w));
             highest.add(*next, source, s);
             *next += 1;
         },
@@ -121,7 +123,7 @@ pub(crate) fn slice(
         sources,
         filter,
         progress,
-        |selection, _, s, w| selection.add(&(), s.delta_ns, weight(w)),
+        |selection, _, s, w| selection.add_packed(0, || (), s.delta_ns, weight(w)),
     )?;
     let rows = selection.finish();
     let Some((_, values, summary)) = rows.first() else {
