@@ -226,6 +226,7 @@ struct Passes<'a> {
 impl Passes<'_> {
     /// One pass: `pass` folded in the records' order, the spectra and the windows as planned
     /// beside it; windows closed on `bound` when there is one (each core then reads one run).
+    /// The span is measured by the first pass (the one without starts).
     #[allow(clippy::too_many_arguments, reason = "the parts of one pass")]
     fn run<F>(
         &self,
@@ -248,10 +249,47 @@ impl Passes<'_> {
         };
         // Windows that close carry the spectra: each value goes into one tally, not two.
         let absorb = lanes == Lanes::Runs && matches!(spectra, Plan::Count);
+        let layout = Layout {
+            lanes,
+            absorb,
+            spectra,
+            windows,
+            window_ns,
+            bound,
+        };
+        // Which parts take each record, chosen once per pass: one instance of the pass's loop
+        // each, without a check of the parts per record.
+        let spectra_fed = !absorb && !matches!(spectra, Plan::Nothing);
+        let windows_fed = !matches!(windows, Plan::Nothing);
+        let run = match (starts.is_none(), spectra_fed, windows_fed) {
+            (true, true, true) => Self::run_as::<F, true, true, true>,
+            (true, true, false) => Self::run_as::<F, true, true, false>,
+            (true, false, true) => Self::run_as::<F, true, false, true>,
+            (true, false, false) => Self::run_as::<F, true, false, false>,
+            (false, true, true) => Self::run_as::<F, false, true, true>,
+            (false, true, false) => Self::run_as::<F, false, true, false>,
+            (false, false, true) => Self::run_as::<F, false, false, true>,
+            (false, false, false) => Self::run_as::<F, false, false, false>,
+        };
+        run(self, progress, label, pass, starts, &layout)
+    }
+
+    /// [`Passes::run`] measuring the span (`SPAN`), feeding each record to the spectra
+    /// (`SPECTRA`) and to the windows (`WINDOWS`) as the layout's plans say.
+    fn run_as<F, const SPAN: bool, const SPECTRA: bool, const WINDOWS: bool>(
+        &self,
+        progress: &mut Progress,
+        label: &'static str,
+        pass: &F,
+        starts: Option<&Starts>,
+        layout: &Layout<'_>,
+    ) -> Result<(F::Acc, Beside), Failure>
+    where
+        F: Fold + Sync,
+        F::Acc: Send,
+    {
         let sources = self.sources;
         let raw = self.raw;
-        // The span is measured by the first pass (the one without starts).
-        let measure_span = starts.is_none();
         fold::parallel_in(
             sources,
             self.filter,
@@ -259,12 +297,12 @@ impl Passes<'_> {
             label,
             pass,
             starts,
-            lanes,
+            layout.lanes,
             |lane| Beside {
                 span: Span::default(),
-                spectra: match spectra {
+                spectra: match layout.spectra {
                     Plan::Nothing => Part::Idle,
-                    Plan::Count if absorb => {
+                    Plan::Count if layout.absorb => {
                         Part::Absorbing(Tally::with_budget(self.with_p99.clone(), self.budget))
                     }
                     // Kinds are never closed: no window.
@@ -274,31 +312,34 @@ impl Passes<'_> {
                     }
                     Plan::Select(selection) => Part::Selecting(selection.clone()),
                 },
-                windows: match windows {
+                windows: match layout.windows {
                     Plan::Nothing => Part::Idle,
                     Plan::Count => {
                         let tally = Tally::with_budget(vec![self.p99.clone()], self.budget);
                         // Without a bound (several files, a ring), nothing closes.
-                        let bound = bound.unwrap_or(u64::MAX);
+                        let bound = layout.bound.unwrap_or(u64::MAX);
                         let window_of = |key: &WindowKey| Some(key.0);
+                        let window_ns = layout.window_ns;
                         Part::Counting(Closing::new(tally, lane, window_ns, bound, window_of))
                     }
                     Plan::Select(selection) => Part::Selecting(selection.clone()),
                 },
-                window: WindowStart::new(window_ns),
+                window: WindowStart::new(layout.window_ns),
             },
             #[inline(always)]
             |beside, source, s, w| {
-                if measure_span {
+                if SPAN {
                     beside.span.add(s);
                 }
                 let kind = sources.label_index(source, s.kind);
                 let weight = if raw { WEIGHT_ONE } else { w };
-                let spectrum = || (u128::from(kind), kind);
-                beside
-                    .spectra
-                    .add(spectrum, s.delta_ns, weight, 0, |_, _, _| {});
-                if !matches!(beside.windows, Part::Idle) {
+                if SPECTRA {
+                    let spectrum = || (u128::from(kind), kind);
+                    beside
+                        .spectra
+                        .add(spectrum, s.delta_ns, weight, 0, |_, _, _| {});
+                }
+                if WINDOWS {
                     let key = (beside.window.of(s.nanotime), kind);
                     let window = || (packed(key), key);
                     let spectra = &mut beside.spectra;
@@ -316,6 +357,17 @@ impl Passes<'_> {
             Beside::merge,
         )
     }
+}
+
+/// How a pass lays out its parts: how cores take pieces, whether the spectra are absorbed
+/// from closing windows, the plans, the window length and the lateness bound.
+struct Layout<'a> {
+    lanes: Lanes,
+    absorb: bool,
+    spectra: &'a Plan<u16>,
+    windows: &'a Plan<WindowKey>,
+    window_ns: u64,
+    bound: Option<u64>,
 }
 
 /// Each kind's P99 (the last value of its spectrum).
