@@ -95,9 +95,9 @@ impl InPlace {
     }
 
     /// Visits the records at positions `head + range` (clamped to [`len`](Self::len)), each
-    /// with its unit (position less `head`) and weight. A slot that does not hold its position's committed record (the
-    /// writer died while writing it, or gave it up) is passed over, as a snapshot passes over
-    /// it; so is one whose kind is undeclared or class unused (damage: counted in
+    /// with its unit (position less `head`) and weight. A slot that does not hold its
+    /// position's committed record (the writer died while writing it, or gave it up) is
+    /// passed over, as a snapshot passes over it; so is one whose kind is undeclared or class unused (damage: counted in
     /// [`RingFile::invalid_slots`] by the first pass over every position, once).
     #[inline]
     pub(crate) fn scan(

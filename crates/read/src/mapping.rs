@@ -14,7 +14,7 @@
 //! Zeros never turn into records: a zero metadata word is "empty", and every reader
 //! re-checks the flag before handing on what it decoded.
 
-use memmap2::{Mmap, MmapMut, MmapOptions};
+use memmap2::{MmapMut, MmapOptions, MmapRaw};
 use std::fs::File;
 use std::io;
 use std::sync::OnceLock;
@@ -216,19 +216,22 @@ impl Drop for GuardedMapping {
     }
 }
 
-/// A read-only mapping of a piece of a file, populated up front (one system call, no page
-/// fault per page, no copy: the page cache's own pages), registered with the `SIGBUS` guard
-/// for as long as it lives: for a scan that reads a piece of an archive once.
+/// A read-only mapping of a piece of a file, populated up front (no page fault per page, no
+/// copy: the page cache's own pages), registered with the `SIGBUS` guard for as long as it
+/// lives: for a scan that reads a piece of an archive once.
 ///
-/// The mapping itself reaches out to the 2 MiB boundaries around the piece (only the piece's
-/// pages are populated): where the page cache holds the file in 2 MiB folios (as readahead
-/// leaves a file read from disk), each is then mapped by one page-table entry instead of 512,
-/// and a pass's system time almost vanishes (3.2 GB: 0.11 s -> 0.025 s on this machine's
-/// kernel, 6.18; no change where the folios are small).
+/// The mapping itself reaches out to the 2 MiB boundaries around the piece, and only the
+/// piece's pages are populated (`MADV_POPULATE_READ`): where the page cache holds the file in
+/// 2 MiB folios (as readahead leaves a file read from disk), each is then mapped by one
+/// page-table entry instead of 512, and a pass's system time almost vanishes (3.2 GB: 0.11 s
+/// -> 0.025 s on this machine's kernel, 6.18; no change where the folios are small). The rest
+/// of the mapping (the archive's header, entries of other pieces, pages past the file's end)
+/// is never read, nor referred to: [`bytes`](Self::bytes) covers the piece alone. A kernel
+/// without `MADV_POPULATE_READ` (before 5.14) gets the piece alone, populated by `mmap`.
 pub(crate) struct GuardedPiece {
-    map: Mmap,
+    map: MmapRaw,
     slot: Option<usize>,
-    /// The piece: `map[at..at + len]`.
+    /// The piece: bytes `at..at + len` of the mapping.
     at: usize,
     len: usize,
 }
@@ -237,30 +240,46 @@ pub(crate) struct GuardedPiece {
 /// to it.
 const HUGE_PAGE: u64 = 2 << 20;
 
+/// The smallest page size of the platforms we run on: mappings start at a multiple of it.
+const PAGE: u64 = 4_096;
+
+/// Set once `MADV_POPULATE_READ` was refused (a kernel before 5.14): pieces are then mapped
+/// alone and populated by `mmap` (`MAP_POPULATE`).
+static NO_POPULATE_READ: AtomicBool = AtomicBool::new(false);
+
 impl GuardedPiece {
     /// Maps `len` bytes of `file` from `offset`.
     pub(crate) fn map(file: &File, offset: u64, len: usize) -> io::Result<Self> {
         install_handler();
-        let start = offset - offset % HUGE_PAGE;
+        // Relaxed: a hint; either way maps the same bytes.
+        let by_mmap = NO_POPULATE_READ.load(Ordering::Relaxed);
+        let round = if by_mmap { PAGE } else { HUGE_PAGE };
+        let start = offset - offset % round;
         let end = offset
-            .saturating_add(len as u64)
-            .checked_next_multiple_of(HUGE_PAGE)
+            .checked_add(len as u64)
+            .and_then(|end| {
+                if by_mmap {
+                    Some(end)
+                } else {
+                    end.checked_next_multiple_of(round)
+                }
+            })
             .ok_or(io::ErrorKind::InvalidInput)?;
         let whole = usize::try_from(end - start).map_err(|_| io::ErrorKind::InvalidInput)?;
         let at = (offset - start) as usize;
         let mut options = MmapOptions::new();
         options.offset(start).len(whole);
-        // SAFETY: a read-only private mapping of an append-only file's whole entries, which
-        // nobody rewrites; a truncation under it is turned into zero pages by the guard (when
-        // `guarded()`) and reported by `truncated()`, which the caller checks. Only the
-        // piece's bytes are read; the rest of the mapping (past the file's end, possibly) is
-        // never touched.
-        let map = unsafe { options.map_copy_read_only(file) }?;
+        if by_mmap {
+            options.populate();
+        }
+        // A raw mapping: nothing refers to its bytes but `bytes()` (see there).
+        let map = options.map_raw_read_only(file)?;
         let slot = guard(map.as_ptr() as usize, map.len());
-        // Populated in one call; where it fails (a kernel before 5.14, a page past a new end
-        // of the file), the pages fault in as they are read, and the guard still covers them.
-        #[cfg(target_os = "linux")]
-        let _ = map.advise_range(memmap2::Advice::PopulateRead, at, len);
+        if !by_mmap && !populate_read(&map, at, len) {
+            // Relaxed: a hint. This piece's pages fault in as they are read (the guard still
+            // covers them); later pieces are mapped populated.
+            NO_POPULATE_READ.store(true, Ordering::Relaxed);
+        }
         Ok(GuardedPiece { map, slot, at, len })
     }
 
@@ -272,7 +291,12 @@ impl GuardedPiece {
 
     /// The piece's bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
-        self.map.get(self.at..self.at + self.len).unwrap_or(&[])
+        // SAFETY: `at + len <= map.len()` (`map` made the mapping so), so the bytes are
+        // mapped, readable, for as long as `self` lives; they are whole entries of an
+        // append-only archive, which nobody rewrites; a truncation under them is turned into
+        // zero pages by the guard (when `guarded()`) and reported by `truncated()`, which the
+        // caller checks.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(self.at), self.len) }
     }
 
     /// True once a `SIGBUS` in this mapping was turned into zero pages: the file shrank.
@@ -289,6 +313,22 @@ impl Drop for GuardedPiece {
             REGIONS[slot].state.store(FREE, Ordering::Release);
         }
     }
+}
+
+/// Populates bytes `at..at + len` of `map` in one call; false when the kernel does not know
+/// how (`MADV_POPULATE_READ`, Linux 5.14). Another failure (a page past a new end of the
+/// file) leaves the pages to fault in as they are read.
+#[cfg(target_os = "linux")]
+fn populate_read(map: &MmapRaw, at: usize, len: usize) -> bool {
+    match map.advise_range(memmap2::Advice::PopulateRead, at, len) {
+        Err(error) => error.raw_os_error() != Some(libc::EINVAL),
+        Ok(()) => true,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn populate_read(_map: &MmapRaw, _at: usize, _len: usize) -> bool {
+    false
 }
 
 fn guard(start: usize, len: usize) -> Option<usize> {
@@ -316,7 +356,7 @@ mod tests {
 
     /// A piece's bytes are the file's, wherever it lies: inside one huge page, across one or
     /// two boundaries, at the start, and up to the file's end (the mapping then reaches past
-    /// it).
+    /// it); mapped out to huge pages or, as on a kernel before 5.14, alone.
     #[test]
     fn a_piece_is_the_files_bytes_wherever_it_lies() {
         let mut file = tempfile::tempfile().unwrap();
@@ -324,21 +364,26 @@ mod tests {
         let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
         file.write_all(&bytes).unwrap();
         let huge = HUGE_PAGE as usize;
-        for (offset, size) in [
-            (0, 32),
-            (16_384, 4 << 20),
-            (huge - 32, 64),
-            (huge - 1, 2 * huge + 2),
-            (3 * huge, huge),
-            (len - 32, 32),
-            (len - (4 << 20) - 7, (4 << 20) + 7),
-        ] {
-            let piece = GuardedPiece::map(&file, offset as u64, size).unwrap();
-            assert!(
-                piece.bytes() == &bytes[offset..offset + size],
-                "offset {offset} len {size}"
-            );
-            assert!(!piece.truncated());
+        // As on a kernel without MADV_POPULATE_READ too (the piece alone, populated by mmap);
+        // other tests' pieces read the same bytes either way.
+        for by_mmap in [false, true, false] {
+            NO_POPULATE_READ.store(by_mmap, Ordering::Relaxed);
+            for (offset, size) in [
+                (0, 32),
+                (16_384, 4 << 20),
+                (huge - 32, 64),
+                (huge - 1, 2 * huge + 2),
+                (3 * huge, huge),
+                (len - 32, 32),
+                (len - (4 << 20) - 7, (4 << 20) + 7),
+            ] {
+                let piece = GuardedPiece::map(&file, offset as u64, size).unwrap();
+                assert!(
+                    piece.bytes() == &bytes[offset..offset + size],
+                    "offset {offset} len {size}"
+                );
+                assert!(!piece.truncated());
+            }
         }
     }
 }

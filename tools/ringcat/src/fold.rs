@@ -170,7 +170,7 @@ pub(crate) struct PieceRecords {
     pub records: u64,
     /// Where the records lie: runs of records in consecutive units, each as (the run's first
     /// record, 0-based in the piece; its unit), in order. `None` when unknown (more than
-    /// [`MAX_RUNS`] runs, or a serial walk that does not tell units).
+    /// [`MAX_RUNS`] runs, or a serial walk that tells [`crate::scan::UNKNOWN_UNIT`]).
     runs: Option<Vec<(u64, u64)>>,
     /// The unit after the last record's (`u64::MAX` before the first).
     next_unit: u64,
@@ -246,11 +246,12 @@ impl Fold for PieceMap {
 }
 
 impl PieceRecords {
-    /// The next record starts a run at `unit` (out of line: a few per piece).
+    /// The next record starts a run at `unit` (out of line: a few per piece); a unit not
+    /// known ([`crate::scan::UNKNOWN_UNIT`]) unmaps the piece.
     #[inline(never)]
     fn new_run(&mut self, unit: u64) {
         if let Some(runs) = &mut self.runs {
-            if runs.len() < MAX_RUNS {
+            if runs.len() < MAX_RUNS && unit != crate::scan::UNKNOWN_UNIT {
                 runs.push((self.records, unit));
             } else {
                 self.runs = None;
@@ -428,5 +429,50 @@ pub(crate) mod testdata {
             (0..len).step_by(97).collect(),
             (1..len).collect(),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Folds records at `units` into one piece's map.
+    fn map_of(units: impl IntoIterator<Item = u64>) -> PieceRecords {
+        let sample = Sample {
+            nanotime: 0,
+            trace_id: 0,
+            delta_ns: 0,
+            status: 0,
+            kind: 0,
+            probability: 1.0,
+        };
+        let mut acc = PieceMap.init(0);
+        for unit in units {
+            PieceMap.fold_at(&mut acc, 0, unit, &sample);
+        }
+        acc.remove(0)
+    }
+
+    /// Records in up to [`MAX_RUNS`] runs of consecutive units map back to their units;
+    /// one run more, or a walk that does not know units, leaves the piece unmapped.
+    #[test]
+    fn pieces_map_records_to_units_up_to_max_runs() {
+        // Runs of 3 records, each 2 units after the last run: a gap before every run.
+        let runs = |count: u64| (0..count).flat_map(|run| (0..3).map(move |i| 10 + run * 5 + i));
+        let mapped = map_of(runs(MAX_RUNS as u64));
+        assert_eq!(mapped.records, 3 * MAX_RUNS as u64);
+        for (record, unit) in runs(MAX_RUNS as u64).enumerate() {
+            assert_eq!(mapped.unit_of(record as u64), Some(unit), "record {record}");
+        }
+        assert_eq!(mapped.unit_of(mapped.records), None);
+        let over = map_of(runs(MAX_RUNS as u64 + 1));
+        assert_eq!(
+            (over.records, over.unit_of(0)),
+            (3 * MAX_RUNS as u64 + 3, None)
+        );
+        let unknown = map_of([crate::scan::UNKNOWN_UNIT; 5]);
+        assert_eq!((unknown.records, unknown.unit_of(0)), (5, None));
+        let one_unknown = map_of([crate::scan::UNKNOWN_UNIT]);
+        assert_eq!(one_unknown.unit_of(0), None);
     }
 }

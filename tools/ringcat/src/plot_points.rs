@@ -72,6 +72,8 @@ pub(crate) struct PointsAcc {
     /// Stride and tail points kept: once they reach the cap, the plot is full before any
     /// later tail point, so none is kept.
     sure: u64,
+    /// Records folded (checked against the first pass's counts by [`take`]).
+    records: u64,
 }
 
 impl PointsPass<'_> {
@@ -100,6 +102,7 @@ impl Fold for PointsPass<'_> {
 
     #[inline(always)]
     fn fold(&self, acc: &mut PointsAcc, source: usize, s: &Sample) {
+        acc.records += 1;
         let kind = self.sources.label_index(source, s.kind);
         if acc.to_stride == 0 {
             acc.to_stride = self.stride - 1;
@@ -121,6 +124,7 @@ impl Fold for PointsPass<'_> {
     fn merge(&self, mut earlier: PointsAcc, later: PointsAcc) -> PointsAcc {
         earlier.to_stride = later.to_stride;
         earlier.sure += later.sure;
+        earlier.records += later.records;
         earlier.points.extend(later.points);
         earlier
     }
@@ -182,6 +186,20 @@ pub(crate) fn take(
     map: &[PieceRecords],
     starts: &Starts,
 ) -> Result<Vec<(u64, i64, u16)>, Failure> {
+    // The first round as many pieces as cores (no core idle), then twice as many each round.
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    take_in_rounds(sources, filter, progress, pass, (map, starts), threads)
+}
+
+/// [`take`] with a first round of `first_round` pieces.
+fn take_in_rounds(
+    sources: &Sources,
+    filter: &Filter,
+    progress: &mut Progress,
+    pass: &PointsPass,
+    (map, starts): (&[PieceRecords], &Starts),
+    first_round: usize,
+) -> Result<Vec<(u64, i64, u16)>, Failure> {
     progress.next_pass("points");
     let changed = || Failure::File("the records changed while the plot read them".into());
     let pieces = scan::pieces(sources, filter)?;
@@ -190,8 +208,7 @@ pub(crate) fn take(
     }
     let start_of = |piece: &Piece| starts.of((piece.index as u64) << 32);
     // The prefix: rounds of pieces in order, each twice the last, until the plot is full.
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let (mut acc, mut next, mut round) = (pass.init(0), 0, threads);
+    let (mut acc, mut next, mut round) = (pass.init(0), 0, first_round.max(1));
     while acc.sure < pass.cap && next < pieces.len() {
         let batch = &pieces[next..pieces.len().min(next + round)];
         let part = fold::listed(sources, filter, progress, pass, batch, |index| {
@@ -200,6 +217,12 @@ pub(crate) fn take(
         acc = pass.merge(acc, part);
         next += batch.len();
         round *= 2;
+    }
+    // The prefix's records are those pass 1 found there (a ring read in place that a writer
+    // came back to could hold more: its passes would disagree).
+    let prefix: u64 = map[..next].iter().map(|piece| piece.records).sum();
+    if acc.records != prefix {
+        return Err(changed());
     }
     // The rest: each stride point alone where its piece is mapped, else the piece whole.
     let (mut rest, mut positions, mut expected) = (Vec::new(), Vec::new(), 0u64);
@@ -421,14 +444,78 @@ mod tests {
             ] {
                 let expected = walk_knowing_the_p99(&sources, &records, stride, cap, &kind_p99);
                 let pass = PointsPass::new(&sources, stride, cap, &kind_p99);
-                let mut progress = Progress::new("test", 0);
-                let taken = take(&sources, &filter, &mut progress, &pass, &map, &starts).unwrap();
-                assert!(
-                    taken == expected,
-                    "{name} stride {stride} cap {cap}: the points differ"
-                );
+                // First rounds of one piece (later stride points read alone after a short
+                // prefix), two and more than there are pieces (no rest).
+                for first_round in [1, 2, 64] {
+                    let mut progress = Progress::new("test", 0);
+                    let taken = take_in_rounds(
+                        &sources,
+                        &filter,
+                        &mut progress,
+                        &pass,
+                        (&map, &starts),
+                        first_round,
+                    )
+                    .unwrap();
+                    assert!(
+                        taken == expected,
+                        "{name} stride {stride} cap {cap} round {first_round}: the points differ"
+                    );
+                }
             }
         }
+    }
+
+    /// On a closed ring read in place over several pieces (units are positions from head),
+    /// `take` equals the walk that knew the P99s; and a prefix that holds another number of
+    /// records than pass 1 found (a writer back on the ring) fails rather than draw.
+    #[test]
+    fn take_on_a_ring_equals_a_whole_pass_and_checks_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.ring");
+        let ring = ringlat::Ring::builder(&path)
+            .kind(0, "market")
+            .kind(1, "limit")
+            .capacity(1 << 19)
+            .create()
+            .unwrap();
+        let mut state = 5u64;
+        for trace in 0..300_000u64 {
+            let micros = crate::fold::testdata::lcg(&mut state) % 5_000;
+            let delta = std::time::Duration::from_micros(micros);
+            ring.record((trace % 2) as u8, trace, 0, delta);
+        }
+        drop(ring);
+        let sources = Sources::open(&[path.display().to_string()]).unwrap();
+        let filter = Filter::default();
+        let mut records = Vec::new();
+        let mut progress = Progress::new("test", 0);
+        sources
+            .selected(&filter, &mut progress, |source, s| {
+                records.push((source, *s))
+            })
+            .unwrap();
+        assert!(records.len() > 2 * 131_072, "{} records", records.len());
+        let mut map = mapped(&sources, &filter);
+        assert!(map.len() >= 3 && map.iter().all(|piece| piece.unit_of(0).is_some()));
+        let starts = PieceMap::starts(&map);
+        let kind_p99 = p99s(&sources, &records, false);
+        for (stride, cap) in [(1_000, 10), (4_099, 0), (13, 50_000)] {
+            let expected = walk_knowing_the_p99(&sources, &records, stride, cap, &kind_p99);
+            let pass = PointsPass::new(&sources, stride, cap, &kind_p99);
+            let mut progress = Progress::new("test", 0);
+            let taken = take_in_rounds(&sources, &filter, &mut progress, &pass, (&map, &starts), 1)
+                .unwrap();
+            assert!(
+                taken == expected,
+                "stride {stride} cap {cap}: the points differ"
+            );
+        }
+        map[0].records += 1;
+        let pass = PointsPass::new(&sources, 1_000, 10, &kind_p99);
+        let mut progress = Progress::new("test", 0);
+        let taken = take_in_rounds(&sources, &filter, &mut progress, &pass, (&map, &starts), 1);
+        assert!(taken.is_err(), "a prefix of other records was drawn");
     }
 
     /// A map that no longer fits the files (another filter's pieces) is refused, not read.

@@ -145,8 +145,8 @@ pub(crate) enum Lanes {
 
 /// [`fold_in_order`] with the threads taking pieces as `lanes` says, and `init(lane)` making
 /// each thread's order-free accumulator (lane 0 holds the first records with [`Lanes::Runs`]);
-/// `fold` is told each record's unit too (see [`Source::scan_indexed`]; a running count on
-/// `--last`'s serial path).
+/// `fold` is told each record's unit too (see [`Source::scan_indexed`]; [`UNKNOWN_UNIT`] on
+/// `--last`'s serial path, which reads records sorted by time).
 #[allow(
     clippy::too_many_arguments,
     reason = "two folds, each with its own parts, and how pieces are taken"
@@ -166,13 +166,11 @@ pub(crate) fn fold_pieces<A: Send, P: Send>(
         let mut acc = init(0);
         let mut piece = start(0);
         let mut last = (f64::NAN, 0u128);
-        let mut unit = 0;
         sources.selected(filter, progress, |source, sample| {
             if sample.probability.to_bits() != last.0.to_bits() {
                 last = (sample.probability, weight_of(sample.probability, false));
             }
-            fold(&mut acc, &mut piece, source, unit, sample, last.1);
-            unit += 1;
+            fold(&mut acc, &mut piece, source, UNKNOWN_UNIT, sample, last.1);
         })?;
         return Ok((acc, piece));
     }
@@ -183,6 +181,9 @@ pub(crate) fn fold_pieces<A: Send, P: Send>(
     end_pass(sources)?;
     Ok(folded)
 }
+
+/// The unit a fold is told when the pass does not know units (`--last`'s serial path).
+pub(crate) const UNKNOWN_UNIT: u64 = u64::MAX;
 
 /// A piece of a pass: units `units` of source `source`, the `index`-th piece of the pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
