@@ -245,6 +245,13 @@ struct Groups<K, V> {
     /// Packed keys below [`SMALL_KEYS`] (kind and status, no window) -> group index + 1,
     /// indexed directly (0: not known yet); empty until the first such key.
     small: Vec<u32>,
+    /// The same for the keys of one window (high word `window`, not 0; low word below
+    /// [`SMALL_KEYS`]): the newest window a key was found in, where records in time order
+    /// are (one load instead of the hash cache). `window_lows` lists the entries set, to
+    /// clear them when a newer window comes.
+    window: u64,
+    in_window: Vec<u32>,
+    window_lows: Vec<u16>,
 }
 
 /// Packed keys below this find their group in [`Groups::small`]: one load.
@@ -276,6 +283,9 @@ impl<K: Ord + Clone, V> Groups<K, V> {
             next_recent: 0,
             packed: Vec::new(),
             small: Vec::new(),
+            window: 0,
+            in_window: Vec::new(),
+            window_lows: Vec::new(),
         }
     }
 
@@ -288,20 +298,57 @@ impl<K: Ord + Clone, V> Groups<K, V> {
         key: impl FnOnce() -> K,
         make: Option<&mut dyn FnMut() -> V>,
     ) -> Option<usize> {
-        if packed < SMALL_KEYS
-            && let Some(&at) = self.small.get(packed as usize)
-            && at != 0
-        {
-            return Some(at as usize - 1);
+        let (high, low) = ((packed >> 64) as u64, packed as u64);
+        if low < SMALL_KEYS as u64 {
+            let table = if high == 0 {
+                &self.small
+            } else if high == self.window {
+                &self.in_window
+            } else {
+                &Vec::new()
+            };
+            if let Some(&at) = table.get(low as usize)
+                && at != 0
+            {
+                return Some(at as usize - 1);
+            }
         }
-        let folded = (packed as u64) ^ ((packed >> 64) as u64).rotate_left(29);
+        let folded = low ^ high.rotate_left(29);
         let slot = (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize;
-        if let Some((cached, at)) = self.packed.get(slot)
-            && *cached == packed
+        if let Some(&(cached, at)) = self.packed.get(slot)
+            && cached == packed
         {
-            return Some(*at);
+            if high > self.window && low < SMALL_KEYS as u64 {
+                self.remember_in_window(high, low, at);
+            }
+            return Some(at);
         }
         self.find_packed_slow(slot, packed, &key(), make)
+    }
+
+    /// Keeps group `at` of packed key (`high`, `low`) in the window table (a window at least
+    /// as new as the table's: a newer one takes the table over).
+    #[inline(never)]
+    fn remember_in_window(&mut self, high: u64, low: u64, at: usize) {
+        let (Ok(low), Ok(at)) = (u16::try_from(low), u32::try_from(at + 1)) else {
+            return;
+        };
+        if high < self.window || high == 0 {
+            return;
+        }
+        if high > self.window {
+            for low in self.window_lows.drain(..) {
+                self.in_window[usize::from(low)] = 0;
+            }
+            self.window = high;
+        }
+        if self.in_window.is_empty() {
+            self.in_window = vec![0; SMALL_KEYS as usize];
+        }
+        if self.in_window[usize::from(low)] == 0 {
+            self.window_lows.push(low);
+        }
+        self.in_window[usize::from(low)] = at;
     }
 
     #[inline(never)]
@@ -323,6 +370,10 @@ impl<K: Ord + Clone, V> Groups<K, V> {
             self.small[packed as usize] = (at + 1) as u32;
         } else if packed != NO_PACKED_KEY {
             self.packed[slot] = (packed, at);
+            let (high, low) = ((packed >> 64) as u64, packed as u64);
+            if low < SMALL_KEYS as u64 {
+                self.remember_in_window(high, low, at);
+            }
         }
         Some(at)
     }
@@ -1433,8 +1484,9 @@ mod tests {
     }
 
     /// Groups found by packed keys (the cache, its collisions and evictions: more keys than
-    /// slots, windows in the high word) hold what groups found by key comparison hold, in
-    /// the tally (exact and binned) and in pass 2's selection.
+    /// slots, windows in the high word, the table of the newest window's keys) hold what
+    /// groups found by key comparison hold, in the tally (exact and binned) and in pass 2's
+    /// selection.
     #[test]
     fn packed_keys_find_the_same_groups() {
         for budget in [DISTINCT_BUDGET, 50] {
@@ -1447,7 +1499,7 @@ mod tests {
                 Tally::with_budget(quantiles.clone(), budget),
             );
             let mut state = 7;
-            let records: Vec<((u64, u16), i64)> = (0..60_000)
+            let mut records: Vec<((u64, u16), i64)> = (0..60_000)
                 .map(|_| {
                     // A quarter in window 0: packed below 2^16, the directly indexed keys,
                     // up to the last of them (kind u16::MAX).
@@ -1462,6 +1514,19 @@ mod tests {
                     ((window, kind), (lcg(&mut state) % 300) as i64)
                 })
                 .collect();
+            // Then windows in time order, as a pass reads an archive (the window table
+            // follows the newest), a tenth of the records one to three windows late, and
+            // kinds past the window table's reach.
+            records.extend((0..40_000u64).map(|i| {
+                let late = if lcg(&mut state).is_multiple_of(10) {
+                    lcg(&mut state) % 4
+                } else {
+                    0
+                };
+                let window = (1_000 + i / 97).saturating_sub(late) * 1_000_000;
+                let kind = (lcg(&mut state) % 7) as u16 * 9_000;
+                ((window, kind), (lcg(&mut state) % 300) as i64)
+            }));
             let pack = |(window, kind): (u64, u16)| (u128::from(window) << 64) | u128::from(kind);
             for (key, value) in &records {
                 by_key.add(*key, *value, WEIGHT_ONE);

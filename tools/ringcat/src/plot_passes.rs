@@ -95,7 +95,7 @@ enum Plan<K> {
     /// Count in a one-pass tally (the windows: of the pass's window length).
     Count,
     /// The bins' second pass of a tally that passed its budget.
-    Select(Selection<K>),
+    Select(Box<Selection<K>>),
 }
 
 /// One lane's state for a part of the plot during a pass.
@@ -203,7 +203,7 @@ impl<K: Ord + Clone> Progressing<K> {
                 if selection.is_complete() {
                     (self.plan, self.done) = (Plan::Nothing, Some(selection));
                 } else {
-                    self.plan = Plan::Select(selection);
+                    self.plan = Plan::Select(Box::new(selection));
                 }
             }
             Part::Selecting(selection) => (self.plan, self.done) = (Plan::Nothing, Some(selection)),
@@ -310,7 +310,7 @@ impl Passes<'_> {
                         let tally = Tally::with_budget(self.with_p99.clone(), self.budget);
                         Part::Counting(Closing::new(tally, lane, 1, u64::MAX, |_| None))
                     }
-                    Plan::Select(selection) => Part::Selecting(selection.clone()),
+                    Plan::Select(selection) => Part::Selecting((**selection).clone()),
                 },
                 windows: match layout.windows {
                     Plan::Nothing => Part::Idle,
@@ -322,7 +322,7 @@ impl Passes<'_> {
                         let window_ns = layout.window_ns;
                         Part::Counting(Closing::new(tally, lane, window_ns, bound, window_of))
                     }
-                    Plan::Select(selection) => Part::Selecting(selection.clone()),
+                    Plan::Select(selection) => Part::Selecting((**selection).clone()),
                 },
                 window: WindowStart::new(layout.window_ns),
             },
