@@ -2,6 +2,10 @@
 //! synthetic records (3 kinds kept at 100% / 10% / 50%, a long tail, µs deltas), for timing
 //! the readers on a ring as big as a live one: `scripts/bench-readers.sh` makes one of 2^24.
 //! `cargo run --release -p ringcat --example synth_ring -- big.ring 16777216`
+//!
+//! With a third argument SECONDS, the ring stays open that long after it is full (its writer
+//! alive: readers copy it before their passes, as they do a live ring's), and "full" is
+//! printed once it is: `synth_ring live.ring 16777216 60 &`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ringlat::{DeltaUnit, Outcome, Ring};
@@ -9,9 +13,10 @@ use std::time::Duration;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: synth_ring PATH CAPACITY";
+    let usage = "usage: synth_ring PATH CAPACITY [SECONDS]";
     let path = args.next().ok_or(usage)?;
     let capacity: u32 = args.next().ok_or(usage)?.parse()?;
+    let hold: Option<u64> = args.next().map(|s| s.parse()).transpose()?;
     if !capacity.is_power_of_two() {
         return Err("CAPACITY must be a power of two".into());
     }
@@ -46,6 +51,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Outcome::SampledOut | Outcome::Rejected => {}
         }
         call += 1;
+    }
+    if let Some(seconds) = hold {
+        println!("full");
+        std::thread::sleep(Duration::from_secs(seconds));
     }
     ring.close()?;
     println!("wrote {written} records to {path} ({call} calls)");

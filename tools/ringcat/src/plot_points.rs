@@ -6,9 +6,9 @@
 //! When nothing but the points is left to read, [`take`] reads far less than a pass: the tail
 //! points can only come from the records before the plot fills up (a prefix of pieces, read
 //! in rounds that double), and each later stride point is read alone, at the unit where the
-//! first pass found its record ([`PieceMap`]); only a piece whose records the first pass could
-//! not map (more than a few runs of units: a filter that keeps every other record) is read
-//! whole. The points are the same as a whole pass's. Tail points are usually dense (a
+//! first pass found its record ([`PieceMap`](crate::fold::PieceMap)); only a piece whose
+//! records the first pass could not map (more than a few runs of units: a filter that keeps
+//! every other record) is read whole. The points are the same as a whole pass's. Tail points are usually dense (a
 //! hundredth of the records), so the prefix is a few pieces; where they are rare the rounds
 //! grow to the whole selection, and the points cost about the pass they would have cost.
 
