@@ -11,8 +11,10 @@
 #   RING_SLOTS=1048576 scripts/bench-readers.sh         # a smaller ring for the ring row
 #
 # The ring row reads a closed ring of RING_SLOTS slots (default 2^24), filled to the brim by the
-# synth_ring example (3 kinds, the same latency shape as the archive), made once in BENCH_DIR.
-# Its note gives the wall time per record, to compare with the archive row's.
+# synth_ring example (3 kinds, the same latency shape as the archive), made once in BENCH_DIR;
+# the live ring row the same ring made again with its writer kept alive while the row runs
+# (readers copy a live ring first). Their notes give the wall time per record, to compare
+# with the archive row's.
 #
 # Warm page cache: the archive is read once before timing. Timings on a shared machine are
 # noisy: quote the ratios (each pair runs back to back) and medians. This script never judges.
@@ -129,4 +131,28 @@ bench "cat --format json | (pipe)" "RINGCAT cat '$big' --format json | cat > /de
 if [[ -s $ring ]]; then
     ring_records=$("$ringcat" stat "$ring" | awk '$1 == "fill" { print $2 }')
     bench "$ring_row" "exec RINGCAT pct '$ring' --by kind > /dev/null" "per-record:$ring_records"
+fi
+# The issue's live ring: the same ring, its writer alive while the row runs (synth_ring's
+# SECONDS), so that readers copy it before their passes, as they copy any live ring.
+live_row="pct --by kind (live ring of $ring_slots slots)"
+if [[ -z ${ONLY:-} || $live_row =~ $ONLY ]]; then
+    live=$dir/synth-$ring_slots-live.ring
+    rm -f "$live" "$live.out"
+    "$synth_ring" "$live" "$ring_slots" 3600 > "$live.out" &
+    holder=$!
+    trap 'kill "$holder" 2>/dev/null || true' EXIT
+    for _ in $(seq 1 600); do
+        grep -q full "$live.out" && break
+        kill -0 "$holder" 2>/dev/null || break
+        sleep 1
+    done
+    if grep -q full "$live.out"; then
+        live_records=$("$ringcat" stat "$live" | awk '$1 == "fill" { print $2 }')
+        bench "$live_row" "exec RINGCAT pct '$live' --by kind > /dev/null" "per-record:$live_records"
+    else
+        echo "bench-readers: the live ring was not full in time; its row is left out" >&2
+    fi
+    kill "$holder" 2>/dev/null || true
+    wait "$holder" 2>/dev/null || true
+    rm -f "$live" "$live.out"
 fi
