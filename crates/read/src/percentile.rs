@@ -327,7 +327,8 @@ impl<K: Ord + Clone, V> Groups<K, V> {
     }
 
     /// Keeps group `at` of packed key (`high`, `low`) in the window table (a window at least
-    /// as new as the table's: a newer one takes the table over).
+    /// as new as the table's: a newer one takes the table over; a key without a window, or
+    /// whose low word is 2^16 or more, is not kept).
     #[inline(never)]
     fn remember_in_window(&mut self, high: u64, low: u64, at: usize) {
         let (Ok(low), Ok(at)) = (u16::try_from(low), u32::try_from(at + 1)) else {
@@ -370,10 +371,7 @@ impl<K: Ord + Clone, V> Groups<K, V> {
             self.small[packed as usize] = (at + 1) as u32;
         } else if packed != NO_PACKED_KEY {
             self.packed[slot] = (packed, at);
-            let (high, low) = ((packed >> 64) as u64, packed as u64);
-            if low < SMALL_KEYS as u64 {
-                self.remember_in_window(high, low, at);
-            }
+            self.remember_in_window((packed >> 64) as u64, packed as u64, at);
         }
         Some(at)
     }

@@ -189,6 +189,19 @@ impl PieceRecords {
         let (first, unit) = runs.get(run)?;
         Some(unit + (record - first))
     }
+
+    /// The next record starts a run at `unit` (out of line: a few per piece); a unit not
+    /// known ([`crate::scan::UNKNOWN_UNIT`]) unmaps the piece.
+    #[inline(never)]
+    fn new_run(&mut self, unit: u64) {
+        if let Some(runs) = &mut self.runs {
+            if runs.len() < MAX_RUNS && unit != crate::scan::UNKNOWN_UNIT {
+                runs.push((self.records, unit));
+            } else {
+                self.runs = None;
+            }
+        }
+    }
 }
 
 impl PieceMap {
@@ -242,21 +255,6 @@ impl Fold for PieceMap {
     fn merge(&self, mut earlier: Vec<PieceRecords>, later: Vec<PieceRecords>) -> Vec<PieceRecords> {
         earlier.extend(later);
         earlier
-    }
-}
-
-impl PieceRecords {
-    /// The next record starts a run at `unit` (out of line: a few per piece); a unit not
-    /// known ([`crate::scan::UNKNOWN_UNIT`]) unmaps the piece.
-    #[inline(never)]
-    fn new_run(&mut self, unit: u64) {
-        if let Some(runs) = &mut self.runs {
-            if runs.len() < MAX_RUNS && unit != crate::scan::UNKNOWN_UNIT {
-                runs.push((self.records, unit));
-            } else {
-                self.runs = None;
-            }
-        }
     }
 }
 

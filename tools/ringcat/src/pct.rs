@@ -27,7 +27,7 @@ impl GroupKey {
         self.window
     }
 
-    /// The key of a grouping's [`packed_key_of`] (the fields the grouping leaves out are `None`).
+    /// The key of a grouping's [`packed_key`] (the fields the grouping leaves out are `None`).
     fn unpack(packed: u128, grouping: Grouping) -> Self {
         GroupKey {
             window: grouping.window_ns.map(|_| (packed >> 64) as u64),
@@ -144,7 +144,7 @@ fn grouped_percentiles<const SHAPE: u8>(
             .map(|w| (w, GroupKey::window_start as WindowOf<GroupKey>)),
         #[inline(always)]
         |tally, window, source, sample, w| {
-            let packed = packed_key::<SHAPE>(window, source, sample, sources);
+            let packed = packed_key(SHAPE, window, source, sample, sources);
             tally.add_packed(
                 packed,
                 || GroupKey::unpack(packed, grouping),
@@ -155,7 +155,7 @@ fn grouped_percentiles<const SHAPE: u8>(
         #[inline(always)]
         |selection, source, sample, w| {
             let window = window_start(grouping, sample.nanotime);
-            let packed = packed_key::<SHAPE>(window, source, sample, sources);
+            let packed = packed_key(SHAPE, window, source, sample, sources);
             selection.add_packed(
                 packed,
                 || GroupKey::unpack(packed, grouping),
@@ -275,7 +275,7 @@ fn group_key(
 ) -> GroupKey {
     let window = window_start(grouping, sample.nanotime);
     GroupKey::unpack(
-        packed_key_of(sources, grouping, window, source, sample),
+        packed_key(shape_of(grouping), window, source, sample, sources),
         grouping,
     )
 }
@@ -290,60 +290,28 @@ fn window_start(grouping: Grouping, time: u64) -> u64 {
 /// time order may keep from the record before) in the high word, the kind's label and the
 /// status in the low one (0 where the grouping leaves a field out, so one grouping never
 /// packs two keys alike; the low word is below 2^24, never `NO_PACKED_KEY`).
+///
+/// `shape` ([`shape_of`]) says which fields the key holds: a constant for the passes (one
+/// instance per shape), so that nothing is read from the grouping per record.
 #[inline(always)]
-fn packed_key_of(
-    sources: &Sources,
-    grouping: Grouping,
-    window: u64,
-    source: usize,
-    sample: &ringlat_read::Sample,
-) -> u128 {
-    let (kind, status, windowed) = (
-        grouping.by.kind,
-        grouping.by.status,
-        grouping.window_ns.is_some(),
-    );
-    packed_fields(kind, status, windowed, window, source, sample, sources)
-}
-
-/// [`packed_key_of`] for a grouping of shape `SHAPE` ([`shape_of`]), known at compile time.
-#[inline(always)]
-fn packed_key<const SHAPE: u8>(
+fn packed_key(
+    shape: u8,
     window: u64,
     source: usize,
     sample: &ringlat_read::Sample,
     sources: &Sources,
 ) -> u128 {
-    let (kind, status) = (SHAPE & BY_KIND != 0, SHAPE & BY_STATUS != 0);
-    packed_fields(
-        kind,
-        status,
-        SHAPE & BY_WINDOW != 0,
-        window,
-        source,
-        sample,
-        sources,
-    )
-}
-
-/// The packed key of the fields a grouping holds (`kind`, `status`, `windowed`).
-#[inline(always)]
-fn packed_fields(
-    kind: bool,
-    status: bool,
-    windowed: bool,
-    window: u64,
-    source: usize,
-    sample: &ringlat_read::Sample,
-    sources: &Sources,
-) -> u128 {
-    let window = if windowed { window } else { 0 };
-    let kind = if kind {
+    let window = if shape & BY_WINDOW != 0 { window } else { 0 };
+    let kind = if shape & BY_KIND != 0 {
         sources.label_index(source, sample.kind)
     } else {
         0
     };
-    let status = if status { sample.status } else { 0 };
+    let status = if shape & BY_STATUS != 0 {
+        sample.status
+    } else {
+        0
+    };
     (u128::from(window) << 64) | (u128::from(kind) << 8) | u128::from(status)
 }
 

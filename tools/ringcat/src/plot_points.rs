@@ -8,9 +8,10 @@
 //! in rounds that double), and each later stride point is read alone, at the unit where the
 //! first pass found its record ([`PieceMap`](crate::fold::PieceMap)); only a piece whose
 //! records the first pass could not map (more than a few runs of units: a filter that keeps
-//! every other record) is read whole. The points are the same as a whole pass's. Tail points are usually dense (a
-//! hundredth of the records), so the prefix is a few pieces; where they are rare the rounds
-//! grow to the whole selection, and the points cost about the pass they would have cost.
+//! every other record) is read whole. The points are the same as a whole pass's. Tail points
+//! are usually dense (a hundredth of the records), so the prefix is a few pieces; where they
+//! are rare the rounds grow to the whole selection, and the points cost about the pass they
+//! would have cost.
 
 use crate::Failure;
 use crate::fold::{self, Fold, PieceRecords, Starts};
@@ -77,6 +78,17 @@ pub(crate) struct PointsAcc {
 }
 
 impl PointsPass<'_> {
+    /// The same pass without tail points (a cap of 0): the stride points alone, for records
+    /// after the plot is full.
+    fn stride_only(&self) -> Self {
+        PointsPass {
+            sources: self.sources,
+            stride: self.stride,
+            cap: 0,
+            p99: Vec::new(),
+        }
+    }
+
     /// The points drawn: stride points, and tail points while the plot holds fewer than the
     /// cap, in the records' order (the same as one serial walk).
     pub(crate) fn resolve(&self, acc: PointsAcc) -> Vec<(u64, i64, u16)> {
@@ -124,50 +136,6 @@ impl Fold for PointsPass<'_> {
     fn merge(&self, mut earlier: PointsAcc, later: PointsAcc) -> PointsAcc {
         earlier.to_stride = later.to_stride;
         earlier.sure += later.sure;
-        earlier.records += later.records;
-        earlier.points.extend(later.points);
-        earlier
-    }
-}
-
-/// The stride points of some pieces, each with its position: the points [`take`] reads after
-/// the prefix (no tail point is kept there: the plot is full).
-struct StridePoints<'a> {
-    sources: &'a Sources,
-    stride: u64,
-}
-
-#[derive(Debug, Default)]
-struct StrideAcc {
-    /// Records until the next stride point (see [`PointsAcc::to_stride`]).
-    to_stride: u64,
-    /// Records read.
-    records: u64,
-    points: Vec<Point>,
-}
-
-impl Fold for StridePoints<'_> {
-    type Acc = StrideAcc;
-
-    fn init(&self, first: u64) -> StrideAcc {
-        StrideAcc {
-            to_stride: (self.stride - first % self.stride) % self.stride,
-            ..StrideAcc::default()
-        }
-    }
-
-    #[inline(always)]
-    fn fold(&self, acc: &mut StrideAcc, source: usize, s: &Sample) {
-        if acc.to_stride == 0 {
-            acc.to_stride = self.stride;
-            let kind = self.sources.label_index(source, s.kind);
-            acc.points.push((s.nanotime, s.delta_ns, kind, Why::Stride));
-        }
-        acc.to_stride -= 1;
-        acc.records += 1;
-    }
-
-    fn merge(&self, mut earlier: StrideAcc, later: StrideAcc) -> StrideAcc {
         earlier.records += later.records;
         earlier.points.extend(later.points);
         earlier
@@ -255,13 +223,14 @@ fn take_in_rounds(
             }
         }
     }
-    let stride_pass = StridePoints {
+    let later = fold::listed(
         sources,
-        stride: pass.stride,
-    };
-    let later = fold::listed(sources, filter, progress, &stride_pass, &rest, |index| {
-        positions.get(index).copied().unwrap_or(0)
-    })?;
+        filter,
+        progress,
+        &pass.stride_only(),
+        &rest,
+        |index| positions.get(index).copied().unwrap_or(0),
+    )?;
     scan::end_pass(sources)?;
     if later.records != expected {
         return Err(changed());
