@@ -1,21 +1,35 @@
-//! Reading a ring that no writer writes to any more (closed, or its writer dead) in place:
-//! each pass reads the committed slots straight from the mapped file, validated one by one,
-//! instead of a copy of them (a [`RingSnapshot`](crate::RingSnapshot)).
+//! Reading a ring in place: each pass reads the committed slots straight from the mapped
+//! file, validated one by one (as a seqlock reader), instead of a copy of them (a
+//! [`RingSnapshot`](crate::RingSnapshot)).
 //!
-//! Why passes agree without a copy: a slot changes only when a producer writes it, and a
-//! producer writes only a position it reserved, which moved tail; a consumer that drains
-//! meanwhile moves head but leaves the slots as they are. So a ring is read in place only when
-//! no producer can be left: the writer closed the file, or it is dead and every witness agrees
-//! (no lock holder, and neither its pid nor its heartbeat says otherwise: a writer judged dead
-//! while alive could still commit a slot it reserved before the read began, without moving
-//! tail). After each pass ([`InPlace::end_pass`]) the file must be intact, tail where it was,
-//! no writer alive, and a pass over every position must have found as many records as the
-//! first one did: else the command fails ([`ReadError::Rewritten`]) rather than combine passes
-//! that may disagree. The positions read are fixed at the first pass (head to tail then),
-//! whatever a consumer does later.
+//! Why passes agree without a copy: a committed slot changes only when a producer writes it
+//! again, and a producer writes only a position it reserved, after a consumer (or, in
+//! overwrite mode, the producer itself) freed the slot; a consumer that drains moves head but
+//! leaves the slots as they are. The positions read are fixed at the first pass (head to tail
+//! then), whatever a consumer does later. Two cases:
+//!
+//! * No writer is left (closed, or dead with every witness agreeing: no lock holder, and
+//!   neither its pid nor its heartbeat says otherwise; a writer judged dead while alive could
+//!   still commit a slot it reserved before the read began, without moving tail). After each
+//!   pass ([`InPlace::end_pass`]) tail must be where it was and no writer alive.
+//! * A live writer, a ring that is not in overwrite mode and no consumer holding the consumer
+//!   lock (else a snapshot: a drain frees slots that a busy writer then rewrites under the
+//!   passes). Slots reserved before the read began may still be committed during it: so the
+//!   positions whose slot did not hold their committed record when the view was made (in
+//!   flight, given up) are found first, from the stamps alone, and every pass passes over
+//!   them (a snapshot passes over the same slots). Any other position whose slot no longer
+//!   holds its record when a pass reads it was freed and written again meanwhile (a consumer
+//!   came after all): the pass fails.
+//!
+//! Either way, after each pass the file must be intact, and a pass over every position must
+//! have found as many records as the first one did: else the command fails
+//! ([`ReadError::Rewritten`]) rather than combine passes that may disagree.
 
+use crate::locks::consumer_lock_held;
 use crate::sample::{RingRecord, RingTables};
 use crate::{ReadError, RingFile, Sample, WriterState};
+use ringlat_ring::{Missing, RegionStorage, Ring};
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The positions a ring read in place covers, and the tables that turn a slot into a
@@ -42,48 +56,66 @@ pub struct InPlace {
     /// unused class is damage).
     kind_ok: Box<[bool; 256]>,
     class_ok: Box<[bool; 256]>,
-    /// This pass so far: positions scanned, records visited, damaged slots passed over.
+    /// A live writer's ring: the positions every pass passes over (`None`: no writer left).
+    holes: Option<Holes>,
+    /// This pass so far: positions scanned, records visited, damaged slots passed over,
+    /// slots of a live ring rewritten since the view was made.
     covered: AtomicU64,
     visited: AtomicU64,
     damaged: AtomicU64,
+    rewritten: AtomicU64,
     /// The records the first pass over every position visited (`u64::MAX`: none yet).
     first_visited: AtomicU64,
 }
 
 impl InPlace {
-    /// The ring as it is now, if no writer is left to write to it: closed, or dead with every
-    /// witness agreeing (else `None`: the passes read a snapshot).
+    /// The ring as it is now, read in place if no writer is left to write to it (closed, or
+    /// dead with every witness agreeing) or if its live writer cannot rewrite a slot under
+    /// the passes unless a consumer comes (not in overwrite mode, no consumer now); else
+    /// `None`: the passes read a snapshot.
     pub(crate) fn of(file: &RingFile) -> Option<Self> {
         let liveness = file.liveness();
-        let no_writer = match liveness.state {
-            WriterState::Closed => true,
-            WriterState::Dead => liveness.disagreement.is_none(),
-            WriterState::Alive => false,
+        let live = match liveness.state {
+            WriterState::Closed => false,
+            WriterState::Dead if liveness.disagreement.is_none() => false,
+            // The witnesses disagree: whether slots may still be committed is unclear.
+            WriterState::Dead => return None,
+            WriterState::Alive => true,
         };
-        if !no_writer {
+        // A failed look at the lock counts as a consumer.
+        if live && (file.overwrite || consumer_lock_held(&file.file).unwrap_or(true)) {
             return None;
         }
         let (head, tail) = file.positions();
+        let len = tail.wrapping_sub(head).min(file.geometry().capacity);
         Some(InPlace {
             head,
             tail,
-            len: tail.wrapping_sub(head).min(file.geometry().capacity),
+            len,
             tables: RingTables::of(file),
             kind_ok: Box::new(std::array::from_fn(|k| file.kind_name(k as u8).is_some())),
             class_ok: Box::new(std::array::from_fn(|c| {
                 file.class_probability(c as u8) != 0.0
             })),
+            holes: live.then(|| Holes::find(file.ring(), head, len)),
             covered: AtomicU64::new(0),
             visited: AtomicU64::new(0),
             damaged: AtomicU64::new(0),
+            rewritten: AtomicU64::new(0),
             first_visited: AtomicU64::new(u64::MAX),
         })
+    }
+
+    /// Slots every pass passes over because they were being written when the view was made
+    /// (a live ring; 0 with no writer left: an unfinished slot is then abandoned).
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.holes.as_ref().map_or(0, |holes| holes.in_flight)
     }
 
     /// Starts a pass: its counts from zero.
     pub(crate) fn begin_pass(&self) {
         // Relaxed: the pass's scans start after this (thread spawn or program order).
-        for count in [&self.covered, &self.visited, &self.damaged] {
+        for count in [&self.covered, &self.visited, &self.damaged, &self.rewritten] {
             count.store(0, Ordering::Relaxed);
         }
     }
@@ -96,31 +128,74 @@ impl InPlace {
 
     /// Visits the records at positions `head + range` (clamped to [`len`](Self::len)), each
     /// with its unit (position less `head`) and weight. A slot that does not hold its
-    /// position's committed record (the writer died while writing it, or gave it up) is
-    /// passed over, as a snapshot passes over it; so is one whose kind is undeclared or class unused (damage: counted in
-    /// [`RingFile::invalid_slots`] by the first pass over every position, once).
+    /// position's committed record (the writer died while writing it, or gave it up; of a
+    /// live ring: in flight when the view was made) is passed over, as a snapshot passes
+    /// over it; so is one whose kind is undeclared or class unused (damage: counted in
+    /// [`RingFile::invalid_slots`] by the first pass over every position, once). Of a live
+    /// ring, any other slot that does not hold its record was rewritten: counted, and the
+    /// pass fails at its end.
     #[inline]
     pub(crate) fn scan(
         &self,
         file: &RingFile,
-        range: std::ops::Range<u64>,
+        range: Range<u64>,
         mut visit: impl FnMut(u64, &Sample, u128),
     ) {
         let ring = file.ring();
         let end = range.end.min(self.len());
         let start = range.start.min(end);
-        let (mut visited, mut damaged) = (0u64, 0u64);
-        for offset in start..end {
+        let mut counts = Counts::default();
+        match &self.holes {
+            None => self.scan_slots::<false>(ring, start..end, &mut counts, &mut visit),
+            Some(holes) => {
+                // The runs of positions between the holes.
+                let mut from = start;
+                let first = holes
+                    .offsets
+                    .partition_point(|&hole| u64::from(hole) < start);
+                for &hole in &holes.offsets[first..] {
+                    let hole = u64::from(hole);
+                    if hole >= end {
+                        break;
+                    }
+                    self.scan_slots::<true>(ring, from..hole, &mut counts, &mut visit);
+                    from = hole + 1;
+                }
+                self.scan_slots::<true>(ring, from..end, &mut counts, &mut visit);
+            }
+        }
+        // Relaxed: statistics of the pass, read by `end_pass` after its threads are joined.
+        self.covered.fetch_add(end - start, Ordering::Relaxed);
+        self.visited.fetch_add(counts.visited, Ordering::Relaxed);
+        self.damaged.fetch_add(counts.damaged, Ordering::Relaxed);
+        self.rewritten
+            .fetch_add(counts.rewritten, Ordering::Relaxed);
+    }
+
+    /// The slots at offsets `range`, none of them a hole: `LIVE` says whether a slot that
+    /// does not hold its record was rewritten (a live ring's) or abandoned (no writer left).
+    #[inline(always)]
+    fn scan_slots<const LIVE: bool>(
+        &self,
+        ring: &Ring<RegionStorage>,
+        range: Range<u64>,
+        counts: &mut Counts,
+        visit: &mut impl FnMut(u64, &Sample, u128),
+    ) {
+        for offset in range {
             let Some(slot) = ring.read_committed(self.head.wrapping_add(offset as u32)) else {
+                if LIVE {
+                    counts.rewritten += 1;
+                }
                 continue;
             };
             let (kind, class) = (slot.meta.kind, slot.meta.class);
             // Both looked up, one branch (`&`, not `&&`): the usual slot is sound.
             if !(self.class_ok[usize::from(class)] & self.kind_ok[usize::from(kind)]) {
-                damaged += 1;
+                counts.damaged += 1;
                 continue;
             }
-            visited += 1;
+            counts.visited += 1;
             let record = RingRecord::from_slot(&slot.record, kind, class);
             visit(
                 offset,
@@ -128,21 +203,23 @@ impl InPlace {
                 self.tables.weight(class),
             );
         }
-        // Relaxed: statistics of the pass, read by `end_pass` after its threads are joined.
-        self.covered.fetch_add(end - start, Ordering::Relaxed);
-        self.visited.fetch_add(visited, Ordering::Relaxed);
-        self.damaged.fetch_add(damaged, Ordering::Relaxed);
     }
 
     /// Ends a pass: fails when the passes so far may not have read what the first one read
-    /// (the file shrank; a writer came back: tail moved, a writer is alive now, or a pass
-    /// over every position found another number of records than the first).
+    /// (the file shrank; with no writer left, a writer came back: tail moved or a writer is
+    /// alive now; of a live ring, a slot was rewritten; or a pass over every position found
+    /// another number of records than the first).
     pub(crate) fn end_pass(&self, file: &RingFile) -> Result<(), ReadError> {
         file.check_intact()?;
         let rewritten = || ReadError::Rewritten {
             path: file.path().to_path_buf(),
         };
-        if file.positions().1 != self.tail || file.writer_state() == WriterState::Alive {
+        let changed = match self.holes {
+            // Relaxed: the pass's threads are joined (their counts happen before this).
+            Some(_) => self.rewritten.load(Ordering::Relaxed) != 0,
+            None => file.positions().1 != self.tail || file.writer_state() == WriterState::Alive,
+        };
+        if changed {
             return Err(rewritten());
         }
         // Relaxed: the pass's threads are joined (their counts happen before this).
@@ -157,5 +234,69 @@ impl InPlace {
             }
         }
         Ok(())
+    }
+}
+
+/// What one scan counted.
+#[derive(Default)]
+struct Counts {
+    visited: u64,
+    damaged: u64,
+    rewritten: u64,
+}
+
+/// The positions of a live ring that did not hold their committed record when the view was
+/// made, as offsets from head, ascending.
+#[derive(Debug)]
+struct Holes {
+    offsets: Vec<u32>,
+    /// How many of them were in flight (the others given up, or already overwritten).
+    in_flight: u64,
+}
+
+impl Holes {
+    /// Looks at the stamps of the `len` positions from `head` (no record is read), in a part
+    /// per core when there are many: a pass over 2^24 stamps reads 128 MiB.
+    fn find(ring: &Ring<RegionStorage>, head: u32, len: u32) -> Holes {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from) as u32;
+        if threads < 2 || len < 1 << 16 {
+            return Holes::find_in(ring, head, 0..len);
+        }
+        let part = len.div_ceil(threads);
+        let parts: Vec<Holes> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|index| {
+                    let start = index * part;
+                    let end = start.saturating_add(part).min(len);
+                    scope.spawn(move || Holes::find_in(ring, head, start..end))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        Holes {
+            in_flight: parts.iter().map(|part| part.in_flight).sum(),
+            offsets: parts.into_iter().flat_map(|part| part.offsets).collect(),
+        }
+    }
+
+    fn find_in(ring: &Ring<RegionStorage>, head: u32, offsets: Range<u32>) -> Holes {
+        let mut holes = Holes {
+            offsets: Vec::new(),
+            in_flight: 0,
+        };
+        for offset in offsets {
+            if let Some(missing) = ring.missing_at(head.wrapping_add(offset)) {
+                holes.offsets.push(offset);
+                holes.in_flight += u64::from(missing == Missing::InFlight);
+            }
+        }
+        holes
     }
 }

@@ -149,9 +149,51 @@ pub(crate) fn try_lock_consumer(file: &File) -> io::Result<bool> {
     }
 }
 
+/// Whether another open file description holds the consumer lock now, asked without taking
+/// it (`F_OFD_GETLK`: a test that cannot make a consumer's `F_OFD_SETLK` fail).
+pub(crate) fn consumer_lock_held(file: &File) -> io::Result<bool> {
+    // SAFETY: an all-zero `flock` is a valid value of this plain C struct (`l_pid` 0, as
+    // F_OFD_GETLK requires).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = CONSUMER_LOCK_BYTE;
+    lock.l_len = 1;
+    // SAFETY: fcntl with F_OFD_GETLK reads and rewrites the `flock` we pass, which lives
+    // across the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_consumer_lock_is_seen_without_being_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c");
+        std::fs::write(&path, [0u8; 8]).unwrap();
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap()
+        };
+        // Readers open ring files read-only.
+        let (reader, consumer) = (File::open(&path).unwrap(), open());
+        assert!(!consumer_lock_held(&reader).unwrap());
+        assert!(try_lock_consumer(&consumer).unwrap());
+        assert!(consumer_lock_held(&reader).unwrap());
+        // The look took nothing: the consumer's lock is still the only one.
+        assert!(!try_lock_consumer(&open()).unwrap());
+        drop(consumer);
+        assert!(!consumer_lock_held(&reader).unwrap());
+    }
 
     #[test]
     fn parses_proc_locks_lines() {

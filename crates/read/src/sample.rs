@@ -370,8 +370,8 @@ impl Source {
         match self {
             Source::Ring { view, .. } => match view.get() {
                 Some(RingView::Snapshot(snapshot)) => snapshot.in_flight,
-                // No writer: an unfinished slot is abandoned, never in flight.
-                Some(RingView::InPlace(_)) | None => 0,
+                Some(RingView::InPlace(in_place)) => in_place.in_flight(),
+                None => 0,
             },
             Source::Archive(_) => 0,
         }
@@ -722,9 +722,11 @@ mod tests {
         assert!(matches!(pass(), Err(ReadError::Rewritten { .. })));
     }
 
-    /// A ring whose writer is alive is copied once, and every pass reads the copy.
+    /// A ring whose writer is alive is read in place, the positions fixed when the first
+    /// pass began: a record written later is not read, a record being written then is passed
+    /// over by every pass (though committed before the second), as a snapshot passes over it.
     #[test]
-    fn a_ring_with_a_live_writer_is_read_from_a_snapshot() {
+    fn a_ring_with_a_live_writer_is_read_in_place_without_its_slots_in_flight() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("live.ring");
         let ring = ringlat::Ring::builder(&path)
@@ -735,19 +737,115 @@ mod tests {
             ring.record(0, trace, 0, std::time::Duration::from_micros(5));
         }
         let source = Source::open(&path).unwrap();
-        assert_eq!(source.begin_scan().unwrap(), 10);
-        ring.record(0, 10, 0, std::time::Duration::from_micros(5));
-        let mut seen = Vec::new();
-        source
-            .scan(0..20, &mut Vec::new(), |s, _| seen.push(s.trace_id))
+        let pass = || {
+            let units = source.begin_scan().unwrap();
+            let mut seen = Vec::new();
+            source
+                .scan(0..units, &mut Vec::new(), |s, _| seen.push(s.trace_id))
+                .unwrap();
+            source.end_scan().map(|()| seen)
+        };
+        // Another handle pushes: position 10 is reserved while the first pass runs, and
+        // committed before the second.
+        let pusher = RingFile::open_mode(&path, true).unwrap();
+        let mut first = None;
+        pusher
+            .ring()
+            .push_hooked(
+                0,
+                0,
+                &ringlat_format::Record::new(10, 1, 0, 5),
+                |stage, _| {
+                    if stage == ringlat_ring::PushStage::Reserved {
+                        first = Some(pass().unwrap());
+                    }
+                },
+            )
             .unwrap();
-        source.end_scan().unwrap();
-        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        ring.record(0, 11, 0, std::time::Duration::from_micros(5));
+        assert_eq!(first, Some((0..10).collect::<Vec<_>>()));
+        assert_eq!(pass().unwrap(), (0..10).collect::<Vec<_>>());
+        assert_eq!(source.in_flight_skipped(), 1);
         let Source::Ring { view, .. } = &source else {
             panic!("a ring")
         };
-        assert!(matches!(view.get(), Some(RingView::Snapshot(_))));
+        assert!(matches!(view.get(), Some(RingView::InPlace(_))));
         drop(ring);
+    }
+
+    /// A live ring read in place fails a pass that finds a slot rewritten since the view was
+    /// made (a consumer came, and the writer wrote into the slots it freed), even a pass over
+    /// part of the positions, which compares no counts.
+    #[test]
+    fn a_live_ring_rewritten_under_the_passes_fails_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lapped.ring");
+        let ring = ringlat::Ring::builder(&path)
+            .capacity(1024)
+            .kind(0, "op")
+            .create()
+            .unwrap();
+        let record = |trace| {
+            ring.record(0, trace, 0, std::time::Duration::from_micros(5));
+        };
+        // Below the breaker's low-water mark (a sixteenth of the slots free).
+        (0..900).for_each(record);
+        let source = Source::open(&path).unwrap();
+        let part = |range: std::ops::Range<u64>| {
+            source.begin_scan().unwrap();
+            let mut seen = 0;
+            source
+                .scan(range, &mut Vec::new(), |_, _| seen += 1)
+                .unwrap();
+            source.end_scan().map(|()| seen)
+        };
+        assert_eq!(part(0..900).unwrap(), 900);
+        let mut drainer = crate::Drainer::open(&path).unwrap();
+        drainer
+            .drain_batch(500, |_| Ok::<(), ReadError>(()))
+            .unwrap();
+        drop(drainer);
+        // Drained but not yet rewritten: the slots still hold their records.
+        assert_eq!(part(0..900).unwrap(), 900);
+        (900..1100).for_each(record); // positions 1024.. rewrite the slots of 0..76
+        assert_eq!(part(100..200).unwrap(), 100);
+        assert!(matches!(part(0..10), Err(ReadError::Rewritten { .. })));
+        drop(ring);
+    }
+
+    /// A live ring is copied (a snapshot) when a consumer holds the consumer lock, or when
+    /// it overwrites its oldest records itself: its slots may be rewritten at any moment.
+    #[test]
+    fn a_live_ring_that_is_drained_or_overwritten_is_read_from_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let view_of = |path: &Path| {
+            let source = Source::open(path).unwrap();
+            source.begin_scan().unwrap();
+            let Source::Ring { view, .. } = &source else {
+                panic!("a ring")
+            };
+            matches!(view.get(), Some(RingView::Snapshot(_)))
+        };
+        let drained = dir.path().join("drained.ring");
+        let ring = ringlat::Ring::builder(&drained)
+            .kind(0, "op")
+            .create()
+            .unwrap();
+        ring.record(0, 1, 0, std::time::Duration::from_micros(5));
+        assert!(!view_of(&drained));
+        let drainer = crate::Drainer::open(&drained).unwrap();
+        assert!(view_of(&drained));
+        drop(drainer);
+        assert!(!view_of(&drained));
+        let flight = dir.path().join("flight.ring");
+        let overwriting = ringlat::Ring::builder(&flight)
+            .kind(0, "op")
+            .overflow(ringlat::Overflow::Overwrite)
+            .create()
+            .unwrap();
+        overwriting.record(0, 1, 0, std::time::Duration::from_micros(5));
+        assert!(view_of(&flight));
+        drop((ring, overwriting));
     }
 
     /// Parts are refused when head is not where they started (a consumer moved it): the

@@ -69,6 +69,8 @@ pub use peek::{InFlight, PeekStats, Peeker};
 pub use producer::{Full, SingleProducer};
 #[cfg(not(loom))]
 pub use region::{RECORD_SPLITS, RegionError, RegionStorage};
-pub use ring::{MAX_CAPACITY, Overwritten, PushError, PushStage, Ring, RingError, Slot, SlotBusy};
+pub use ring::{
+    MAX_CAPACITY, Missing, Overwritten, PushError, PushStage, Ring, RingError, Slot, SlotBusy,
+};
 pub use storage::Storage;
 pub use sync::{AtomicU8, AtomicU64, Ordering};
