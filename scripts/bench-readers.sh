@@ -13,7 +13,7 @@
 # The ring row reads a closed ring of RING_SLOTS slots (default 2^24), filled to the brim by the
 # synth_ring example (3 kinds, the same latency shape as the archive), made once in BENCH_DIR;
 # the live ring row the same ring made again with its writer kept alive while the row runs
-# (readers copy a live ring first). Their notes give the wall time per record, to compare
+# (read in place too: no consumer, not overwriting). Their notes give the wall time per record, to compare
 # with the archive row's.
 #
 # Warm page cache: the archive is read once before timing. Timings on a shared machine are
@@ -133,7 +133,7 @@ if [[ -s $ring ]]; then
     bench "$ring_row" "exec RINGCAT pct '$ring' --by kind > /dev/null" "per-record:$ring_records"
 fi
 # The live ring: the same ring, its writer alive while the row runs (synth_ring's
-# SECONDS), so that readers copy it before their passes, as they copy any live ring.
+# SECONDS): read in place, its in-flight slots passed over (no consumer, not overwriting).
 live_row="pct --by kind (live ring of $ring_slots slots)"
 if [[ -z ${ONLY:-} || $live_row =~ $ONLY ]]; then
     live=$dir/synth-$ring_slots-live.ring

@@ -182,27 +182,30 @@ impl InPlace {
         counts: &mut Counts,
         visit: &mut impl FnMut(u64, &Sample, u128),
     ) {
+        // Held in locals: read through `self` they were loaded again for every slot.
+        let (head, kind_ok, class_ok, tables) =
+            (self.head, &*self.kind_ok, &*self.class_ok, &self.tables);
+        let (mut visited, mut damaged, mut rewritten) = (0, 0, 0);
         for offset in range {
-            let Some(slot) = ring.read_committed(self.head.wrapping_add(offset as u32)) else {
+            let Some(slot) = ring.read_committed(head.wrapping_add(offset as u32)) else {
                 if LIVE {
-                    counts.rewritten += 1;
+                    rewritten += 1;
                 }
                 continue;
             };
             let (kind, class) = (slot.meta.kind, slot.meta.class);
             // Both looked up, one branch (`&`, not `&&`): the usual slot is sound.
-            if !(self.class_ok[usize::from(class)] & self.kind_ok[usize::from(kind)]) {
-                counts.damaged += 1;
+            if !(class_ok[usize::from(class)] & kind_ok[usize::from(kind)]) {
+                damaged += 1;
                 continue;
             }
-            counts.visited += 1;
+            visited += 1;
             let record = RingRecord::from_slot(&slot.record, kind, class);
-            visit(
-                offset,
-                &self.tables.sample(&record),
-                self.tables.weight(class),
-            );
+            visit(offset, &tables.sample(&record), tables.weight(class));
         }
+        counts.visited += visited;
+        counts.damaged += damaged;
+        counts.rewritten += rewritten;
     }
 
     /// Ends a pass: fails when the passes so far may not have read what the first one read
