@@ -10,8 +10,8 @@
 )]
 
 use ringlat_format::KindCounter;
-use ringlat_read::{Drainer, ReadError, WriterState};
-use ringlat_tests::OrderCheck;
+use ringlat_read::{Drainer, ReadError, RingView, Source, WriterState};
+use ringlat_tests::{OrderCheck, micros_of, status_of};
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -293,4 +293,80 @@ fn sampled_counters_reconcile_per_kind_from_another_process() {
         .map(|(_, values)| values[KindCounter::Rejected.index()]);
     assert_eq!(rejected, Some(THREADS * (PER_THREAD / 1000)));
     assert_eq!(counters.calls(), THREADS * PER_THREAD);
+}
+
+/// Opens the ring as a source as soon as the writer has finished creating the file.
+fn open_source_when_ready(path: &Path) -> Source {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Source::open(path) {
+            Ok(source) => return source,
+            Err(ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(ReadError::Format { .. }) => {}
+            Err(other) => panic!("cannot open ring: {other}"),
+        }
+        assert!(Instant::now() < deadline, "writer never created the file");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Passes over a live ring read in place (no consumer) agree while the threads of a writer
+/// process write into it, and after it is killed: every pass visits the same whole records in
+/// the same order (the slots in flight when the first pass began, whose records are committed
+/// during the passes, are passed over by all of them), each thread's in its order.
+#[test]
+fn passes_over_a_live_ring_read_in_place_agree_while_it_is_written() {
+    const THREADS: u64 = 3;
+    // The later rounds read the ring of a writer killed at an arbitrary point of its work.
+    const KILLED_AT: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.ring");
+    let mut writer = spawn_writer(&path, THREADS, 0, 1 << 21, u32::MAX - 50_000);
+    let mut in_flight = 0;
+    for round in 0..8 {
+        if round == KILLED_AT {
+            writer.kill().unwrap(); // SIGKILL
+            writer.wait().unwrap();
+        }
+        let source = open_source_when_ready(&path);
+        let pass = || {
+            let units = source.begin_scan().unwrap();
+            let mut traces = Vec::new();
+            source
+                .scan(0..units, &mut Vec::new(), |sample, _| {
+                    let trace = sample.trace_id;
+                    assert_eq!(sample.status, status_of(trace), "torn: {sample:?}");
+                    assert_eq!(sample.delta_ns as u64, micros_of(trace) * 1000, "torn");
+                    traces.push(trace);
+                })
+                .unwrap();
+            source.end_scan().unwrap();
+            traces
+        };
+        let first = pass();
+        assert_eq!(pass(), first, "round {round}: the passes disagree");
+        let Source::Ring { view, .. } = &source else {
+            panic!("a ring")
+        };
+        assert!(
+            matches!(view.get(), Some(RingView::InPlace(_))),
+            "round {round}"
+        );
+        let mut last = [None; THREADS as usize];
+        for trace in &first {
+            let (thread, sequence) = ((trace >> 40) as usize, trace & ((1 << 40) - 1));
+            assert!(
+                last[thread] < Some(sequence),
+                "round {round}: thread {thread} out of order"
+            );
+            last[thread] = Some(sequence);
+        }
+        in_flight += source.in_flight_skipped();
+        println!(
+            "round {round}: {} records, {} in flight passed over",
+            first.len(),
+            source.in_flight_skipped()
+        );
+    }
+    println!("{in_flight} slots in flight passed over in all");
 }

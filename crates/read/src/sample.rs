@@ -724,13 +724,15 @@ mod tests {
 
     /// A ring whose writer is alive is read in place, the positions fixed when the first
     /// pass began: a record written later is not read, a record being written then is passed
-    /// over by every pass (though committed before the second), as a snapshot passes over it.
+    /// over by every pass (though committed before the second), as a snapshot passes over it;
+    /// near the wrap of positions past 2^32.
     #[test]
     fn a_ring_with_a_live_writer_is_read_in_place_without_its_slots_in_flight() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("live.ring");
         let ring = ringlat::Ring::builder(&path)
             .kind(0, "op")
+            .start_position(u32::MAX - 4) // positions wrap past 2^32 among the records
             .create()
             .unwrap();
         for trace in 0..10 {

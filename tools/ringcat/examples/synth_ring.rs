@@ -4,8 +4,8 @@
 //! `cargo run --release -p ringcat --example synth_ring -- big.ring 16777216`
 //!
 //! With a third argument SECONDS, the ring stays open that long after it is full (its writer
-//! alive: readers copy it before their passes, as they do a live ring's), and "full" is
-//! printed once it is: `synth_ring live.ring 16777216 60 &`.
+//! alive: readers read it in place, passing over slots in flight, as they do any live ring
+//! with no consumer), and "full" is printed once it is: `synth_ring live.ring 16777216 60 &`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ringlat::{DeltaUnit, Outcome, Ring};
