@@ -51,9 +51,14 @@ pub enum ReadError {
         /// The file.
         path: PathBuf,
     },
-    /// A ring read in place (no writer was alive when the read began) was written to while
-    /// it was read: the passes may have seen different records.
-    #[error("{path}: a writer wrote to the ring while it was being read; read it again")]
+    /// A ring read in place was written to under the passes that read it: they may have
+    /// seen different records (a writer came back to a ring read as closed, or a consumer
+    /// freed slots of a live ring that its writer then wrote again). Read it again, or from
+    /// a copy ([`Source::read_from_a_copy`](crate::Source::read_from_a_copy)).
+    #[error(
+        "{path}: the ring was written to under the passes that read it in place (a writer came \
+         back, or a consumer freed slots that the writer wrote again)"
+    )]
     Rewritten {
         /// The file.
         path: PathBuf,

@@ -19,7 +19,9 @@
 //!   flight, given up) are found first, from the stamps alone, and every pass passes over
 //!   them (a snapshot passes over the same slots). Any other position whose slot no longer
 //!   holds its record when a pass reads it was freed and written again meanwhile (a consumer
-//!   came after all): the pass fails.
+//!   came after all): a record missed if the first pass over every position found it so
+//!   (a rewritten slot stays rewritten: the later passes miss it too, and must find as many
+//!   records), else the pass fails (the command may then read a copy instead).
 //!
 //! Either way, after each pass the file must be intact, and a pass over every position must
 //! have found as many records as the first one did: else the command fails
@@ -64,8 +66,10 @@ pub struct InPlace {
     visited: AtomicU64,
     damaged: AtomicU64,
     rewritten: AtomicU64,
-    /// The records the first pass over every position visited (`u64::MAX`: none yet).
+    /// The records the first pass over every position visited (`u64::MAX`: none yet), and
+    /// the slots of a live ring it found rewritten.
     first_visited: AtomicU64,
+    missed: AtomicU64,
 }
 
 impl InPlace {
@@ -88,6 +92,14 @@ impl InPlace {
         }
         let (head, tail) = file.positions();
         let len = tail.wrapping_sub(head).min(file.geometry().capacity);
+        let holes = live.then(|| Holes::find(file.ring(), head, len));
+        let freed = holes.as_ref().is_some_and(|holes| holes.overwritten > 0);
+        if freed || (live && file.positions().0 != head) {
+            // A consumer came since the look at its lock and freed slots, and the writer
+            // rewrote some of them before their stamps were looked at (a later lap's stamp),
+            // or may have (head moved): those records would be missed without a word.
+            return None;
+        }
         Some(InPlace {
             head,
             tail,
@@ -97,12 +109,13 @@ impl InPlace {
             class_ok: Box::new(std::array::from_fn(|c| {
                 file.class_probability(c as u8) != 0.0
             })),
-            holes: live.then(|| Holes::find(file.ring(), head, len)),
+            holes,
             covered: AtomicU64::new(0),
             visited: AtomicU64::new(0),
             damaged: AtomicU64::new(0),
             rewritten: AtomicU64::new(0),
             first_visited: AtomicU64::new(u64::MAX),
+            missed: AtomicU64::new(0),
         })
     }
 
@@ -210,33 +223,51 @@ impl InPlace {
 
     /// Ends a pass: fails when the passes so far may not have read what the first one read
     /// (the file shrank; with no writer left, a writer came back: tail moved or a writer is
-    /// alive now; of a live ring, a slot was rewritten; or a pass over every position found
-    /// another number of records than the first).
+    /// alive now; a pass over every position found another number of records than the first
+    /// did; of a live ring, a pass over some positions found one rewritten).
+    ///
+    /// Of a live ring, the slots that the first pass over every position found rewritten
+    /// (a consumer came and freed them, and the writer wrote there again) are records missed,
+    /// counted in [`missed`](Self::missed): a slot rewritten stays so, so a later pass over
+    /// every position that finds as many records finds the same ones.
     pub(crate) fn end_pass(&self, file: &RingFile) -> Result<(), ReadError> {
         file.check_intact()?;
         let rewritten = || ReadError::Rewritten {
             path: file.path().to_path_buf(),
         };
-        let changed = match self.holes {
-            // Relaxed: the pass's threads are joined (their counts happen before this).
-            Some(_) => self.rewritten.load(Ordering::Relaxed) != 0,
-            None => file.positions().1 != self.tail || file.writer_state() == WriterState::Alive,
-        };
-        if changed {
+        if self.holes.is_none()
+            && (file.positions().1 != self.tail || file.writer_state() == WriterState::Alive)
+        {
             return Err(rewritten());
         }
-        // Relaxed: the pass's threads are joined (their counts happen before this).
-        if self.covered.load(Ordering::Relaxed) == self.len() {
-            let visited = self.visited.load(Ordering::Relaxed);
-            let first = self.first_visited.load(Ordering::Relaxed);
-            if first == u64::MAX {
-                self.first_visited.store(visited, Ordering::Relaxed);
-                file.count_invalid(self.damaged.load(Ordering::Relaxed));
-            } else if first != visited {
+        // Relaxed (every load below): the pass's threads are joined (their counts happen
+        // before this).
+        let first = self.first_visited.load(Ordering::Relaxed);
+        if self.covered.load(Ordering::Relaxed) != self.len() {
+            // Which positions the first pass missed is not known: none may be missing.
+            if self.rewritten.load(Ordering::Relaxed) != 0 {
                 return Err(rewritten());
             }
+            return Ok(());
+        }
+        let visited = self.visited.load(Ordering::Relaxed);
+        if first == u64::MAX {
+            self.first_visited.store(visited, Ordering::Relaxed);
+            self.missed
+                .store(self.rewritten.load(Ordering::Relaxed), Ordering::Relaxed);
+            file.count_invalid(self.damaged.load(Ordering::Relaxed));
+        } else if first != visited {
+            return Err(rewritten());
         }
         Ok(())
+    }
+
+    /// Records of a live ring that the first pass over every position found rewritten
+    /// (consumed, and their slots written again by the writer) and passed over, as every
+    /// later pass does.
+    pub(crate) fn missed(&self) -> u64 {
+        // Relaxed: a count stored by `end_pass`, read after it.
+        self.missed.load(Ordering::Relaxed)
     }
 }
 
@@ -253,8 +284,10 @@ struct Counts {
 #[derive(Debug)]
 struct Holes {
     offsets: Vec<u32>,
-    /// How many of them were in flight (the others given up, or already overwritten).
+    /// How many of them were in flight, and how many held a later lap's stamp (a consumer
+    /// freed them, and the writer wrote them again); the others were given up.
     in_flight: u64,
+    overwritten: u64,
 }
 
 impl Holes {
@@ -285,6 +318,7 @@ impl Holes {
         });
         Holes {
             in_flight: parts.iter().map(|part| part.in_flight).sum(),
+            overwritten: parts.iter().map(|part| part.overwritten).sum(),
             offsets: parts.into_iter().flat_map(|part| part.offsets).collect(),
         }
     }
@@ -293,11 +327,13 @@ impl Holes {
         let mut holes = Holes {
             offsets: Vec::new(),
             in_flight: 0,
+            overwritten: 0,
         };
         for offset in offsets {
             if let Some(missing) = ring.missing_at(head.wrapping_add(offset)) {
                 holes.offsets.push(offset);
                 holes.in_flight += u64::from(missing == Missing::InFlight);
+                holes.overwritten += u64::from(missing == Missing::Overwritten);
             }
         }
         holes

@@ -263,10 +263,13 @@ impl RingSnapshot {
 /// ```
 #[derive(Debug)]
 pub enum RingView {
-    /// No writer was left (closed, or dead by every witness): every pass reads the slots in
-    /// place.
+    /// No writer was left (closed, or dead by every witness), or a live writer's slots could
+    /// not be freed under the passes (no consumer held the consumer lock, not an overwrite
+    /// ring): every pass reads the slots in place (see [`InPlace`]).
     InPlace(InPlace),
-    /// A writer may still write: the records are copied once, and every pass reads the copy.
+    /// Otherwise (a consumer, an overwrite ring, witnesses that disagree, or
+    /// [`Source::read_from_a_copy`]): the records are copied once, and every pass reads the
+    /// copy.
     Snapshot(RingSnapshot),
 }
 
@@ -302,8 +305,9 @@ impl RingView {
 /// ```
 #[derive(Debug)]
 pub enum Source {
-    /// A ring file: read in place when no writer is left, else its records are taken once
-    /// (a snapshot) when first read.
+    /// A ring file: read in place when no writer is left, or when its live writer's slots
+    /// cannot be freed under the passes (no consumer, not an overwrite ring); else its
+    /// records are taken once (a snapshot) when first read.
     Ring {
         /// The open ring.
         file: Box<RingFile>,
@@ -364,14 +368,38 @@ impl Source {
         }
     }
 
-    /// Slots the ring's snapshot passed over because they were being written (0 for an
-    /// archive, or before the first pass).
+    /// Slots of a live ring that every pass passes over because they were being written
+    /// when the first pass began (read in place, or in its snapshot); 0 for an archive, or
+    /// before the first pass.
     pub fn in_flight_skipped(&self) -> u64 {
         match self {
             Source::Ring { view, .. } => match view.get() {
                 Some(RingView::Snapshot(snapshot)) => snapshot.in_flight,
                 Some(RingView::InPlace(in_place)) => in_place.in_flight(),
                 None => 0,
+            },
+            Source::Archive(_) => 0,
+        }
+    }
+
+    /// Records of a live ring read in place that a consumer took, and whose slots the writer
+    /// wrote again, before the first pass over every position read them: passed over by
+    /// every pass (0 for an archive, a snapshot, or before that pass ends).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("m.ring");
+    /// let ring = ringlat::Ring::builder(&path).kind(0, "op").create().unwrap();
+    /// ring.record(0, 1, 0, std::time::Duration::from_micros(3));
+    /// let source = ringlat_read::Source::open(&path).unwrap();
+    /// source.for_each(|_| {}).unwrap();
+    /// assert_eq!(source.rewritten_skipped(), 0);
+    /// ```
+    pub fn rewritten_skipped(&self) -> u64 {
+        match self {
+            Source::Ring { view, .. } => match view.get() {
+                Some(RingView::InPlace(in_place)) => in_place.missed(),
+                Some(RingView::Snapshot(_)) | None => 0,
             },
             Source::Archive(_) => 0,
         }
@@ -384,6 +412,33 @@ impl Source {
             Source::Ring { .. } => 0,
             Source::Archive(archive) => archive.bad_entries(),
         }
+    }
+
+    /// Makes every pass over this ring read a copy of its records taken now (a snapshot),
+    /// whoever writes or consumes it: what a caller does after passes over a ring read in
+    /// place failed with [`ReadError::Rewritten`], on a source opened again. Returns whether
+    /// it took effect (not for an archive, nor once a pass has chosen how to read the ring).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("c.ring");
+    /// let ring = ringlat::Ring::builder(&path).kind(0, "op").create().unwrap();
+    /// ring.record(0, 1, 0, std::time::Duration::from_micros(3));
+    /// let source = ringlat_read::Source::open(&path).unwrap();
+    /// assert!(source.read_from_a_copy());
+    /// let ringlat_read::Source::Ring { view, .. } = &source else { unreachable!() };
+    /// assert!(matches!(view.get(), Some(ringlat_read::RingView::Snapshot(_))));
+    /// ```
+    pub fn read_from_a_copy(&self) -> bool {
+        let Source::Ring { file, view } = self else {
+            return false;
+        };
+        let mut taken = false;
+        view.get_or_init(|| {
+            taken = true;
+            RingView::Snapshot(RingSnapshot::take(file))
+        });
+        taken
     }
 
     /// Starts a pass made of [`scan`](Self::scan)s and returns how many units it covers (the
@@ -527,10 +582,11 @@ impl Source {
         }
     }
 
-    /// Visits every sample. A ring is read in place when no writer is left, else once (a
-    /// snapshot, in-flight slots skipped), and every later pass sees the same samples (a ring
-    /// read in place is checked after its samples were visited: see
-    /// [`end_scan`](Self::end_scan)); an archive is streamed from disk each pass.
+    /// Visits every sample. A ring is read in place when no writer is left or nothing can
+    /// free its slots under the passes, else once (a snapshot); in-flight slots are skipped,
+    /// and every later pass sees the same samples (a ring read in place is checked after its
+    /// samples were visited: see [`end_scan`](Self::end_scan)); an archive is streamed from
+    /// disk each pass.
     pub fn for_each(&self, mut visit: impl FnMut(Sample)) -> Result<(), ReadError> {
         match self {
             Source::Ring { file, view } => {
@@ -812,6 +868,80 @@ mod tests {
         (900..1100).for_each(record); // positions 1024.. rewrite the slots of 0..76
         assert_eq!(part(100..200).unwrap(), 100);
         assert!(matches!(part(0..10), Err(ReadError::Rewritten { .. })));
+        // A pass over every position finds fewer records than the first did.
+        assert!(matches!(part(0..900), Err(ReadError::Rewritten { .. })));
+        assert_eq!(source.rewritten_skipped(), 0);
+        drop(ring);
+    }
+
+    /// Of a live ring read in place, the slots that the first pass over every position finds
+    /// rewritten (consumed, and written again by the writer, after the view was made) are
+    /// records missed, counted; a later pass misses the same ones and agrees.
+    #[test]
+    fn a_live_ring_rewritten_before_its_first_pass_misses_those_records_in_every_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lapped.ring");
+        let ring = ringlat::Ring::builder(&path)
+            .capacity(1024)
+            .kind(0, "op")
+            .create()
+            .unwrap();
+        let record = |trace| {
+            ring.record(0, trace, 0, std::time::Duration::from_micros(5));
+        };
+        (0..900).for_each(record);
+        let source = Source::open(&path).unwrap();
+        let units = source.begin_scan().unwrap(); // the view: positions 0..900, in place
+        let mut drainer = crate::Drainer::open(&path).unwrap();
+        drainer
+            .drain_batch(500, |_| Ok::<(), ReadError>(()))
+            .unwrap();
+        drop(drainer);
+        (900..1100).for_each(record); // positions 1024..1100 rewrite the slots of 0..76
+        let mut seen = Vec::new();
+        source
+            .scan(0..units, &mut Vec::new(), |s, _| seen.push(s.trace_id))
+            .unwrap();
+        source.end_scan().unwrap();
+        assert_eq!(seen, (76..900).collect::<Vec<_>>());
+        assert_eq!(source.rewritten_skipped(), 76);
+        let mut again = Vec::new();
+        source.for_each(|s| again.push(s.trace_id)).unwrap();
+        assert_eq!(again, seen);
+        drop(ring);
+    }
+
+    /// A live ring whose stamps, when first looked at, show a slot between head and tail
+    /// written again by a later lap (a consumer came after the look at its lock, freed it,
+    /// and the writer rewrote it) is copied instead: read in place, that record would be
+    /// missed without a word.
+    #[test]
+    fn a_live_ring_found_rewritten_while_its_view_is_made_is_read_from_a_snapshot() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raced.ring");
+        let ring = ringlat::Ring::builder(&path)
+            .capacity(1024)
+            .kind(0, "op")
+            .create()
+            .unwrap();
+        for trace in 0..10 {
+            ring.record(0, trace, 0, std::time::Duration::from_micros(5));
+        }
+        // Slot 3 as the writer leaves it for position 3 + 1024.
+        let stamp_of_3 = RingFile::open(&path)
+            .unwrap()
+            .geometry()
+            .meta_word_offset(3);
+        let later = ringlat_format::SlotMeta::committed(3 + 1024, 0, 0).to_word();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_at(&later.to_le_bytes(), stamp_of_3).unwrap();
+        let source = Source::open(&path).unwrap();
+        source.begin_scan().unwrap();
+        let Source::Ring { view, .. } = &source else {
+            panic!("a ring")
+        };
+        assert!(matches!(view.get(), Some(RingView::Snapshot(_))));
         drop(ring);
     }
 

@@ -39,6 +39,9 @@ use std::process::ExitCode;
 pub(crate) enum Failure {
     /// A file is unreadable or invalid (exit 2).
     File(String),
+    /// A ring read in place was written to under the passes (exit 2, unless the command
+    /// read it again from a copy).
+    Rewritten(String),
     /// Arguments that parse but make no sense (exit 1).
     Usage(String),
     /// An SLO given with --fail-if is broken (exit 3); the report is already printed.
@@ -49,7 +52,10 @@ pub(crate) enum Failure {
 
 impl From<ringlat_read::ReadError> for Failure {
     fn from(error: ringlat_read::ReadError) -> Self {
-        Failure::File(error.to_string())
+        match error {
+            ringlat_read::ReadError::Rewritten { .. } => Failure::Rewritten(error.to_string()),
+            _ => Failure::File(error.to_string()),
+        }
     }
 }
 
@@ -73,18 +79,37 @@ fn main() -> ExitCode {
     };
     time::set_utc(cli.utc);
     style::set_color(cli.color);
-    let result = match cli.command {
-        cli::Command::Cat(args) => cat::run(&args),
-        cli::Command::Stat(args) => stat::run(&args),
-        cli::Command::Drain(args) => drain::run(&args),
-        cli::Command::Pct(args) => pct::run(&args),
-        cli::Command::Slice(args) => slice::run(&args),
-        cli::Command::Plot(args) => plot::run(&args),
-        cli::Command::Demo(args) => demo::run(&args),
-        cli::Command::Export(args) => export::run(&args),
-        cli::Command::Serve(args) => serve::run(&args),
+    let run = || match &cli.command {
+        cli::Command::Cat(args) => cat::run(args),
+        cli::Command::Stat(args) => stat::run(args),
+        cli::Command::Drain(args) => drain::run(args),
+        cli::Command::Pct(args) => pct::run(args),
+        cli::Command::Slice(args) => slice::run(args),
+        cli::Command::Plot(args) => plot::run(args),
+        cli::Command::Demo(args) => demo::run(args),
+        cli::Command::Export(args) => export::run(args),
+        cli::Command::Serve(args) => serve::run(args),
         cli::Command::Completions(args) => cli::completions(args.shell),
         cli::Command::Man => cli::man_page(),
+    };
+    let reader = matches!(
+        cli.command,
+        cli::Command::Cat(_)
+            | cli::Command::Pct(_)
+            | cli::Command::Slice(_)
+            | cli::Command::Plot(_)
+            | cli::Command::Export(_)
+    );
+    let result = match run() {
+        // The readers fail so before writing anything (cat reads its rings before its first
+        // line, the others print or rename their output once their passes are done): once
+        // more, every ring read from a copy.
+        Err(Failure::Rewritten(message)) if reader => {
+            eprintln!("ringcat: {message}: reading it again from a copy");
+            select::read_rings_from_a_copy();
+            run()
+        }
+        result => result,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,7 +120,7 @@ fn main() -> ExitCode {
             eprintln!("ringcat: writing output: {error}");
             ExitCode::from(4)
         }
-        Err(Failure::File(message)) => {
+        Err(Failure::File(message) | Failure::Rewritten(message)) => {
             eprintln!("ringcat: {message}");
             ExitCode::from(2)
         }

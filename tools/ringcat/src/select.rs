@@ -8,7 +8,7 @@ use crate::progress::Progress;
 use crate::time::{now_unix_ns, parse_time};
 use ringlat_read::archive::{ArchiveReader, ArchivedRecord};
 use ringlat_read::{Sample, Source};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The files of one command, with one label table across them (kind names are matched by
 /// name, so rings and archives from several hosts group together).
@@ -24,6 +24,17 @@ pub(crate) struct Sources {
     pub unit_ns: Vec<i64>,
     /// Kind names declared by some file, and the ids they were declared with.
     declared: Vec<(String, u8)>,
+}
+
+/// Set once a command's passes over a ring read in place failed because it was written to
+/// under them: the command runs again, every ring read from a copy.
+static READ_RINGS_FROM_A_COPY: AtomicBool = AtomicBool::new(false);
+
+/// Makes every ring opened from now on be read from a copy (see
+/// [`Source::read_from_a_copy`]).
+pub(crate) fn read_rings_from_a_copy() {
+    // Relaxed: set and read on the main thread, before the sources are opened again.
+    READ_RINGS_FROM_A_COPY.store(true, Ordering::Relaxed);
 }
 
 /// The error of a command that needs a ring, given `path`: "this is an archive, not a
@@ -66,7 +77,12 @@ impl Sources {
         let mut sources = Vec::new();
         let paths = expand(patterns)?;
         for path in &paths {
-            sources.push(Source::open(path)?);
+            let source = Source::open(path)?;
+            // Relaxed: see `read_rings_from_a_copy`.
+            if READ_RINGS_FROM_A_COPY.load(Ordering::Relaxed) {
+                source.read_from_a_copy();
+            }
+            sources.push(source);
         }
         let mut labels: Vec<String> = Vec::new();
         let mut label_of = Vec::new();
@@ -240,8 +256,8 @@ impl Sources {
     /// The selected records of every file, merged by time as they stream (see
     /// [`crate::merge`]): an archive is read from the start of its `--since/--until` range
     /// ([`ArchiveReader::entry_range`]) through a reorder window (exact with the archive's
-    /// lateness bound, else [`WINDOW`] records); a ring's snapshot is sorted. Memory does
-    /// not grow with archive size. `--last` is not applied (see
+    /// lateness bound, else [`WINDOW`] records); a ring's records are read first, sorted.
+    /// Memory does not grow with archive size. `--last` is not applied (see
     /// [`Sources::collect_by_time`]).
     /// `read` counts the records read (archive entries, ring records) as the merge goes,
     /// out of the total returned beside the merger (for a progress bar).
@@ -352,7 +368,7 @@ pub(crate) enum Feed<'a> {
         next: u64,
         end: u64,
     },
-    /// A ring's snapshot, already in memory, sorted by time.
+    /// A ring's records, read first and sorted by time.
     Sorted(std::vec::IntoIter<Sample>),
 }
 
