@@ -65,10 +65,11 @@ fn process_exists(pid: u32) -> bool {
 
 /// Refuses when a live writer holds the ring file now at `path`.
 ///
-/// Readers take `flock(LOCK_SH)` (FORMAT.md, "Locks"), so a failed exclusive lock alone does
-/// not mean a writer: only an exclusive holder can be one (a shared lock is then refused too),
-/// and only if the pid the header records is still alive. A read-only user holding a shared
-/// lock, or an exclusive lock on a dead writer's file, does not stop `.replace(true)`.
+/// Only an exclusive holder can be a writer, and only if the pid the header records is still
+/// alive: so the probe is a shared lock, which only an exclusive holder refuses. A reader's
+/// shared lock (FORMAT.md, "Locks"), or an exclusive lock on a dead writer's file, does not
+/// stop `.replace(true)`; nor does another replacer's probe (an exclusive probe, tried first
+/// once, made concurrent replacers refuse each other, every one of them at times).
 fn refuse_live_writer(path: &Path) -> Result<(), Error> {
     let existing = match OpenOptions::new()
         .read(true)
@@ -81,13 +82,8 @@ fn refuse_live_writer(path: &Path) -> Result<(), Error> {
         // only, never what it points to.
         Err(_) => return Ok(()),
     };
-    let check = io_error(path, "checking the writer lock");
-    if try_flock(&existing, libc::LOCK_EX).map_err(check)? {
-        unlock(&existing);
-        return Ok(());
-    }
     if try_flock(&existing, libc::LOCK_SH).map_err(io_error(path, "checking the writer lock"))? {
-        // Only shared (reader) locks are held: no writer.
+        // No exclusive holder: no writer.
         unlock(&existing);
         return Ok(());
     }
