@@ -100,16 +100,10 @@ fn main() -> ExitCode {
             | cli::Command::Plot(_)
             | cli::Command::Export(_)
     );
-    let result = match run() {
-        // The readers fail so before writing anything (cat reads its rings before its first
-        // line, the others print or rename their output once their passes are done): once
-        // more, every ring read from a copy.
-        Err(Failure::Rewritten(message)) if reader => {
-            eprintln!("ringcat: {message}: reading it again from a copy");
-            select::read_rings_from_a_copy();
-            run()
-        }
-        result => result,
+    let result = if reader {
+        select::again_from_copies_if_rewritten(run)
+    } else {
+        run()
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,8 @@ use crate::progress::Progress;
 use crate::time::{now_unix_ns, parse_time};
 use ringlat_read::archive::{ArchiveReader, ArchivedRecord};
 use ringlat_read::{Sample, Source};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The files of one command, with one label table across them (kind names are matched by
 /// name, so rings and archives from several hosts group together).
@@ -26,15 +27,32 @@ pub(crate) struct Sources {
     declared: Vec<(String, u8)>,
 }
 
-/// Set once a command's passes over a ring read in place failed because it was written to
-/// under them: the command runs again, every ring read from a copy.
-static READ_RINGS_FROM_A_COPY: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// Set while a command runs again because its passes over a ring read in place failed
+    /// (see [`again_from_copies_if_rewritten`]): every ring the thread opens is read from a
+    /// copy. Per thread: a command opens its files on the thread that runs it.
+    static READ_RINGS_FROM_A_COPY: Cell<bool> = const { Cell::new(false) };
+}
 
-/// Makes every ring opened from now on be read from a copy (see
-/// [`Source::read_from_a_copy`]).
-pub(crate) fn read_rings_from_a_copy() {
-    // Relaxed: set and read on the main thread, before the sources are opened again.
-    READ_RINGS_FROM_A_COPY.store(true, Ordering::Relaxed);
+/// Runs a reading command (`run`) once more if its passes over a ring read in place failed
+/// because the ring was written to under them (a writer came back, or a consumer freed slots
+/// that the writer wrote again), every ring then read from a copy taken when it is opened
+/// ([`Source::read_from_a_copy`]); one line on stderr says so. For the readers only: they
+/// fail so before writing anything (cat reads its rings before its first line, the others
+/// print or rename their output once their passes are done).
+pub(crate) fn again_from_copies_if_rewritten(
+    run: impl Fn() -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    match run() {
+        Err(Failure::Rewritten(message)) => {
+            eprintln!("ringcat: {message}: reading it again from a copy");
+            READ_RINGS_FROM_A_COPY.set(true);
+            let result = run();
+            READ_RINGS_FROM_A_COPY.set(false);
+            result
+        }
+        result => result,
+    }
 }
 
 /// The error of a command that needs a ring, given `path`: "this is an archive, not a
@@ -78,8 +96,7 @@ impl Sources {
         let paths = expand(patterns)?;
         for path in &paths {
             let source = Source::open(path)?;
-            // Relaxed: see `read_rings_from_a_copy`.
-            if READ_RINGS_FROM_A_COPY.load(Ordering::Relaxed) {
+            if READ_RINGS_FROM_A_COPY.get() {
                 source.read_from_a_copy();
             }
             sources.push(source);
@@ -526,5 +543,55 @@ impl Filter {
             && self.until.is_none_or(|t| sample.nanotime < t)
             && self.min_ns.is_none_or(|m| sample.delta_ns >= m)
             && self.max_ns.is_none_or(|m| sample.delta_ns <= m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use ringlat_read::RingView;
+
+    /// A reader whose passes fail because the ring was rewritten under them runs once more,
+    /// its rings read from copies; other failures are not run again, and the next command
+    /// reads rings in place again.
+    #[test]
+    fn a_reader_whose_passes_fail_rewritten_runs_again_from_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.ring");
+        let ring = ringlat::Ring::builder(&path)
+            .kind(0, "op")
+            .create()
+            .unwrap();
+        ring.record(0, 1, 0, std::time::Duration::from_micros(5));
+        let files = [path.display().to_string()];
+        let in_place = || {
+            let sources = Sources::open(&files).unwrap();
+            sources.sources[0].begin_scan().unwrap();
+            let Source::Ring { view, .. } = &sources.sources[0] else {
+                panic!("a ring")
+            };
+            matches!(view.get(), Some(RingView::InPlace(_)))
+        };
+        let runs = std::cell::RefCell::new(Vec::new());
+        let result = again_from_copies_if_rewritten(|| {
+            let read_in_place = in_place();
+            runs.borrow_mut().push(read_in_place);
+            if read_in_place {
+                return Err(Failure::Rewritten("rewritten".into()));
+            }
+            Ok(())
+        });
+        assert!(result.is_ok());
+        assert_eq!(*runs.borrow(), [true, false]);
+        let calls = Cell::new(0);
+        let result = again_from_copies_if_rewritten(|| {
+            calls.set(calls.get() + 1);
+            Err(Failure::File("damaged".into()))
+        });
+        assert!(matches!(result, Err(Failure::File(_))));
+        assert_eq!(calls.get(), 1);
+        assert!(in_place());
+        drop(ring);
     }
 }
