@@ -318,6 +318,19 @@ impl Storage for RegionStorage {
             (words[2] >> 8) as u32 as i32,
         )
     }
+
+    // A plain copy of the 21 bytes: a pass over a ring no producer writes to any more reads
+    // a third faster so than through the atomic pieces (whose loads cannot be dropped where
+    // a field goes unused, and whose phase is a jump per slot).
+    #[inline(always)]
+    unsafe fn load_record_unshared(&self, index: u32) -> Record {
+        let (start, _) = self.record_start(index);
+        // SAFETY: `record_start` gives the record's 21 bytes inside the region; the caller
+        // guarantees that nothing writes them while they are read, so this plain read races
+        // with no access (`new`'s contract asks atomic accesses of concurrent users only).
+        let bytes = unsafe { core::ptr::read_unaligned(start.cast::<[u8; RECORD_SIZE]>()) };
+        Record::from_bytes(bytes)
+    }
 }
 
 #[cfg(test)]
@@ -382,6 +395,9 @@ mod tests {
         }
         for index in 0..16 {
             assert_eq!(storage.load_record(index), record(index), "slot {index}");
+            // SAFETY: nothing else writes `memory` (this thread stored every record above).
+            let unshared = unsafe { storage.load_record_unshared(index) };
+            assert_eq!(unshared, record(index), "slot {index}, a plain copy");
         }
     }
 

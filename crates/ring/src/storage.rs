@@ -27,6 +27,19 @@ pub trait Storage {
     fn store_record(&self, index: u32, record: &Record);
     /// Loads the record of slot `index` with relaxed atomic reads.
     fn load_record(&self, index: u32) -> Record;
+    /// Loads the record of slot `index` (as [`load_record`](Self::load_record)) where nothing
+    /// can write it meanwhile, with the cheapest loads the storage has: a plain copy where its
+    /// cells allow one.
+    ///
+    /// # Safety
+    ///
+    /// No thread or process may write the record of slot `index` while it is read: no
+    /// producer may be left (only producers write records; a consumer writes stamps and the
+    /// ring word).
+    #[inline(always)]
+    unsafe fn load_record_unshared(&self, index: u32) -> Record {
+        self.load_record(index)
+    }
     /// Whether the ring is in overwrite mode (producers move head; no consumer may attach).
     fn overwrite_mode(&self) -> bool {
         false
@@ -53,6 +66,11 @@ impl<S: Storage + ?Sized> Storage for &S {
     #[inline]
     fn load_record(&self, index: u32) -> Record {
         (**self).load_record(index)
+    }
+    #[inline(always)]
+    unsafe fn load_record_unshared(&self, index: u32) -> Record {
+        // SAFETY: the caller's contract is the same.
+        unsafe { (**self).load_record_unshared(index) }
     }
     #[inline]
     fn overwrite_mode(&self) -> bool {
