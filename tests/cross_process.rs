@@ -39,10 +39,21 @@ fn spawn_writer(path: &Path, threads: u64, per_thread: u64, capacity: u64, start
 
 /// Opens the drainer as soon as the writer has finished creating the file.
 fn open_when_ready(path: &Path) -> Drainer {
+    when_ready(path, |path| Drainer::open(path))
+}
+
+/// Opens the ring as a source as soon as the writer has finished creating the file.
+fn open_source_when_ready(path: &Path) -> Source {
+    when_ready(path, |path| Source::open(path))
+}
+
+/// `open(path)` retried while the writer is still creating the file (not there yet, not
+/// initialised, not its full size yet).
+fn when_ready<T>(path: &Path, open: impl Fn(&Path) -> Result<T, ReadError>) -> T {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match Drainer::open(path) {
-            Ok(drainer) => return drainer,
+        match open(path) {
+            Ok(opened) => return opened,
             Err(ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(ReadError::Format {
                 source: ringlat_format::FormatError::NotInitialised,
@@ -293,21 +304,6 @@ fn sampled_counters_reconcile_per_kind_from_another_process() {
         .map(|(_, values)| values[KindCounter::Rejected.index()]);
     assert_eq!(rejected, Some(THREADS * (PER_THREAD / 1000)));
     assert_eq!(counters.calls(), THREADS * PER_THREAD);
-}
-
-/// Opens the ring as a source as soon as the writer has finished creating the file.
-fn open_source_when_ready(path: &Path) -> Source {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match Source::open(path) {
-            Ok(source) => return source,
-            Err(ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
-            Err(ReadError::Format { .. }) => {}
-            Err(other) => panic!("cannot open ring: {other}"),
-        }
-        assert!(Instant::now() < deadline, "writer never created the file");
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// Passes over a live ring read in place (no consumer) agree while the threads of a writer

@@ -145,8 +145,8 @@ impl InPlace {
     /// live ring: in flight when the view was made) is passed over, as a snapshot passes
     /// over it; so is one whose kind is undeclared or class unused (damage: counted in
     /// [`RingFile::invalid_slots`] by the first pass over every position, once). Of a live
-    /// ring, any other slot that does not hold its record was rewritten: counted, and the
-    /// pass fails at its end.
+    /// ring, any other slot that does not hold its record was rewritten: counted, and judged
+    /// by [`end_pass`](Self::end_pass).
     #[inline]
     pub(crate) fn scan(
         &self,
@@ -252,7 +252,6 @@ impl InPlace {
         }
         // Relaxed (every load below): the pass's threads are joined (their counts happen
         // before this).
-        let first = self.first_visited.load(Ordering::Relaxed);
         if self.covered.load(Ordering::Relaxed) != self.len() {
             // Which positions the first pass missed is not known: none may be missing.
             if self.rewritten.load(Ordering::Relaxed) != 0 {
@@ -261,6 +260,7 @@ impl InPlace {
             return Ok(());
         }
         let visited = self.visited.load(Ordering::Relaxed);
+        let first = self.first_visited.load(Ordering::Relaxed);
         if first == u64::MAX {
             self.first_visited.store(visited, Ordering::Relaxed);
             self.missed
@@ -304,28 +304,10 @@ impl Holes {
     /// Looks at the stamps of the `len` positions from `head` (no record is read), in a part
     /// per core when there are many: a pass over 2^24 stamps reads 128 MiB.
     fn find(ring: &Ring<RegionStorage>, head: u32, len: u32) -> Holes {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from) as u32;
-        if threads < 2 || len < 1 << 16 {
+        let Some(parts) = crate::parts::on_every_core(len, |part| Holes::find_in(ring, head, part))
+        else {
             return Holes::find_in(ring, head, 0..len);
-        }
-        let part = len.div_ceil(threads);
-        let parts: Vec<Holes> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|index| {
-                    let start = index * part;
-                    let end = start.saturating_add(part).min(len);
-                    scope.spawn(move || Holes::find_in(ring, head, start..end))
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|worker| {
-                    worker
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        });
+        };
         Holes {
             in_flight: parts.iter().map(|part| part.in_flight).sum(),
             overwritten: parts.iter().map(|part| part.overwritten).sum(),

@@ -35,6 +35,7 @@ mod liveness;
 mod locks;
 mod mapping;
 mod open;
+mod parts;
 pub mod percentile;
 pub mod population;
 mod sample;

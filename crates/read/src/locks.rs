@@ -128,15 +128,22 @@ pub(crate) fn pid_exists(pid: u32) -> Option<bool> {
 /// Byte whose open-file-description write lock marks the one consumer.
 const CONSUMER_LOCK_BYTE: libc::off_t = 1;
 
-/// Takes the consumer lock (`F_OFD_SETLK`, write lock on byte 1); false when another
-/// consumer holds it. Released when the file is closed.
-pub(crate) fn try_lock_consumer(file: &File) -> io::Result<bool> {
-    // SAFETY: an all-zero `flock` is a valid value of this plain C struct.
+/// The consumer lock as a request to `fcntl`: a write lock on [`CONSUMER_LOCK_BYTE`].
+fn consumer_lock() -> libc::flock {
+    // SAFETY: an all-zero `flock` is a valid value of this plain C struct (`l_pid` 0, as
+    // F_OFD_GETLK and F_OFD_SETLK require).
     let mut lock: libc::flock = unsafe { std::mem::zeroed() };
     lock.l_type = libc::F_WRLCK as libc::c_short;
     lock.l_whence = libc::SEEK_SET as libc::c_short;
     lock.l_start = CONSUMER_LOCK_BYTE;
     lock.l_len = 1;
+    lock
+}
+
+/// Takes the consumer lock (`F_OFD_SETLK`, write lock on byte 1); false when another
+/// consumer holds it. Released when the file is closed.
+pub(crate) fn try_lock_consumer(file: &File) -> io::Result<bool> {
+    let lock = consumer_lock();
     // SAFETY: fcntl with F_OFD_SETLK reads the `flock` we pass, which lives across the call.
     let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &lock) };
     if rc == 0 {
@@ -152,13 +159,7 @@ pub(crate) fn try_lock_consumer(file: &File) -> io::Result<bool> {
 /// Whether another open file description holds the consumer lock now, asked without taking
 /// it (`F_OFD_GETLK`: a test that cannot make a consumer's `F_OFD_SETLK` fail).
 pub(crate) fn consumer_lock_held(file: &File) -> io::Result<bool> {
-    // SAFETY: an all-zero `flock` is a valid value of this plain C struct (`l_pid` 0, as
-    // F_OFD_GETLK requires).
-    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = libc::F_WRLCK as libc::c_short;
-    lock.l_whence = libc::SEEK_SET as libc::c_short;
-    lock.l_start = CONSUMER_LOCK_BYTE;
-    lock.l_len = 1;
+    let mut lock = consumer_lock();
     // SAFETY: fcntl with F_OFD_GETLK reads and rewrites the `flock` we pass, which lives
     // across the call.
     let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };

@@ -186,35 +186,14 @@ impl RingSnapshot {
     /// where head was may have read into the next part, and the caller takes the snapshot
     /// serially, as before.
     fn take_in_parts(file: &RingFile, head: u32, held: u32) -> Option<(Vec<Vec<RingRecord>>, u64)> {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from) as u32;
-        if threads < 2 || held < 1 << 16 {
-            return None;
-        }
-        let part = held.div_ceil(threads);
-        let parts: Vec<(Vec<RingRecord>, u64)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|index| {
-                    let start = index * part;
-                    let len = part.min(held.saturating_sub(start));
-                    scope.spawn(move || {
-                        let mut records = Vec::with_capacity(len as usize);
-                        let stats =
-                            file.snapshot_part(head.wrapping_add(start), u64::from(len), |d| {
-                                records.push(RingRecord::of(&d))
-                            });
-                        (records, stats.in_flight)
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|worker| {
-                    worker
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        });
+        let parts = crate::parts::on_every_core(held, |range| {
+            let mut records = Vec::with_capacity(range.len());
+            let len = u64::from(range.end - range.start);
+            let stats = file.snapshot_part(head.wrapping_add(range.start), len, |d| {
+                records.push(RingRecord::of(&d))
+            });
+            (records, stats.in_flight)
+        })?;
         if file.positions().0 != head {
             return None;
         }
@@ -650,12 +629,31 @@ mod tests {
         }
         ring.close().unwrap();
         if consumed > 0 {
-            let mut drainer = crate::Drainer::open(&path).unwrap();
-            drainer
-                .drain_batch(consumed as usize, |_| Ok::<(), ReadError>(()))
-                .unwrap();
+            drain(&path, consumed as usize);
         }
         path
+    }
+
+    /// Takes `count` records from the ring at `path` as a consumer, then lets go of it.
+    fn drain(path: &Path, count: usize) {
+        let mut drainer = crate::Drainer::open(path).unwrap();
+        drainer
+            .drain_batch(count, |_| Ok::<(), ReadError>(()))
+            .unwrap();
+    }
+
+    /// A live ring of 1024 slots at `path` holding 900 records (trace ids 0..900: below the
+    /// breaker's low-water mark, a sixteenth of the slots free).
+    fn live_ring_of_900(path: &Path) -> ringlat::Ring {
+        let ring = ringlat::Ring::builder(path)
+            .capacity(1024)
+            .kind(0, "op")
+            .create()
+            .unwrap();
+        for trace in 0..900 {
+            ring.record(0, trace, 0, std::time::Duration::from_micros(5));
+        }
+        ring
     }
 
     /// Taken in parts on every core, a snapshot holds what a serial one holds, in order.
@@ -717,11 +715,7 @@ mod tests {
         assert!(matches!(view.get(), Some(RingView::InPlace(_))));
         assert_eq!(first.len(), 4_900);
         assert_eq!(first.first().map(|r| r.0), Some(100));
-        let mut drainer = crate::Drainer::open(&path).unwrap();
-        drainer
-            .drain_batch(2_000, |_| Ok::<(), ReadError>(()))
-            .unwrap();
-        drop(drainer);
+        drain(&path, 2_000);
         assert_eq!(pass().unwrap(), first);
         let mut all = Vec::new();
         source.for_each(|s| all.push(s.trace_id)).unwrap();
@@ -838,16 +832,10 @@ mod tests {
     fn a_live_ring_rewritten_under_the_passes_fails_them() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lapped.ring");
-        let ring = ringlat::Ring::builder(&path)
-            .capacity(1024)
-            .kind(0, "op")
-            .create()
-            .unwrap();
+        let ring = live_ring_of_900(&path);
         let record = |trace| {
             ring.record(0, trace, 0, std::time::Duration::from_micros(5));
         };
-        // Below the breaker's low-water mark (a sixteenth of the slots free).
-        (0..900).for_each(record);
         let source = Source::open(&path).unwrap();
         let part = |range: std::ops::Range<u64>| {
             source.begin_scan().unwrap();
@@ -858,11 +846,7 @@ mod tests {
             source.end_scan().map(|()| seen)
         };
         assert_eq!(part(0..900).unwrap(), 900);
-        let mut drainer = crate::Drainer::open(&path).unwrap();
-        drainer
-            .drain_batch(500, |_| Ok::<(), ReadError>(()))
-            .unwrap();
-        drop(drainer);
+        drain(&path, 500);
         // Drained but not yet rewritten: the slots still hold their records.
         assert_eq!(part(0..900).unwrap(), 900);
         (900..1100).for_each(record); // positions 1024.. rewrite the slots of 0..76
@@ -881,22 +865,13 @@ mod tests {
     fn a_live_ring_rewritten_before_its_first_pass_misses_those_records_in_every_pass() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lapped.ring");
-        let ring = ringlat::Ring::builder(&path)
-            .capacity(1024)
-            .kind(0, "op")
-            .create()
-            .unwrap();
+        let ring = live_ring_of_900(&path);
         let record = |trace| {
             ring.record(0, trace, 0, std::time::Duration::from_micros(5));
         };
-        (0..900).for_each(record);
         let source = Source::open(&path).unwrap();
         let units = source.begin_scan().unwrap(); // the view: positions 0..900, in place
-        let mut drainer = crate::Drainer::open(&path).unwrap();
-        drainer
-            .drain_batch(500, |_| Ok::<(), ReadError>(()))
-            .unwrap();
-        drop(drainer);
+        drain(&path, 500);
         (900..1100).for_each(record); // positions 1024..1100 rewrite the slots of 0..76
         let mut seen = Vec::new();
         source

@@ -54,6 +54,18 @@ fn ring_near_wrap(capacity: u32) -> Arc<Ring<HeapStorage>> {
     Arc::new(ring)
 }
 
+/// A ring of 2 slots near the wrap, full: the records of values 0 and 1 at its first two
+/// positions, pushed by the single producer returned with it and its start position.
+fn full_ring_of_two() -> (Arc<Ring<HeapStorage>>, u32, SingleProducer) {
+    let ring = ring_near_wrap(2);
+    let start = ring.positions().0;
+    let mut producer = SingleProducer::attach(&*ring);
+    for value in 0..2 {
+        producer.push(&ring, 0, 0, &record_of(value)).unwrap();
+    }
+    (ring, start, producer)
+}
+
 /// Drains whatever is left once every producer has finished (nothing can be in flight).
 fn drain_rest(ring: &Ring<HeapStorage>, consumer: &mut Consumer, got: &mut Vec<u64>) {
     let stats = consumer.consume(ring, usize::MAX, &mut || false, |slot| {
@@ -230,12 +242,7 @@ fn peek_detects_a_slot_recycled_while_it_reads() {
     model(|| {
         // Full ring; the main thread frees the oldest slot and writes the next lap into it
         // while a peeker thread reads that very slot.
-        let ring = ring_near_wrap(2);
-        let start = ring.positions().0;
-        let mut producer = SingleProducer::attach(&*ring);
-        for value in 0..2 {
-            producer.push(&ring, 0, 0, &record_of(value)).unwrap();
-        }
+        let (ring, start, mut producer) = full_ring_of_two();
         let peeker_ring = Arc::clone(&ring);
         let peeker = thread::spawn(move || {
             let mut peeker = Peeker::at_head(&*peeker_ring);
@@ -490,12 +497,7 @@ fn passes_in_place_over_a_live_ring_agree() {
 #[test]
 fn passes_in_place_see_a_slot_rewritten_under_them() {
     model(|| {
-        let ring = ring_near_wrap(2);
-        let start = ring.positions().0;
-        let mut producer = SingleProducer::attach(&*ring);
-        for value in 0..2 {
-            producer.push(&ring, 0, 0, &record_of(value)).unwrap();
-        }
+        let (ring, start, mut producer) = full_ring_of_two();
         let reader_ring = Arc::clone(&ring);
         let reader = thread::spawn(move || passes_in_place(&reader_ring, 2));
         let mut consumer = consumer_of(&ring);

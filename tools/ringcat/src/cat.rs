@@ -35,16 +35,7 @@ pub(crate) fn run(args: &CatArgs) -> Result<(), Failure> {
     } else {
         print_streaming(args, &sources, &filter, &mut out)?;
     }
-    let in_flight: u64 = sources.sources.iter().map(|s| s.in_flight_skipped()).sum();
-    if in_flight > 0 {
-        eprintln!("ringcat: {in_flight} slot(s) were being written and were skipped");
-    }
-    let rewritten: u64 = sources.sources.iter().map(|s| s.rewritten_skipped()).sum();
-    if rewritten > 0 {
-        eprintln!(
-            "ringcat: {rewritten} record(s) were consumed and overwritten as the ring was read, and were skipped"
-        );
-    }
+    sources.report_ring_slots_skipped();
     Ok(())
 }
 

@@ -161,16 +161,7 @@ pub(crate) fn run(args: &ExportArgs) -> Result<(), Failure> {
     });
     match result {
         Ok((rows, groups)) => {
-            let in_flight: u64 = sources.sources.iter().map(|s| s.in_flight_skipped()).sum();
-            if in_flight > 0 {
-                eprintln!("ringcat: {in_flight} slot(s) were being written and were skipped");
-            }
-            let rewritten: u64 = sources.sources.iter().map(|s| s.rewritten_skipped()).sum();
-            if rewritten > 0 {
-                eprintln!(
-                    "ringcat: {rewritten} record(s) were consumed and overwritten as the ring was read, and were skipped"
-                );
-            }
+            sources.report_ring_slots_skipped();
             eprintln!(
                 "ringcat: exported {rows} records in {groups} row group(s) to {}",
                 args.output.display()

@@ -356,6 +356,18 @@ mod tests {
         }
     }
 
+    /// The records `filter` selects, in the order a pass visits them, with their source.
+    fn selected(sources: &Sources, filter: &Filter) -> Vec<(usize, Sample)> {
+        let mut records = Vec::new();
+        let mut progress = Progress::new("test", 0);
+        sources
+            .selected(filter, &mut progress, |source, s| {
+                records.push((source, *s))
+            })
+            .unwrap();
+        records
+    }
+
     /// Each piece's records mapped to their units by a pass over the sources.
     fn mapped(sources: &Sources, filter: &Filter) -> Vec<PieceRecords> {
         let mut progress = Progress::new("test", 0);
@@ -388,13 +400,7 @@ mod tests {
         })
         .unwrap();
         for (name, filter) in [("all", Filter::default()), ("market", market)] {
-            let mut records = Vec::new();
-            let mut progress = Progress::new("test", 0);
-            sources
-                .selected(&filter, &mut progress, |source, s| {
-                    records.push((source, *s))
-                })
-                .unwrap();
+            let records = selected(&sources, &filter);
             let map = mapped(&sources, &filter);
             assert_eq!(map.len(), 4, "{name}: pieces");
             let unmapped = map
@@ -457,13 +463,7 @@ mod tests {
         drop(ring);
         let sources = Sources::open(&[path.display().to_string()]).unwrap();
         let filter = Filter::default();
-        let mut records = Vec::new();
-        let mut progress = Progress::new("test", 0);
-        sources
-            .selected(&filter, &mut progress, |source, s| {
-                records.push((source, *s))
-            })
-            .unwrap();
+        let records = selected(&sources, &filter);
         assert!(records.len() > 2 * 131_072, "{} records", records.len());
         let mut map = mapped(&sources, &filter);
         assert!(map.len() >= 3 && map.iter().all(|piece| piece.unit_of(0).is_some()));

@@ -141,6 +141,21 @@ impl Sources {
         })
     }
 
+    /// Says on stderr how many slots of the rings read were passed over: in flight when
+    /// they were read, or consumed and overwritten as they were read (nothing when none).
+    pub(crate) fn report_ring_slots_skipped(&self) {
+        let in_flight: u64 = self.sources.iter().map(Source::in_flight_skipped).sum();
+        if in_flight > 0 {
+            eprintln!("ringcat: {in_flight} slot(s) were being written and were skipped");
+        }
+        let rewritten: u64 = self.sources.iter().map(Source::rewritten_skipped).sum();
+        if rewritten > 0 {
+            eprintln!(
+                "ringcat: {rewritten} record(s) were consumed and overwritten as the ring was read, and were skipped"
+            );
+        }
+    }
+
     /// Refuses a kind selector that names no declared kind (by name or id), naming the
     /// known kinds: a typo must not select nothing and pass.
     pub(crate) fn check_kind(&self, selector: &str) -> Result<(), Failure> {
