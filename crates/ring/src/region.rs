@@ -331,6 +331,40 @@ impl Storage for RegionStorage {
         let bytes = unsafe { core::ptr::read_unaligned(start.cast::<[u8; RECORD_SIZE]>()) };
         Record::from_bytes(bytes)
     }
+
+    #[inline(always)]
+    unsafe fn for_each_unshared(
+        &self,
+        indices: core::ops::Range<u32>,
+        mut each: impl FnMut(u32, u64, Record),
+    ) {
+        if indices.is_empty() {
+            return;
+        }
+        debug_assert!(indices.end <= self.geometry.capacity);
+        // From the region's base, not from `meta()`'s reference: the walk needs the
+        // provenance of the whole region (a reference covers its own 8 bytes only).
+        let offset = self.geometry.meta_word_offset(indices.start) as usize;
+        // SAFETY: the stamp area lies inside the region (`new` checked it), and
+        // `indices.start < capacity`.
+        let mut meta = unsafe { self.base.as_ptr().add(offset) }.cast::<AtomicU64>();
+        let (mut record, _) = self.record_start(indices.start);
+        for index in indices {
+            // SAFETY: `meta` is slot `index`'s word (8 bytes a slot from the first one, and
+            // `index < capacity` by the caller's contract), aligned and inside the region.
+            // Acquire: pairs with the producers' Release commits (made before they left).
+            let word = unsafe { (*meta).load(Ordering::Acquire) };
+            // SAFETY: `record` is slot `index`'s 21 bytes (RECORD_SIZE a slot from the first),
+            // inside the region; nothing writes them meanwhile (the caller's contract), so
+            // this plain read races with no access.
+            let bytes = unsafe { core::ptr::read_unaligned(record.cast::<[u8; RECORD_SIZE]>()) };
+            each(index, word, Record::from_bytes(bytes));
+            // Wrapping: after the last slot the pointers may point past the region (never
+            // dereferenced).
+            meta = meta.wrapping_add(1);
+            record = record.wrapping_add(RECORD_SIZE);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -398,6 +432,28 @@ mod tests {
             // SAFETY: nothing else writes `memory` (this thread stored every record above).
             let unshared = unsafe { storage.load_record_unshared(index) };
             assert_eq!(unshared, record(index), "slot {index}, a plain copy");
+        }
+        for index in 0..16 {
+            storage
+                .meta(index)
+                .store(u64::from(index) * 3 + 1, Ordering::Relaxed);
+        }
+        // Runs that start and end at every phase, walked as pointers: each slot's word and
+        // record, in order.
+        for start in 0..16 {
+            for end in start..=16 {
+                let mut seen = Vec::new();
+                // SAFETY: as above; `end <= capacity`.
+                unsafe {
+                    storage.for_each_unshared(start..end, |index, word, loaded| {
+                        seen.push((index, word, loaded));
+                    })
+                };
+                let expected: Vec<_> = (start..end)
+                    .map(|index| (index, u64::from(index) * 3 + 1, record(index)))
+                    .collect();
+                assert_eq!(seen, expected, "slots {start}..{end}");
+            }
         }
     }
 

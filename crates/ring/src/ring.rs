@@ -528,6 +528,71 @@ impl<S: Storage> Ring<S> {
         })
     }
 
+    /// [`read_committed_unshared`](Self::read_committed_unshared) for the `count` positions
+    /// from `first` (`count` at most the capacity), in order: `each(offset, slot)` with the
+    /// position's distance from `first`, and the slot if it holds the position's committed
+    /// record. The slots are walked in at most two runs (before and after the storage's end),
+    /// not found one by one.
+    ///
+    /// # Safety
+    ///
+    /// As for [`read_committed_unshared`](Self::read_committed_unshared).
+    ///
+    /// ```
+    /// use ringlat_ring::{HeapStorage, Ring};
+    /// use ringlat_format::Record;
+    /// let ring = Ring::new(HeapStorage::new(4)).unwrap();
+    /// // Positions 2^32 - 2, 2^32 - 1, 0: slots 2, 3, 0 (past the storage's end, and the
+    /// // positions' wrap).
+    /// ring.set_start_position(u32::MAX - 1);
+    /// for trace_id in 0..3 {
+    ///     ring.push(0, 0, &Record::new(trace_id, 0, 0, 0)).unwrap();
+    /// }
+    /// let mut read = Vec::new();
+    /// // SAFETY: no producer is left: this thread pushed every record and stopped.
+    /// unsafe {
+    ///     ring.for_each_committed_unshared(u32::MAX - 1, 4, |offset, slot| {
+    ///         read.push((offset, slot.map(|slot| (slot.position, slot.record.trace_id()))));
+    ///     })
+    /// };
+    /// let positions = [u32::MAX - 1, u32::MAX, 0];
+    /// assert_eq!(read[..3], [0, 1, 2].map(|i| (i, Some((positions[i as usize], u64::from(i))))));
+    /// assert_eq!(read[3], (3, None), "position 1 holds nothing");
+    /// ```
+    #[inline(always)]
+    pub unsafe fn for_each_committed_unshared(
+        &self,
+        first: u32,
+        count: u32,
+        mut each: impl FnMut(u32, Option<Slot>),
+    ) {
+        let capacity = self.mask.wrapping_add(1);
+        let count = count.min(capacity);
+        let start = self.index(first);
+        let before_end = count.min(capacity - start);
+        let runs = [
+            (start..start + before_end, 0),
+            (0..count - before_end, before_end),
+        ];
+        for (indices, offset_of_first) in runs {
+            let (run_start, run_first) = (indices.start, first.wrapping_add(offset_of_first));
+            // SAFETY: the caller's contract; both runs end at or before the capacity.
+            unsafe {
+                self.storage
+                    .for_each_unshared(indices, |index, word, record| {
+                        let offset = index - run_start;
+                        let position = run_first.wrapping_add(offset);
+                        let slot = SlotMeta::word_is_committed_at(word, position).then(|| Slot {
+                            position,
+                            meta: SlotMeta::from_word(word),
+                            record,
+                        });
+                        each(offset_of_first + offset, slot);
+                    })
+            };
+        }
+    }
+
     /// Reads the slot of `position` as a seqlock reader: stamp, bytes, fence, stamp again.
     /// Always inlined: readers call it once per slot of a pass.
     #[inline(always)]

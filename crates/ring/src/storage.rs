@@ -1,4 +1,5 @@
-use crate::sync::AtomicU64;
+use crate::sync::{AtomicU64, Ordering};
+use core::ops::Range;
 use ringlat_format::Record;
 
 /// Where the ring's shared state lives: the packed ring word, one metadata word per slot,
@@ -40,6 +41,28 @@ pub trait Storage {
     unsafe fn load_record_unshared(&self, index: u32) -> Record {
         self.load_record(index)
     }
+    /// For each slot of `indices` in order, its metadata word (an acquire load) and its
+    /// record (as [`load_record_unshared`](Self::load_record_unshared) loads it, whatever the
+    /// word says), handed to `each` with the index: where the cells allow, by walking
+    /// pointers rather than working out every slot's place (a pass over a whole ring).
+    ///
+    /// # Safety
+    ///
+    /// As for [`load_record_unshared`](Self::load_record_unshared), for every slot of
+    /// `indices`; and `indices.end <= capacity()`.
+    #[inline(always)]
+    unsafe fn for_each_unshared(
+        &self,
+        indices: Range<u32>,
+        mut each: impl FnMut(u32, u64, Record),
+    ) {
+        for index in indices {
+            // Acquire: pairs with the producers' Release commits (made before they left).
+            let word = self.meta(index).load(Ordering::Acquire);
+            // SAFETY: the caller's contract.
+            each(index, word, unsafe { self.load_record_unshared(index) });
+        }
+    }
     /// Whether the ring is in overwrite mode (producers move head; no consumer may attach).
     fn overwrite_mode(&self) -> bool {
         false
@@ -71,6 +94,11 @@ impl<S: Storage + ?Sized> Storage for &S {
     unsafe fn load_record_unshared(&self, index: u32) -> Record {
         // SAFETY: the caller's contract is the same.
         unsafe { (**self).load_record_unshared(index) }
+    }
+    #[inline(always)]
+    unsafe fn for_each_unshared(&self, indices: Range<u32>, each: impl FnMut(u32, u64, Record)) {
+        // SAFETY: the caller's contract is the same.
+        unsafe { (**self).for_each_unshared(indices, each) }
     }
     #[inline]
     fn overwrite_mode(&self) -> bool {
