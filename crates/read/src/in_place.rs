@@ -30,7 +30,7 @@
 use crate::locks::consumer_lock_held;
 use crate::sample::{RingRecord, RingTables};
 use crate::{ReadError, RingFile, Sample, WriterState};
-use ringlat_ring::{Missing, RegionStorage, Ring};
+use ringlat_ring::{Missing, RegionStorage, Ring, Slot};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -199,32 +199,44 @@ impl InPlace {
         let (head, kind_ok, class_ok, tables) =
             (self.head, &*self.kind_ok, &*self.class_ok, &self.tables);
         let (mut visited, mut damaged, mut rewritten) = (0, 0, 0);
-        for offset in range {
-            let position = head.wrapping_add(offset as u32);
-            let slot = if LIVE {
-                ring.read_committed(position)
-            } else {
-                // SAFETY: no producer is left (see `of`: the writer closed the file, or died
-                // with every witness agreeing), and none can come: a writer only ever creates
-                // a new file, and a consumer writes stamps and the ring word, never records.
-                // (A writer judged gone wrongly is still caught after the pass, by tail.)
-                unsafe { ring.read_committed_unshared(position) }
-            };
+        let mut each = |offset: u64, slot: Option<Slot>| {
             let Some(slot) = slot else {
                 if LIVE {
                     rewritten += 1;
                 }
-                continue;
+                return;
             };
             let (kind, class) = (slot.meta.kind, slot.meta.class);
             // Both looked up, one branch (`&`, not `&&`): the usual slot is sound.
             if !(class_ok[usize::from(class)] & kind_ok[usize::from(kind)]) {
                 damaged += 1;
-                continue;
+                return;
             }
             visited += 1;
             let record = RingRecord::from_slot(&slot.record, kind, class);
             visit(offset, &tables.sample(&record), tables.weight(class));
+        };
+        if LIVE {
+            for offset in range {
+                each(
+                    offset,
+                    ring.read_committed(head.wrapping_add(offset as u32)),
+                );
+            }
+        } else {
+            let first = head.wrapping_add(range.start as u32);
+            let count = (range.end - range.start) as u32;
+            // SAFETY: no producer is left (see `of`: the writer closed the file, or died
+            // with every witness agreeing), and none can come: a writer only ever creates
+            // a new file, and a consumer writes stamps and the ring word, never records.
+            // (A writer judged gone wrongly is still caught after the pass, by tail.)
+            // Walked as pointers over at most two runs of slots rather than slot by slot:
+            // 216.6M -> 211.6M instructions for `pct --by kind` over 2^21 slots.
+            unsafe {
+                ring.for_each_committed_unshared(first, count, |offset, slot| {
+                    each(range.start + u64::from(offset), slot);
+                })
+            };
         }
         counts.visited += visited;
         counts.damaged += damaged;
