@@ -13,8 +13,9 @@
 # The ring row reads a closed ring of RING_SLOTS slots (default 2^24), filled to the brim by the
 # synth_ring example (3 kinds, the same latency shape as the archive), made once in BENCH_DIR;
 # the live ring row the same ring made again with its writer kept alive while the row runs
-# (read in place too: no consumer, not overwriting). Their notes give the wall time per record, to compare
-# with the archive row's.
+# (read in place too: no consumer, not overwriting); and the ring's records drained (from a
+# copy) into an archive. Their notes give the wall time per record, to compare with the archive
+# rows'.
 #
 # Warm page cache: the archive is read once before timing. Timings on a shared machine are
 # noisy: quote the ratios (each pair runs back to back) and medians. This script never judges.
@@ -131,6 +132,21 @@ bench "cat --format json | (pipe)" "RINGCAT cat '$big' --format json | cat > /de
 if [[ -s $ring ]]; then
     ring_records=$("$ringcat" stat "$ring" | awk '$1 == "fill" { print $2 }')
     bench "$ring_row" "exec RINGCAT pct '$ring' --by kind > /dev/null" "per-record:$ring_records"
+    # The same records as an archive (a copy of the ring drained): the row to hold the ring
+    # row against record for record (the 100M-record archive has another mix of kinds and
+    # six times the records to spread a run's fixed costs over).
+    drained_row="pct --by kind (the ring's records drained into an archive)"
+    drained=$ring.archive
+    if [[ -z ${ONLY:-} || $drained_row =~ $ONLY ]]; then
+        if [[ ! -s $drained ]]; then
+            cp "$ring" "$drained.ring"
+            "$ringcat" drain "$drained.ring" -o "$drained.tmp" 2>/dev/null
+            rm -f "$drained.ring"
+            mv "$drained.tmp" "$drained"
+        fi
+        cat "$drained" >/dev/null
+        bench "$drained_row" "exec RINGCAT pct '$drained' --by kind > /dev/null" "per-record:$ring_records"
+    fi
 fi
 # The issue's live ring: the same ring, its writer alive while the row runs (synth_ring's
 # SECONDS): read in place, its in-flight slots passed over (no consumer, not overwriting).
