@@ -177,7 +177,6 @@ impl InPlace {
                 self.scan_slots::<true>(ring, from..end, &mut counts, &mut visit);
             }
         }
-        file.release_slots(self.head.wrapping_add(start as u32), (end - start) as u32);
         // Relaxed: statistics of the pass, read by `end_pass` after its threads are joined.
         self.covered.fetch_add(end - start, Ordering::Relaxed);
         self.visited.fetch_add(counts.visited, Ordering::Relaxed);

@@ -195,12 +195,6 @@ impl GuardedMapping {
         Ok(GuardedMapping { map, slot })
     }
 
-    /// Where the mapping starts (for tests that look it up in /proc/self/smaps).
-    #[cfg(test)]
-    pub(crate) fn start(&self) -> usize {
-        self.map.as_ptr() as usize
-    }
-
     /// Base address and length.
     pub(crate) fn base(&mut self) -> (*mut u8, usize) {
         (self.map.as_mut_ptr(), self.map.len())
@@ -210,31 +204,6 @@ impl GuardedMapping {
     pub(crate) fn truncated(&self) -> bool {
         self.slot
             .is_some_and(|slot| REGIONS[slot].truncated.load(Ordering::Relaxed))
-    }
-
-    /// Drops this process's page-table entries for the whole pages inside bytes
-    /// `offset..offset + len` (`MADV_DONTNEED`), as a pass that has read them leaves them:
-    /// the file's pages stay in the page cache, and a later read maps them again. Only for
-    /// a mapping this process never writes (a reader's private one, whose pages are then
-    /// all the file's; or a shared one); a refusal changes nothing but the memory held.
-    pub(crate) fn release(&self, offset: usize, len: usize) {
-        let page = page_size();
-        let start = offset.next_multiple_of(page);
-        let end = (offset + len).min(self.map.len()) / page * page;
-        if start >= end {
-            return;
-        }
-        // SAFETY: `start..end` lies inside the mapping (`end <= len`), which lives as long as
-        // `self`; MADV_DONTNEED on a file mapping whose pages this process never wrote only
-        // unmaps them (the next access maps the file's page again), so no value read through
-        // the mapping can change by it.
-        unsafe {
-            libc::madvise(
-                self.map.as_ptr().add(start).cast_mut().cast(),
-                end - start,
-                libc::MADV_DONTNEED,
-            );
-        }
     }
 }
 
@@ -380,49 +349,10 @@ fn guard(start: usize, len: usize) -> Option<usize> {
     None
 }
 
-/// The resident size in KiB of this process's mapping that starts at `start`, from
-/// /proc/self/smaps (for tests that check what a mapping holds).
-#[cfg(test)]
-pub(crate) fn resident_kib(start: usize) -> u64 {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
-    let head = format!("{start:x}-");
-    let mut lines = smaps.lines().skip_while(|line| !line.starts_with(&head));
-    assert!(lines.next().is_some(), "mapping at {head} listed");
-    let rss = lines.find(|line| line.starts_with("Rss:"));
-    rss.and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(u64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
-
-    /// A released range's whole pages leave the process (and only they), and read the same
-    /// bytes again afterwards.
-    #[test]
-    fn released_pages_leave_and_read_the_same_again() {
-        let page = 4096;
-        let mut file = tempfile::tempfile().unwrap();
-        let bytes: Vec<u8> = (0..64 * page).map(|i| (i * 7 + i / page) as u8).collect();
-        file.write_all(&bytes).unwrap();
-        let mut map = GuardedMapping::map(&file, bytes.len(), false).unwrap();
-        let (base, len) = map.base();
-        // SAFETY: `len` bytes at `base` are mapped for as long as `map` lives; this thread
-        // is the only user.
-        let read = || unsafe { std::slice::from_raw_parts(base.cast_const(), len) }.to_vec();
-        assert!(read() == bytes);
-        let start = base as usize;
-        assert_eq!(resident_kib(start), 256);
-        // Pages 9 to 27 lie wholly inside; pages 8 and 28 only partly (kept).
-        map.release(8 * page + 100, 20 * page);
-        assert_eq!(resident_kib(start), 256 - 19 * 4);
-        map.release(0, 100);
-        assert_eq!(resident_kib(start), 256 - 19 * 4, "no whole page in 0..100");
-        assert!(read() == bytes);
-        assert_eq!(resident_kib(start), 256);
-    }
 
     /// A piece's bytes are the file's, wherever it lies: inside one huge page, across one or
     /// two boundaries, at the start, and up to the file's end (the mapping then reaches past

@@ -3,8 +3,8 @@ use crate::{Decoded, ReadError, WriterState, escape_control};
 use ringlat_format::{
     ANCHOR_UNIX_NS, CLASS_TABLE, CREATION_FLAGS, DeltaUnit, FLAG_MULTI_PRODUCER, FormatError,
     Geometry, GlobalCounter, HEADER_SIZE, HeaderView, KIND_NAME_MAX, KindCounter, KindField,
-    META_SIZE, OLDEST_READABLE_VERSION, OVERFLOW_OVERWRITE, OVERFLOW_POLICY, RECORD_SIZE,
-    RING_WORD, START_POSITION, VERSION, VERSION_FIELD, WRITER_PID, check_ring_word, is_probability,
+    OLDEST_READABLE_VERSION, OVERFLOW_OVERWRITE, OVERFLOW_POLICY, RING_WORD, START_POSITION,
+    VERSION, VERSION_FIELD, WRITER_PID, check_ring_word, is_probability,
 };
 use ringlat_ring::{InFlight, PeekStats, Peeker, RegionStorage, Ring, Slot};
 use std::fs::{File, OpenOptions};
@@ -183,31 +183,6 @@ impl RingFile {
             map,
             file,
         })
-    }
-
-    /// Where the file's mapping starts (for tests that look it up in /proc/self/smaps).
-    #[cfg(test)]
-    pub(crate) fn mapping_start(&self) -> usize {
-        self.map.start()
-    }
-
-    /// Lets go of the pages of the stamps and records of the `count` slots from `position`
-    /// (see [`GuardedMapping::release`]) once a pass read them: a thread of a pass over a
-    /// big ring unmaps what it read as it goes, rather than the whole mapping being unmapped
-    /// by one thread at exit (15 ms for 2^24 slots).
-    pub(crate) fn release_slots(&self, position: u32, count: u32) {
-        let capacity = self.geometry.capacity;
-        let start = position & (capacity - 1);
-        let before_end = count.min(capacity - start);
-        for (index, len) in [(start, before_end), (0, count - before_end)] {
-            if len == 0 {
-                continue;
-            }
-            let stamps = self.geometry.meta_word_offset(index) as usize;
-            self.map.release(stamps, len as usize * META_SIZE);
-            let records = self.geometry.record_offset(index) as usize;
-            self.map.release(records, len as usize * RECORD_SIZE);
-        }
     }
 
     /// Checks that the file is still whole and its ring word sane: call it before every

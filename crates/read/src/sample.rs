@@ -729,41 +729,6 @@ mod tests {
         assert!(matches!(pass(), Err(ReadError::Rewritten { .. })));
     }
 
-    /// A pass over a ring read in place lets go of the pages it read as it goes (the
-    /// process then holds a few pages of a big ring, not all of it), and the next pass
-    /// reads the same records from them.
-    #[test]
-    fn a_pass_in_place_lets_go_of_the_pages_it_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = ring(dir.path(), 120_000, 0);
-        let source = Source::open(&path).unwrap();
-        let Source::Ring { file, view } = &source else {
-            panic!("a ring")
-        };
-        let resident = || crate::mapping::resident_kib(file.mapping_start());
-        let pass = || {
-            let units = source.begin_scan().unwrap();
-            let mut seen = Vec::new();
-            for start in (0..units).step_by(7_777) {
-                source
-                    .scan(start..start + 7_777, &mut Vec::new(), |s, _| {
-                        seen.push(s.trace_id)
-                    })
-                    .unwrap();
-            }
-            source.end_scan().unwrap();
-            seen
-        };
-        let first = pass();
-        assert!(matches!(view.get(), Some(RingView::InPlace(_))));
-        assert_eq!(first, (0..120_000).collect::<Vec<_>>());
-        // 120,000 slots: 940 KiB of stamps and 2.4 MiB of records read; what stays is the
-        // header and the pages two scans share.
-        assert!(resident() < 600, "{} KiB resident", resident());
-        assert_eq!(pass(), first);
-        assert!(resident() < 600, "{} KiB resident", resident());
-    }
-
     /// Read in place, a pass that finds another number of records than the first fails,
     /// though tail did not move (a writer judged gone that was not, committing a slot it had
     /// reserved); a damaged slot is counted once, however many passes pass over it.
