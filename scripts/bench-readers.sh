@@ -59,8 +59,9 @@ ring=$dir/synth-$ring_slots.ring
 # leaves it is in large folios, cheap to map; a ring made hours before was found in small
 # pages (7,500 faults instead of 1,100, up to 0.09 s of system time), which a user's fresh
 # ring never is.
-rm -f "$ring"
-if [[ -z ${ONLY:-} || $ring_row =~ $ONLY ]]; then
+drained_row="pct --by kind (the ring's records drained into an archive)"
+if [[ -z ${ONLY:-} || $ring_row =~ $ONLY || $drained_row =~ $ONLY ]]; then
+    rm -f "$ring"
     "$synth_ring" "$ring.tmp" "$ring_slots" >/dev/null
     mv "$ring.tmp" "$ring"
 fi
@@ -88,7 +89,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 anchor="cat '$big' > /dev/null"
 printf '# %s records (%s MB), %s runs per row, %s, load %s\n' "$records" "$(($(stat -c %s "$big") / 1000000))" "$runs" "$(date -u +%FT%TZ)" "$(cut -d' ' -f1 /proc/loadavg)"
-printf '%-46s %9s %9s %9s %9s  %s\n' "command" "wall s" "cat s" "x cat" "RSS MiB" "note"
+printf '%-58s %9s %9s %9s %9s  %s\n' "command" "wall s" "cat s" "x cat" "RSS MiB" "note"
 # bench NAME COMMAND [NOTE]: COMMAND is a shell command where RINGCAT stands for the binary.
 bench() {
     local name=$1 template=$2 note=${3:-}
@@ -123,7 +124,7 @@ bench_one() {
     if [[ $note == per-record:* ]]; then
         note=$(awk -v n="${note#per-record:}" -v w="$wall" 'BEGIN { printf "%.1f ns/record (wall)", w * 1e9 / n }')
     fi
-    printf '%-46s %9s %9s %9s %9s  %s\n' "$name" "$wall" "$cat_s" "$ratio" "$((peak / 1024))" "$note"
+    printf '%-58s %9s %9s %9s %9s  %s\n' "$name" "$wall" "$cat_s" "$ratio" "$((peak / 1024))" "$note"
 }
 
 bench "pct --by kind" "exec RINGCAT pct '$big' --by kind > /dev/null" "per-record:$records"
@@ -140,13 +141,16 @@ if [[ -s $ring ]]; then
     # The same records as an archive (a copy of the ring drained): the row to hold the ring
     # row against record for record (the 100M-record archive has another mix of kinds and
     # six times the records to spread a run's fixed costs over).
-    drained_row="pct --by kind (the ring's records drained into an archive)"
     drained=$ring.archive
     if [[ -z ${ONLY:-} || $drained_row =~ $ONLY ]]; then
         # Drained from a copy, made again with the ring.
         rm -f "$drained" "$drained.tmp"
         cp "$ring" "$drained.ring"
-        "$ringcat" drain "$drained.ring" -o "$drained.tmp" 2>/dev/null
+        if ! "$ringcat" drain "$drained.ring" -o "$drained.tmp" >/dev/null 2>"$dir/drain.err"; then
+            cat "$dir/drain.err" >&2
+            rm -f "$drained.ring" "$drained.tmp"
+            exit 1
+        fi
         rm -f "$drained.ring"
         mv "$drained.tmp" "$drained"
         cat "$drained" >/dev/null

@@ -16,6 +16,7 @@ use ringlat_format::Record;
 /// let storage = HeapStorage::new(2);
 /// storage.store_record(1, &Record::new(9, 0, 0, 0));
 /// assert_eq!(storage.load_record(1).trace_id(), 9);
+/// let _as_an_object: &dyn Storage = &storage;
 /// ```
 pub trait Storage {
     /// Number of slots; a power of two, at least 2.
@@ -45,17 +46,19 @@ pub trait Storage {
     /// record (as [`load_record_unshared`](Self::load_record_unshared) loads it, whatever the
     /// word says), handed to `each` with the index: where the cells allow, by walking
     /// pointers rather than working out every slot's place (a pass over a whole ring).
+    /// Every slot's record is read, committed or not (the contract below makes each a read
+    /// that no write races with). Not for a `dyn Storage` (`Self: Sized`), which keeps the
+    /// trait usable as one.
     ///
     /// # Safety
     ///
     /// As for [`load_record_unshared`](Self::load_record_unshared), for every slot of
     /// `indices`; and `indices.end <= capacity()`.
     #[inline(always)]
-    unsafe fn for_each_unshared(
-        &self,
-        indices: Range<u32>,
-        mut each: impl FnMut(u32, u64, Record),
-    ) {
+    unsafe fn for_each_unshared(&self, indices: Range<u32>, mut each: impl FnMut(u32, u64, Record))
+    where
+        Self: Sized,
+    {
         for index in indices {
             // Acquire: pairs with the producers' Release commits (made before they left).
             let word = self.meta(index).load(Ordering::Acquire);
@@ -94,11 +97,6 @@ impl<S: Storage + ?Sized> Storage for &S {
     unsafe fn load_record_unshared(&self, index: u32) -> Record {
         // SAFETY: the caller's contract is the same.
         unsafe { (**self).load_record_unshared(index) }
-    }
-    #[inline(always)]
-    unsafe fn for_each_unshared(&self, indices: Range<u32>, each: impl FnMut(u32, u64, Record)) {
-        // SAFETY: the caller's contract is the same.
-        unsafe { (**self).for_each_unshared(indices, each) }
     }
     #[inline]
     fn overwrite_mode(&self) -> bool {
