@@ -22,7 +22,8 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
-/// A ring with `n` records, closed by its writer.
+/// A ring with `n` records, closed by its writer (and its lock let go everywhere: see
+/// [`wait_until_unlocked`]).
 fn closed_ring(path: &Path, capacity: u64, n: u64) {
     let ring = Ring::builder(path)
         .capacity(capacity)
@@ -36,6 +37,7 @@ fn closed_ring(path: &Path, capacity: u64, n: u64) {
         );
     }
     ring.close().unwrap();
+    wait_until_unlocked(path);
 }
 
 fn assert_intact(path: &Path, capacity: u32, n: u64) {
@@ -50,6 +52,30 @@ fn flock(file: &File, operation: libc::c_int) {
     // SAFETY: flock on a descriptor the test owns.
     let rc = unsafe { libc::flock(file.as_raw_fd(), operation | libc::LOCK_NB) };
     assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+}
+
+/// Waits (10 s at most) until no one holds an exclusive lock on the file at `path`, if any.
+///
+/// A ring dropped here may keep its writer lock a moment longer: a process that another test
+/// of this binary spawns meanwhile holds a copy of this process's descriptors until it execs
+/// (with a thread spawning `true` in a loop beside it, the test below failed within 130
+/// rounds, every replacer refused by the dropped ring's lock). Once the lock is free, no
+/// descriptor of the dropped ring is left to hand it on.
+fn wait_until_unlocked(path: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(file) = File::open(path) {
+        // SAFETY: flock on a descriptor the test owns (closing it releases the probe).
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+        if rc == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} stayed locked",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// A small tmpfs mounted for the test, unmounted when dropped (also on panic).
@@ -217,6 +243,7 @@ fn concurrent_replacers_never_replace_each_others_live_ring() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.ring");
     for round in 0..300 {
+        wait_until_unlocked(&path);
         let barrier = std::sync::Barrier::new(8);
         let rings: Vec<Result<Ring, Error>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
