@@ -443,6 +443,23 @@ fn readers_never_take_the_writer_lock_they_test() {
     data[ringlat_format::STATE] = 0;
     std::fs::write(&path, &data).unwrap();
     let file = ringlat_read::RingFile::open(&path).unwrap();
+    // The closed writer's lock may outlive its close for a moment: a process that another
+    // test spawns meanwhile holds a copy of this process's descriptors until it execs.
+    let other = std::fs::File::open(&path).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let try_exclusive = || {
+        // SAFETY: flock on a descriptor we own.
+        unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    };
+    while !try_exclusive() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed ring stayed locked"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: as above.
+    unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_UN) };
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -452,7 +469,6 @@ fn readers_never_take_the_writer_lock_they_test() {
             }
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
         });
-        let other = std::fs::File::open(&path).unwrap();
         let mut refused = 0;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             // SAFETY: flock on a descriptor we own.
