@@ -493,50 +493,18 @@ impl<S: Storage> Ring<S> {
         }
     }
 
-    /// [`read_committed`](Self::read_committed) for a ring that no producer writes to any
-    /// more: the stamp (acquire), and if it is `position`'s committed stamp the record, read
-    /// with the storage's cheapest loads ([`Storage::load_record_unshared`]), with no fence
-    /// and no second look at the stamp (nothing can change the bytes).
+    /// [`read_committed`](Self::read_committed) over the `count` positions from `first`
+    /// (`count` at most the capacity; more is cut to it), in order, for a ring that no
+    /// producer writes to any more: `each(offset, slot)` with the position's distance from
+    /// `first`, and the slot if it holds the position's committed record. Each stamp is an
+    /// acquire load; the records are read with the storage's cheapest loads
+    /// ([`Storage::for_each_unshared`]), with no fence and no second look at the stamp
+    /// (nothing can change the bytes); the slots are walked in at most two runs (before and
+    /// after the storage's end), not found one by one.
     ///
     /// # Safety
     ///
     /// No producer may be left to write the ring (see [`Storage::load_record_unshared`]).
-    ///
-    /// ```
-    /// use ringlat_ring::{HeapStorage, Ring};
-    /// use ringlat_format::Record;
-    /// let ring = Ring::new(HeapStorage::new(4)).unwrap();
-    /// ring.push(0, 0, &Record::new(7, 0, 0, 0)).unwrap();
-    /// // SAFETY: no producer is left: this thread pushed the only record and stopped.
-    /// let slot = unsafe { ring.read_committed_unshared(0) };
-    /// assert_eq!(slot.map(|slot| slot.record.trace_id()), Some(7));
-    /// assert!(unsafe { ring.read_committed_unshared(1) }.is_none());
-    /// ```
-    #[inline(always)]
-    pub unsafe fn read_committed_unshared(&self, position: u32) -> Option<Slot> {
-        let index = self.index(position);
-        // Acquire: pairs with the producers' Release commits (made before the ring was left).
-        let word = self.storage.meta(index).load(Ordering::Acquire);
-        if !SlotMeta::word_is_committed_at(word, position) {
-            return None;
-        }
-        Some(Slot {
-            position,
-            meta: SlotMeta::from_word(word),
-            // SAFETY: the caller guarantees that no producer is left.
-            record: unsafe { self.storage.load_record_unshared(index) },
-        })
-    }
-
-    /// [`read_committed_unshared`](Self::read_committed_unshared) for the `count` positions
-    /// from `first` (`count` at most the capacity), in order: `each(offset, slot)` with the
-    /// position's distance from `first`, and the slot if it holds the position's committed
-    /// record. The slots are walked in at most two runs (before and after the storage's end),
-    /// not found one by one.
-    ///
-    /// # Safety
-    ///
-    /// As for [`read_committed_unshared`](Self::read_committed_unshared).
     ///
     /// ```
     /// use ringlat_ring::{HeapStorage, Ring};
