@@ -656,6 +656,35 @@ mod tests {
         ring
     }
 
+    /// One pass over the units `part` of `source` (all of them: `None`): each record's trace
+    /// id and weight, or what ended the pass.
+    fn pass(
+        source: &Source,
+        part: Option<std::ops::Range<u64>>,
+    ) -> Result<Vec<(u64, u128)>, ReadError> {
+        let units = source.begin_scan().unwrap();
+        let mut seen = Vec::new();
+        source
+            .scan(part.unwrap_or(0..units), &mut Vec::new(), |s, w| {
+                seen.push((s.trace_id, w))
+            })
+            .unwrap();
+        source.end_scan().map(|()| seen)
+    }
+
+    /// The trace ids of [`pass`]'s records.
+    fn ids(seen: Vec<(u64, u128)>) -> Vec<u64> {
+        seen.into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// The view the first scan of `source` (a ring) made.
+    fn view_of(source: &Source) -> &RingView {
+        let Source::Ring { view, .. } = source else {
+            panic!("a ring")
+        };
+        view.get().unwrap()
+    }
+
     /// Taken in parts on every core, a snapshot holds what a serial one holds, in order.
     #[test]
     fn a_snapshot_in_parts_equals_a_serial_one() {
@@ -700,19 +729,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = ring(dir.path(), 5_000, 100);
         let source = Source::open(&path).unwrap();
-        let pass = || {
-            let units = source.begin_scan().unwrap();
-            let mut seen = Vec::new();
-            source
-                .scan(0..units, &mut Vec::new(), |s, w| seen.push((s.trace_id, w)))
-                .unwrap();
-            source.end_scan().map(|()| seen)
-        };
+        let pass = || pass(&source, None);
         let first = pass().unwrap();
-        let Source::Ring { view, .. } = &source else {
-            panic!("a ring")
-        };
-        assert!(matches!(view.get(), Some(RingView::InPlace(_))));
+        assert!(matches!(view_of(&source), RingView::InPlace(_)));
         assert_eq!(first.len(), 4_900);
         assert_eq!(first.first().map(|r| r.0), Some(100));
         drain(&path, 2_000);
@@ -747,14 +766,7 @@ mod tests {
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         file.write_at(&[9], kind_byte).unwrap(); // slot 3: kind 9, undeclared
         let source = Source::open(&path).unwrap();
-        let pass = || {
-            let units = source.begin_scan().unwrap();
-            let mut records = 0;
-            source
-                .scan(0..units, &mut Vec::new(), |_, _| records += 1)
-                .unwrap();
-            source.end_scan().map(|()| records)
-        };
+        let pass = || pass(&source, None).map(|seen| seen.len());
         assert_eq!(pass().unwrap(), 999);
         assert_eq!(pass().unwrap(), 999);
         let Source::Ring {
@@ -765,9 +777,7 @@ mod tests {
         };
         assert_eq!(ring_file.invalid_slots(), 1);
         // A pass over part of the positions is not compared.
-        source.begin_scan().unwrap();
-        source.scan(0..10, &mut Vec::new(), |_, _| {}).unwrap();
-        source.end_scan().unwrap();
+        self::pass(&source, Some(0..10)).unwrap();
         file.write_at(&[0; 8], stamp_of_7).unwrap(); // slot 7 no longer committed
         assert!(matches!(pass(), Err(ReadError::Rewritten { .. })));
     }
@@ -789,14 +799,7 @@ mod tests {
             ring.record(0, trace, 0, std::time::Duration::from_micros(5));
         }
         let source = Source::open(&path).unwrap();
-        let pass = || {
-            let units = source.begin_scan().unwrap();
-            let mut seen = Vec::new();
-            source
-                .scan(0..units, &mut Vec::new(), |s, _| seen.push(s.trace_id))
-                .unwrap();
-            source.end_scan().map(|()| seen)
-        };
+        let pass = || pass(&source, None).map(ids);
         // Another handle pushes: position 10 is reserved while the first pass runs, and
         // committed before the second.
         let pusher = RingFile::open_mode(&path, true).unwrap();
@@ -818,10 +821,7 @@ mod tests {
         assert_eq!(first, Some((0..10).collect::<Vec<_>>()));
         assert_eq!(pass().unwrap(), (0..10).collect::<Vec<_>>());
         assert_eq!(source.in_flight_skipped(), 1);
-        let Source::Ring { view, .. } = &source else {
-            panic!("a ring")
-        };
-        assert!(matches!(view.get(), Some(RingView::InPlace(_))));
+        assert!(matches!(view_of(&source), RingView::InPlace(_)));
         drop(ring);
     }
 
@@ -837,14 +837,7 @@ mod tests {
             ring.record(0, trace, 0, std::time::Duration::from_micros(5));
         };
         let source = Source::open(&path).unwrap();
-        let part = |range: std::ops::Range<u64>| {
-            source.begin_scan().unwrap();
-            let mut seen = 0;
-            source
-                .scan(range, &mut Vec::new(), |_, _| seen += 1)
-                .unwrap();
-            source.end_scan().map(|()| seen)
-        };
+        let part = |range| pass(&source, Some(range)).map(|seen| seen.len());
         assert_eq!(part(0..900).unwrap(), 900);
         drain(&path, 500);
         // Drained but not yet rewritten: the slots still hold their records.
@@ -913,10 +906,7 @@ mod tests {
         file.write_at(&later.to_le_bytes(), stamp_of_3).unwrap();
         let source = Source::open(&path).unwrap();
         source.begin_scan().unwrap();
-        let Source::Ring { view, .. } = &source else {
-            panic!("a ring")
-        };
-        assert!(matches!(view.get(), Some(RingView::Snapshot(_))));
+        assert!(matches!(view_of(&source), RingView::Snapshot(_)));
         drop(ring);
     }
 
@@ -928,10 +918,7 @@ mod tests {
         let view_of = |path: &Path| {
             let source = Source::open(path).unwrap();
             source.begin_scan().unwrap();
-            let Source::Ring { view, .. } = &source else {
-                panic!("a ring")
-            };
-            matches!(view.get(), Some(RingView::Snapshot(_)))
+            matches!(view_of(&source), RingView::Snapshot(_))
         };
         let drained = dir.path().join("drained.ring");
         let ring = ringlat::Ring::builder(&drained)
