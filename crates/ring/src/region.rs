@@ -1,4 +1,4 @@
-use crate::storage::Storage;
+use crate::storage::{GROUP, Storage};
 use crate::sync::{AtomicU8, AtomicU64, Ordering};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU16, AtomicU32};
@@ -231,6 +231,18 @@ unsafe fn load_split<const PHASE: usize>(start: *mut u8) -> [u64; 3] {
     words
 }
 
+/// The record whose bytes 0..8, 8..16 and 16..21 are `words` (as `load_split` gives them):
+/// each field lies within one word (trace id, nanotime, then status and delta).
+#[inline(always)]
+fn record_of_words(words: [u64; 3]) -> Record {
+    Record::new(
+        words[0],
+        words[1],
+        words[2] as u8,
+        (words[2] >> 8) as u32 as i32,
+    )
+}
+
 /// `N` bytes of `bytes` from `at` (the split keeps `at + N <= 21`).
 #[inline(always)]
 fn piece<const N: usize>(bytes: &[u8; RECORD_SIZE], at: usize) -> [u8; N] {
@@ -310,13 +322,40 @@ impl Storage for RegionStorage {
                 _ => load_split::<7>(start),
             }
         };
-        // Each field lies within one word: trace id, nanotime, then status and delta.
-        Record::new(
-            words[0],
-            words[1],
-            words[2] as u8,
-            (words[2] >> 8) as u32 as i32,
-        )
+        record_of_words(words)
+    }
+
+    // A whole group from an 8-aligned offset: slot k's record starts at phase 5k mod 8
+    // (21 = 5 mod 8), so each slot's split is known here and no jump per slot picks it.
+    #[inline(always)]
+    fn load_group(&self, first: u32, count: u32, wanted: u8) -> [Record; GROUP] {
+        let (start, phase) = self.record_start(first);
+        if count as usize != GROUP || phase != 0 {
+            let mut records = [Record::new(0, 0, 0, 0); GROUP];
+            for (k, record) in (0..count).zip(&mut records) {
+                if wanted & (1 << k) != 0 {
+                    *record = self.load_record(first + k);
+                }
+            }
+            return records;
+        }
+        // SAFETY: as in `store_record`, for each of the group's slots: slot `first + k`'s
+        // record starts `21 * k` bytes after slot `first`'s (the record area is contiguous)
+        // at phase `5k mod 8`, the phase its split is chosen for here; `first + 7 < capacity`
+        // (the caller's contract), so all of them lie in the record area.
+        let words = unsafe {
+            [
+                load_split::<0>(start),
+                load_split::<5>(start.add(RECORD_SIZE)),
+                load_split::<2>(start.add(2 * RECORD_SIZE)),
+                load_split::<7>(start.add(3 * RECORD_SIZE)),
+                load_split::<4>(start.add(4 * RECORD_SIZE)),
+                load_split::<1>(start.add(5 * RECORD_SIZE)),
+                load_split::<6>(start.add(6 * RECORD_SIZE)),
+                load_split::<3>(start.add(7 * RECORD_SIZE)),
+            ]
+        };
+        words.map(record_of_words)
     }
 
     // A plain copy of the 21 bytes: a pass over a ring no producer writes to any more reads
@@ -432,6 +471,25 @@ mod tests {
             // SAFETY: nothing else writes `memory` (this thread stored every record above).
             let unshared = unsafe { storage.load_record_unshared(index) };
             assert_eq!(unshared, record(index), "slot {index}, a plain copy");
+        }
+        // Groups of every length from every slot: whole ones from a multiple of GROUP take
+        // the unrolled loads (of every slot), the others slot by slot (of the slots wanted);
+        // the other places are zeros.
+        for first in 0..16 {
+            for count in 0..=(GROUP as u32).min(16 - first) {
+                // Every other slot wanted: a part group loads only those.
+                let wanted = 0b0101_0101;
+                let group = storage.load_group(first, count, wanted);
+                for (k, loaded) in (0..).zip(group) {
+                    let whole = count as usize == GROUP && first % GROUP as u32 == 0;
+                    let expected = if k < count && (whole || wanted & (1 << k) != 0) {
+                        record(first + k)
+                    } else {
+                        Record::from_bytes([0; RECORD_SIZE])
+                    };
+                    assert_eq!(loaded, expected, "group of {count} from {first}, place {k}");
+                }
+            }
         }
         for index in 0..16 {
             storage

@@ -1,5 +1,5 @@
 use crate::producer::Full;
-use crate::storage::Storage;
+use crate::storage::{GROUP, Storage};
 use crate::sync::{AtomicU64, Ordering, fence};
 use ringlat_format::{Lap, Record, SlotMeta, SlotState, lap_of, pack_positions, unpack_positions};
 use thiserror::Error;
@@ -534,15 +534,7 @@ impl<S: Storage> Ring<S> {
         count: u32,
         mut each: impl FnMut(u32, Option<Slot>),
     ) {
-        let capacity = self.mask.wrapping_add(1);
-        let count = count.min(capacity);
-        let start = self.index(first);
-        let before_end = count.min(capacity - start);
-        let runs = [
-            (start..start + before_end, 0),
-            (0..count - before_end, before_end),
-        ];
-        for (indices, offset_of_first) in runs {
+        for (indices, offset_of_first) in self.runs(first, count) {
             let (run_start, run_first) = (indices.start, first.wrapping_add(offset_of_first));
             // SAFETY: the caller's contract; both runs end at or before the capacity.
             unsafe {
@@ -559,6 +551,107 @@ impl<S: Storage> Ring<S> {
                     })
             };
         }
+    }
+
+    /// [`read_committed`](Self::read_committed) over the `count` positions from `first`
+    /// (`count` at most the capacity; more is cut to it), in order, while producers may
+    /// write: `each(offset, slot)` with the position's distance from `first`, and the slot
+    /// if it holds the position's committed record, else why not (a record read while a
+    /// later lap wrote the slot is [`Missing::Overwritten`], never handed out torn).
+    ///
+    /// The slots are read as a seqlock reader reads them, [`GROUP`] at a time: the group's
+    /// stamps, one fence, its records, one fence, its stamps again; a slot is the position's
+    /// record if its first stamp is the position's committed stamp and its second the same.
+    /// The same guarantee as slot by slot, for two fences a group instead of one a slot (a
+    /// fence is no instruction on x86, but no load may move across it).
+    ///
+    /// ```
+    /// use ringlat_ring::{HeapStorage, Missing, Ring};
+    /// use ringlat_format::Record;
+    /// let ring = Ring::new(HeapStorage::new(4)).unwrap();
+    /// ring.set_start_position(u32::MAX - 1); // positions wrap past 2^32 at the third
+    /// for trace_id in 0..3 {
+    ///     ring.push(0, 0, &Record::new(trace_id, 0, 0, 0)).unwrap();
+    /// }
+    /// let in_flight = ring.reserve().unwrap();
+    /// let mut read = Vec::new();
+    /// ring.for_each_committed(u32::MAX - 1, 4, |offset, slot| {
+    ///     read.push((offset, slot.map(|slot| slot.record.trace_id())));
+    /// });
+    /// assert_eq!(read, [(0, Ok(0)), (1, Ok(1)), (2, Ok(2)), (3, Err(Missing::InFlight))]);
+    /// assert_eq!(in_flight, 1);
+    /// ```
+    #[inline(always)]
+    pub fn for_each_committed(
+        &self,
+        first: u32,
+        count: u32,
+        mut each: impl FnMut(u32, Result<Slot, Missing>),
+    ) {
+        for (indices, offset_of_first) in self.runs(first, count) {
+            let mut index = indices.start;
+            while index < indices.end {
+                // Groups end on multiples of GROUP: a whole group then starts on one, where
+                // the storage knows its layout.
+                let end = ((index / GROUP as u32 + 1) * GROUP as u32).min(indices.end);
+                let offset = offset_of_first + (index - indices.start);
+                let position = first.wrapping_add(offset);
+                // At most GROUP (said so the indexing below needs no bounds checks).
+                let count = ((end - index) as usize).min(GROUP);
+                // The stamps, and which of them say committed (bit k for the k-th slot: only
+                // those records are needed).
+                let (mut before, mut committed) = ([0u64; GROUP], 0u8);
+                for (k, word) in before.iter_mut().enumerate().take(count) {
+                    // Relaxed: made Acquire by the fence below.
+                    *word = self.storage.meta(index + k as u32).load(Ordering::Relaxed);
+                    let position = position.wrapping_add(k as u32);
+                    committed |= u8::from(SlotMeta::word_is_committed_at(*word, position)) << k;
+                }
+                // Acquire fence: pairs with the producers' Release commits (`commit`,
+                // `write_single`) that the loads above read: every record whose stamp said
+                // committed is visible below.
+                fence(Ordering::Acquire);
+                let records = self.storage.load_group(index, count as u32, committed);
+                // Acquire fence: pairs with a producer's Release fence after its writing
+                // stamp (`claim_write_commit`, `write_single`): if any byte above came from a
+                // later lap, the loads below see that lap's stamp (or a later one).
+                fence(Ordering::Acquire);
+                for (k, &word) in before.iter().enumerate().take(count) {
+                    let k = k as u32;
+                    let position = position.wrapping_add(k);
+                    // Relaxed: ordered by the fence above.
+                    let after = self.storage.meta(index + k).load(Ordering::Relaxed);
+                    let slot = if committed & (1 << k) == 0 {
+                        Err(classify_missing(word, position))
+                    } else if after != word {
+                        Err(Missing::Overwritten)
+                    } else {
+                        Ok(Slot {
+                            position,
+                            meta: SlotMeta::from_word(word),
+                            record: records[k as usize],
+                        })
+                    };
+                    each(offset + k, slot);
+                }
+                index = end;
+            }
+        }
+    }
+
+    /// The storage indices of the `count` positions from `first` (cut to the capacity), as
+    /// at most two runs (before and after the storage's end), each with the distance of its
+    /// first position from `first`.
+    #[inline(always)]
+    fn runs(&self, first: u32, count: u32) -> [(core::ops::Range<u32>, u32); 2] {
+        let capacity = self.mask.wrapping_add(1);
+        let count = count.min(capacity);
+        let start = self.index(first);
+        let before_end = count.min(capacity - start);
+        [
+            (start..start + before_end, 0),
+            (0..count - before_end, before_end),
+        ]
     }
 
     /// Reads the slot of `position` as a seqlock reader: stamp, bytes, fence, stamp again.

@@ -2,6 +2,12 @@ use crate::sync::{AtomicU64, Ordering};
 use core::ops::Range;
 use ringlat_format::Record;
 
+/// The slots a reader reads at a time while producers may write
+/// ([`Ring::for_each_committed`](crate::Ring::for_each_committed)): 8, the records of 8
+/// slots being 168 bytes, 21 whole 8-byte words (a group that starts on an 8-aligned offset
+/// has its records' pieces at the same places as every other such group).
+pub const GROUP: usize = 8;
+
 /// Where the ring's shared state lives: the packed ring word, one metadata word per slot,
 /// and one 21-byte record per slot.
 ///
@@ -41,6 +47,24 @@ pub trait Storage {
     #[inline(always)]
     unsafe fn load_record_unshared(&self, index: u32) -> Record {
         self.load_record(index)
+    }
+    /// Loads the records of the `count` slots from `first` (`count` at most [`GROUP`],
+    /// `first + count <= capacity()`) whose bit is set in `wanted` (bit `k` for slot
+    /// `first + k`), as [`load_record`](Self::load_record) loads each, into their places of
+    /// a group; the other places hold zeros, or the records of their slots: for a reader that
+    /// reads slots a group at a time
+    /// ([`Ring::for_each_committed`](crate::Ring::for_each_committed)). Where the cells
+    /// allow, a whole group laid out as the storage lays out every group is read with its
+    /// loads known in advance (all of it: loads cost less there than a choice per slot).
+    #[inline(always)]
+    fn load_group(&self, first: u32, count: u32, wanted: u8) -> [Record; GROUP] {
+        let mut records = [Record::new(0, 0, 0, 0); GROUP];
+        for (k, record) in (0..count).zip(&mut records) {
+            if wanted & (1 << k) != 0 {
+                *record = self.load_record(first + k);
+            }
+        }
+        records
     }
     /// For each slot of `indices` in order, its metadata word (an acquire load) and its
     /// record (as [`load_record_unshared`](Self::load_record_unshared) loads it, whatever the
@@ -97,6 +121,10 @@ impl<S: Storage + ?Sized> Storage for &S {
     unsafe fn load_record_unshared(&self, index: u32) -> Record {
         // SAFETY: the caller's contract is the same.
         unsafe { (**self).load_record_unshared(index) }
+    }
+    #[inline(always)]
+    fn load_group(&self, first: u32, count: u32, wanted: u8) -> [Record; GROUP] {
+        (**self).load_group(first, count, wanted)
     }
     #[inline]
     fn overwrite_mode(&self) -> bool {
