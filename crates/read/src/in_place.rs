@@ -14,13 +14,16 @@
 //!   pass ([`InPlace::end_pass`]) tail must be where it was and no writer alive.
 //! * A live writer, a ring that is not in overwrite mode and no consumer holding the consumer
 //!   lock (else a snapshot: a drain frees slots that a busy writer then rewrites under the
-//!   passes). Slots reserved before the read began may still be committed during it: so the
-//!   positions whose slot did not hold their committed record when the view was made (in
-//!   flight, given up) are found first, from the stamps alone, and every pass passes over
-//!   them (a snapshot passes over the same slots). Any other position whose slot no longer
-//!   holds its record when a pass reads it was freed and written again meanwhile (a consumer
-//!   came after all): a record missed if the first pass over every position found it so
-//!   (a rewritten slot stays rewritten: the later passes miss it too, and must find as many
+//!   passes). Slots reserved before the read began may still be committed during it: so a
+//!   position whose slot does not hold its committed record when a pass first reads it (in
+//!   flight, or given up: its stamp says so) is a hole that every later pass passes over
+//!   too (a snapshot passes over such slots). The first pass finds them itself, from the
+//!   stamps it loads anyway, rather than a pass over the stamps before it (128 MiB for 2^24
+//!   slots). A later pass cannot find a new one where an earlier pass read: a committed
+//!   stamp changes only to a later lap's. Any other position whose slot no longer holds its
+//!   record when a pass reads it was freed and written again meanwhile (a consumer came
+//!   after all): a record missed if the first pass over every position found it so (a
+//!   rewritten slot stays rewritten: the later passes miss it too, and must find as many
 //!   records), else the pass fails (the command may then read a copy instead).
 //!
 //! Either way, after each pass the file must be intact, and a pass over every position must
@@ -32,7 +35,8 @@ use crate::sample::{RingRecord, RingTables};
 use crate::{ReadError, RingFile, Sample, WriterState};
 use ringlat_ring::{Missing, RegionStorage, Ring};
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// The positions a ring read in place covers, and the tables that turn a slot into a
 /// [`Sample`] and its weight (see [`RingView`](crate::RingView)).
@@ -58,8 +62,16 @@ pub struct InPlace {
     /// unused class is damage).
     kind_ok: Box<[bool; 256]>,
     class_ok: Box<[bool; 256]>,
-    /// A live writer's ring: the positions every pass passes over (`None`: no writer left).
-    holes: Option<Holes>,
+    /// Whether a writer was alive when the view was made.
+    live: bool,
+    /// Of a live ring: the holes found so far (offsets from head, ascending), which every
+    /// later pass passes over; and how many of them were in flight (the others were given
+    /// up).
+    holes: Mutex<Vec<u32>>,
+    in_flight: AtomicU64,
+    /// Set when the first pass over every position has ended: no hole is found after it
+    /// (every position was read), a slot missing its record is then a rewritten one.
+    holes_settled: AtomicBool,
     /// This pass so far: positions scanned, records visited, damaged slots passed over,
     /// slots of a live ring rewritten since the view was made.
     covered: AtomicU64,
@@ -78,13 +90,22 @@ impl InPlace {
     /// the passes unless a consumer comes (not in overwrite mode, no consumer now); else
     /// `None`: the passes read a snapshot.
     pub(crate) fn of(file: &RingFile) -> Option<Self> {
-        let liveness = file.liveness();
-        let live = match liveness.state {
-            WriterState::Closed => false,
-            WriterState::Dead if liveness.disagreement.is_none() => false,
-            // The witnesses disagree: whether slots may still be committed is unclear.
-            WriterState::Dead => return None,
-            WriterState::Alive => true,
+        let live = if file.closed_by_writer() {
+            false
+        } else if file.writer_seems_alive() {
+            // Taken as alive without the writer lock's lookup (about 10 ms, see
+            // `writer_state`): were the writer dead, reading its ring as live is the careful
+            // side.
+            true
+        } else {
+            let liveness = file.liveness();
+            match liveness.state {
+                WriterState::Closed => false,
+                WriterState::Dead if liveness.disagreement.is_none() => false,
+                // The witnesses disagree: whether slots may still be committed is unclear.
+                WriterState::Dead => return None,
+                WriterState::Alive => true,
+            }
         };
         // A failed look at the lock counts as a consumer.
         if live && (file.overwrite || consumer_lock_held(&file.file).unwrap_or(true)) {
@@ -92,14 +113,6 @@ impl InPlace {
         }
         let (head, tail) = file.positions();
         let len = tail.wrapping_sub(head).min(file.geometry().capacity);
-        let holes = live.then(|| Holes::find(file.ring(), head, len));
-        let freed = holes.as_ref().is_some_and(|holes| holes.overwritten > 0);
-        if freed || (live && file.positions().0 != head) {
-            // A consumer came since the look at its lock and freed slots, and the writer
-            // rewrote some of them before their stamps were looked at (a later lap's stamp),
-            // or may have (head moved): those records would be missed without a word.
-            return None;
-        }
         Some(InPlace {
             head,
             tail,
@@ -109,7 +122,10 @@ impl InPlace {
             class_ok: Box::new(std::array::from_fn(|c| {
                 file.class_probability(c as u8) != 0.0
             })),
-            holes,
+            live,
+            holes: Mutex::new(Vec::new()),
+            in_flight: AtomicU64::new(0),
+            holes_settled: AtomicBool::new(false),
             covered: AtomicU64::new(0),
             visited: AtomicU64::new(0),
             damaged: AtomicU64::new(0),
@@ -119,10 +135,12 @@ impl InPlace {
         })
     }
 
-    /// Slots every pass passes over because they were being written when the view was made
-    /// (a live ring; 0 with no writer left: an unfinished slot is then abandoned).
+    /// Slots passed over because they were being written when a pass first read them, and
+    /// by every pass after it (a live ring; 0 with no writer left: an unfinished slot is
+    /// then abandoned).
     pub(crate) fn in_flight(&self) -> u64 {
-        self.holes.as_ref().map_or(0, |holes| holes.in_flight)
+        // Relaxed: counted by the passes' scans, read after their threads are joined.
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Starts a pass: its counts from zero.
@@ -145,8 +163,9 @@ impl InPlace {
     /// live ring: in flight when the view was made) is passed over, as a snapshot passes
     /// over it; so is one whose kind is undeclared or class unused (damage: counted in
     /// [`RingFile::invalid_slots`] by the first pass over every position, once). Of a live
-    /// ring, any other slot that does not hold its record was rewritten: counted, and judged
-    /// by [`end_pass`](Self::end_pass).
+    /// ring, a slot in flight or given up when first read is a hole, passed over by every
+    /// later pass; any other slot that does not hold its record was rewritten: counted, and
+    /// judged by [`end_pass`](Self::end_pass).
     #[inline]
     pub(crate) fn scan(
         &self,
@@ -158,24 +177,32 @@ impl InPlace {
         let end = range.end.min(self.len());
         let start = range.start.min(end);
         let mut counts = Counts::default();
-        match &self.holes {
-            None => self.scan_closed(ring, start..end, &mut counts, &mut visit),
-            Some(holes) => {
-                // The runs of positions between the holes.
-                let mut from = start;
-                let first = holes
-                    .offsets
-                    .partition_point(|&hole| u64::from(hole) < start);
-                for &hole in &holes.offsets[first..] {
-                    let hole = u64::from(hole);
-                    if hole >= end {
-                        break;
-                    }
-                    self.scan_live(ring, from..hole, &mut counts, &mut visit);
-                    from = hole + 1;
-                }
-                self.scan_live(ring, from..end, &mut counts, &mut visit);
+        if self.live {
+            // The holes found so far in the range (few: a copy, so that no lock is held while
+            // the range is read), and the runs of positions between them.
+            let known = {
+                let holes = self.holes.lock().unwrap_or_else(PoisonError::into_inner);
+                let first = holes.partition_point(|&hole| u64::from(hole) < start);
+                let last = holes.partition_point(|&hole| u64::from(hole) < end);
+                holes[first..last].to_vec()
+            };
+            let mut found = Holes::default();
+            let mut from = start;
+            for hole in known {
+                let hole = u64::from(hole);
+                self.scan_live(ring, from..hole, &mut counts, &mut found, &mut visit);
+                from = hole + 1;
             }
+            self.scan_live(ring, from..end, &mut counts, &mut found, &mut visit);
+            if !found.offsets.is_empty() {
+                // Relaxed: a count read after the passes' threads are joined.
+                self.in_flight.fetch_add(found.in_flight, Ordering::Relaxed);
+                let mut holes = self.holes.lock().unwrap_or_else(PoisonError::into_inner);
+                holes.extend(found.offsets);
+                holes.sort_unstable();
+            }
+        } else {
+            self.scan_closed(ring, start..end, &mut counts, &mut visit);
         }
         // Relaxed: statistics of the pass, read by `end_pass` after its threads are joined.
         self.covered.fetch_add(end - start, Ordering::Relaxed);
@@ -185,8 +212,9 @@ impl InPlace {
             .fetch_add(counts.rewritten, Ordering::Relaxed);
     }
 
-    /// The slots at offsets `range` of a live ring, none of them a hole: a slot that does not
-    /// hold its record now was rewritten.
+    /// The slots at offsets `range` of a live ring, none of them a hole found earlier: a slot
+    /// that does not hold its record is a new hole if in flight or given up (until the holes
+    /// are settled), else rewritten.
     ///
     /// Its checks are written out again in `scan_closed`: a function for both loops
     /// (inlined) cost both 5-10% more instructions (a live ring of 2^24 slots 2.26G ->
@@ -197,27 +225,51 @@ impl InPlace {
         ring: &Ring<RegionStorage>,
         range: Range<u64>,
         counts: &mut Counts,
+        found: &mut Holes,
         visit: &mut impl FnMut(u64, &Sample, u128),
     ) {
         // Held in locals: read through `self` they were loaded again for every slot.
-        let (head, kind_ok, class_ok, tables) =
-            (self.head, &*self.kind_ok, &*self.class_ok, &self.tables);
+        let (kind_ok, class_ok, tables) = (&*self.kind_ok, &*self.class_ok, &self.tables);
+        // Relaxed: stored by `end_pass`, before this pass began (program order or spawn).
+        let settled = self.holes_settled.load(Ordering::Relaxed);
         let (mut visited, mut damaged, mut rewritten) = (0, 0, 0);
-        for offset in range {
-            let Some(slot) = ring.read_committed(head.wrapping_add(offset as u32)) else {
-                rewritten += 1;
-                continue;
-            };
-            let (kind, class) = (slot.meta.kind, slot.meta.class);
-            // Both looked up, one branch (`&`, not `&&`): the usual slot is sound.
-            if !(class_ok[usize::from(class)] & kind_ok[usize::from(kind)]) {
-                damaged += 1;
-                continue;
-            }
-            visited += 1;
-            let record = RingRecord::from_slot(&slot.record, kind, class);
-            visit(offset, &tables.sample(&record), tables.weight(class));
-        }
+        let first = self.head.wrapping_add(range.start as u32);
+        let count = (range.end - range.start) as u32;
+        // Always inlined: a call per slot, and the slot's trip through memory, cost more
+        // than the work.
+        ring.for_each_committed(
+            first,
+            count,
+            #[inline(always)]
+            |offset, slot| {
+                let slot = match slot {
+                    Ok(slot) => slot,
+                    Err(Missing::InFlight | Missing::GivenUp) if settled => {
+                        rewritten += 1;
+                        return;
+                    }
+                    Err(Missing::Overwritten) => {
+                        rewritten += 1;
+                        return;
+                    }
+                    Err(missing) => {
+                        found.offsets.push(range.start as u32 + offset);
+                        found.in_flight += u64::from(missing == Missing::InFlight);
+                        return;
+                    }
+                };
+                // As in `scan_closed`.
+                let (kind, class) = (slot.meta.kind, slot.meta.class);
+                if !(class_ok[usize::from(class)] & kind_ok[usize::from(kind)]) {
+                    damaged += 1;
+                    return;
+                }
+                visited += 1;
+                let record = RingRecord::from_slot(&slot.record, kind, class);
+                let offset = range.start + u64::from(offset);
+                visit(offset, &tables.sample(&record), tables.weight(class));
+            },
+        );
         counts.visited += visited;
         counts.damaged += damaged;
         counts.rewritten += rewritten;
@@ -249,7 +301,7 @@ impl InPlace {
                 let Some(slot) = slot else {
                     return;
                 };
-                // As in `scan_live`.
+                // As in `scan_live` (written twice: see there).
                 let (kind, class) = (slot.meta.kind, slot.meta.class);
                 if !(class_ok[usize::from(class)] & kind_ok[usize::from(kind)]) {
                     damaged += 1;
@@ -279,7 +331,7 @@ impl InPlace {
         let rewritten = || ReadError::Rewritten {
             path: file.path().to_path_buf(),
         };
-        if self.holes.is_none()
+        if !self.live
             && (file.positions().1 != self.tail || file.writer_state() == WriterState::Alive)
         {
             return Err(rewritten());
@@ -297,6 +349,7 @@ impl InPlace {
         let first = self.first_visited.load(Ordering::Relaxed);
         if first == u64::MAX {
             self.first_visited.store(visited, Ordering::Relaxed);
+            self.holes_settled.store(true, Ordering::Relaxed);
             self.missed
                 .store(self.rewritten.load(Ordering::Relaxed), Ordering::Relaxed);
             file.count_invalid(self.damaged.load(Ordering::Relaxed));
@@ -323,45 +376,10 @@ struct Counts {
     rewritten: u64,
 }
 
-/// The positions of a live ring that did not hold their committed record when the view was
-/// made, as offsets from head, ascending.
-#[derive(Debug)]
+/// Holes one scan found: offsets from head, ascending, and how many of them were in flight
+/// (the others were given up).
+#[derive(Default)]
 struct Holes {
     offsets: Vec<u32>,
-    /// How many of them were in flight, and how many held a later lap's stamp (a consumer
-    /// freed them, and the writer wrote them again); the others were given up.
     in_flight: u64,
-    overwritten: u64,
-}
-
-impl Holes {
-    /// Looks at the stamps of the `len` positions from `head` (no record is read), in a part
-    /// per core when there are many: a pass over 2^24 stamps reads 128 MiB.
-    fn find(ring: &Ring<RegionStorage>, head: u32, len: u32) -> Holes {
-        let Some(parts) = crate::parts::on_every_core(len, |part| Holes::find_in(ring, head, part))
-        else {
-            return Holes::find_in(ring, head, 0..len);
-        };
-        Holes {
-            in_flight: parts.iter().map(|part| part.in_flight).sum(),
-            overwritten: parts.iter().map(|part| part.overwritten).sum(),
-            offsets: parts.into_iter().flat_map(|part| part.offsets).collect(),
-        }
-    }
-
-    fn find_in(ring: &Ring<RegionStorage>, head: u32, offsets: Range<u32>) -> Holes {
-        let mut holes = Holes {
-            offsets: Vec::new(),
-            in_flight: 0,
-            overwritten: 0,
-        };
-        for offset in offsets {
-            if let Some(missing) = ring.missing_at(head.wrapping_add(offset)) {
-                holes.offsets.push(offset);
-                holes.in_flight += u64::from(missing == Missing::InFlight);
-                holes.overwritten += u64::from(missing == Missing::Overwritten);
-            }
-        }
-        holes
-    }
 }

@@ -70,18 +70,48 @@ const STALE_MIN: Duration = Duration::from_secs(5);
 
 impl RingFile {
     /// Whether the writer is alive, dead, or closed the file.
+    ///
+    /// A file its writer closed is closed whatever the other witnesses say, so they are not
+    /// asked: the writer lock's lookup reads `/proc/locks`, and the kernel makes the first
+    /// read of it in a while wait for an RCU grace period (about 10 ms here).
     pub fn writer_state(&self) -> WriterState {
+        if self.closed_by_writer() {
+            return WriterState::Closed;
+        }
         self.liveness().state
+    }
+
+    /// True when the writer may be alive by the witnesses that cost no lock lookup: the file
+    /// is not closed, the writer pid exists, and the heartbeat is fresh. For a reader to whom
+    /// taking a dead writer for a live one is the careful side (it then reads every slot as
+    /// a seqlock reader and passes over unfinished ones), saving the lookup of
+    /// [`writer_state`](Self::writer_state).
+    pub(crate) fn writer_seems_alive(&self) -> bool {
+        !self.closed_by_writer()
+            && pid_exists(self.writer_pid()) == Some(true)
+            && self.heartbeat_is_fresh(self.heartbeat_age())
+    }
+
+    /// True when the writer closed the file cleanly (the header says so).
+    pub(crate) fn closed_by_writer(&self) -> bool {
+        // Acquire: pairs with the writer's Release store of STATE on close.
+        self.ring()
+            .storage()
+            .u32_at(STATE)
+            .is_some_and(|v| v.load(Ordering::Acquire) == STATE_CLOSED)
+    }
+
+    /// A heartbeat at most `STALE_TICKS` ticks (and at least `STALE_MIN`) old.
+    fn heartbeat_is_fresh(&self, age: Option<Duration>) -> bool {
+        let stale_after =
+            Duration::from_nanos(self.header_u64(TICK_NS).saturating_mul(STALE_TICKS))
+                .max(STALE_MIN);
+        age.is_some_and(|age| age <= stale_after)
     }
 
     /// The witnesses of writer liveness and the verdict (see [`Liveness`]).
     pub fn liveness(&self) -> Liveness {
-        // Acquire: pairs with the writer's Release store of STATE on close.
-        let state = self
-            .ring()
-            .storage()
-            .u32_at(STATE)
-            .map_or(0, |v| v.load(Ordering::Acquire));
+        let closed = self.closed_by_writer();
         let lock = writer_lock_holder(&self.file).unwrap_or(LockHolder::Unknown);
         let pid = self.writer_pid();
         let pid_alive = pid_exists(pid);
@@ -93,14 +123,11 @@ impl RingFile {
             heartbeat_age,
             disagreement: None,
         };
-        if state == STATE_CLOSED {
+        if closed {
             liveness.state = WriterState::Closed;
             return liveness;
         }
-        let stale_after =
-            Duration::from_nanos(self.header_u64(TICK_NS).saturating_mul(STALE_TICKS))
-                .max(STALE_MIN);
-        let fresh = heartbeat_age.is_some_and(|age| age <= stale_after);
+        let fresh = self.heartbeat_is_fresh(heartbeat_age);
         let age_text = heartbeat_age.map_or("no heartbeat".to_string(), |age| {
             format!("last heartbeat {:.1} s ago", age.as_secs_f64())
         });
@@ -158,5 +185,56 @@ impl RingFile {
     pub(crate) fn writer_dead_probe(&self) -> impl FnMut() -> bool + '_ {
         let mut dead = None;
         move || *dead.get_or_insert_with(|| self.writer_state() != WriterState::Alive)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{RingFile, WriterState};
+    use std::os::unix::fs::FileExt;
+
+    /// The witnesses that need no lock lookup: the pid and the heartbeat of a file not
+    /// closed; either one against the writer makes it not seem alive.
+    #[test]
+    fn a_writer_seems_alive_by_its_pid_and_heartbeat_until_either_says_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.ring");
+        let ring = ringlat::Ring::builder(&path)
+            .capacity(16)
+            .kind(0, "op")
+            .create()
+            .unwrap();
+        // Until the writer's background thread beats once, its heartbeat says nothing.
+        let began = std::time::Instant::now();
+        while RingFile::open(&path).unwrap().heartbeat_age().is_none() {
+            assert!(began.elapsed().as_secs() < 30, "no heartbeat");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(RingFile::open(&path).unwrap().writer_seems_alive());
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let at = |field: usize| field as u64;
+        let stale = 1u64.to_le_bytes(); // 1 ns after the epoch
+        let beat = RingFile::open(&path)
+            .unwrap()
+            .header_u64(ringlat_format::HEARTBEAT_UNIX_NS);
+        file.write_at(&stale, at(ringlat_format::HEARTBEAT_UNIX_NS))
+            .unwrap();
+        assert!(!RingFile::open(&path).unwrap().writer_seems_alive());
+        file.write_at(&beat.to_le_bytes(), at(ringlat_format::HEARTBEAT_UNIX_NS))
+            .unwrap();
+        assert!(RingFile::open(&path).unwrap().writer_seems_alive());
+        let gone = (i32::MAX as u32).to_le_bytes();
+        file.write_at(&gone, at(ringlat_format::WRITER_PID))
+            .unwrap();
+        assert!(!RingFile::open(&path).unwrap().writer_seems_alive());
+        file.write_at(
+            &std::process::id().to_le_bytes(),
+            at(ringlat_format::WRITER_PID),
+        )
+        .unwrap();
+        drop(ring);
+        let closed = RingFile::open(&path).unwrap();
+        assert!(!closed.writer_seems_alive());
+        assert_eq!(closed.writer_state(), WriterState::Closed);
     }
 }
