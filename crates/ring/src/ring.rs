@@ -453,23 +453,6 @@ impl<S: Storage> Ring<S> {
         })
     }
 
-    /// Whether the slot of `position` holds that position's committed record now (`None`),
-    /// and if not, why: one load of its stamp, no record read. For a reader that settles
-    /// which positions it will read before reading them; it still reads each as a seqlock
-    /// reader ([`read_committed`](Self::read_committed)): this says nothing of the bytes.
-    ///
-    /// ```
-    /// let ring = ringlat_ring::Ring::new(ringlat_ring::HeapStorage::new(4)).unwrap();
-    /// let record = ringlat_format::Record::new(1, 2, 0, 3);
-    /// let position = ring.push(0, 0, &record).unwrap();
-    /// assert_eq!(ring.missing_at(position), None);
-    /// ```
-    pub fn missing_at(&self, position: u32) -> Option<Missing> {
-        // Relaxed: a look at the stamp alone, no bytes read after it (no pairing needed).
-        let word = self.meta_of(position).load(Ordering::Relaxed);
-        (!SlotMeta::word_is_committed_at(word, position)).then(|| classify_missing(word, position))
-    }
-
     /// The committed record of `position`, read as a peeker reads it (stamp, bytes, stamp
     /// again: never torn, never another lap's), or `None` when the slot does not hold it
     /// (in flight, given up, overwritten or never written). For a reader that visits a range
@@ -683,12 +666,14 @@ impl<S: Storage> Ring<S> {
 }
 
 /// Why the slot of a position does not hold that position's committed record (what its
-/// stamp says, for readers: see [`Ring::missing_at`]).
+/// stamp says, for readers: see [`Ring::for_each_committed`]).
 ///
 /// ```
 /// let ring = ringlat_ring::Ring::new(ringlat_ring::HeapStorage::new(4)).unwrap();
 /// let position = ring.reserve().unwrap();
-/// assert_eq!(ring.missing_at(position), Some(ringlat_ring::Missing::InFlight));
+/// let mut why = None;
+/// ring.for_each_committed(position, 1, |_, slot| why = slot.err());
+/// assert_eq!(why, Some(ringlat_ring::Missing::InFlight));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Missing {
