@@ -39,6 +39,12 @@
 //! * **seqlock re-check**: a producer claims (writing stamp), then `fence(Release)`, then the
 //!   bytes; a peeker reads the bytes, then `fence(Acquire)`, then the stamp again. If the
 //!   peeker saw any byte of the new lap, it sees the writing stamp and discards the read.
+//!   [`Ring::for_each_committed`] makes the same pairs a group of slots at a time: all the
+//!   group's stamps (`Relaxed`), one `fence(Acquire)` (each stamp that read a committing
+//!   `Release` CAS now synchronizes with it: the pair **commit → read**), all the bytes, one
+//!   `fence(Acquire)`, all the stamps again. A fence pairs with every `Release` store or
+//!   fence whose effect a load before it read, so one fence for eight slots orders as much as
+//!   one for each.
 //!
 //! ```
 //! use ringlat_ring::{Consumer, HeapStorage, Ring};

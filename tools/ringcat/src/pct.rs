@@ -566,14 +566,14 @@ pub(crate) fn table(
     }
     header.extend(value_headers(quantiles));
     let mut lines = vec![header];
-    for row in rows {
+    lines.extend(crate::table::cells_of_rows(rows, |row| {
         let mut cells = key_cells(sources, &row.key, grouping);
         if cells.is_empty() {
             cells.push("all".to_string());
         }
         cells.extend(value_cells(row, unit, 0));
-        lines.push(cells);
-    }
+        cells
+    }));
     let style = Style::stdout();
     let mut text = render(&lines, |h| style.bold(h));
     text.push_str(&style.dim(&format!(
