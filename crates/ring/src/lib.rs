@@ -42,9 +42,20 @@
 //!   [`Ring::for_each_committed`] makes the same pairs a group of slots at a time: all the
 //!   group's stamps (`Relaxed`), one `fence(Acquire)` (each stamp that read a committing
 //!   `Release` CAS now synchronizes with it: the pair **commit → read**), all the bytes, one
-//!   `fence(Acquire)`, all the stamps again. A fence pairs with every `Release` store or
-//!   fence whose effect a load before it read, so one fence for eight slots orders as much as
-//!   one for each.
+//!   `fence(Acquire)`, then the ring word, and all the stamps again only if head has passed
+//!   the group. A fence pairs with every `Release` store or fence whose effect a load before
+//!   it read, so one fence for eight slots orders as much as one for each.
+//! * **taken slot → head seen by a reader**: a producer writes the slot of position
+//!   `p + capacity` only after an access to the ring word that saw head past `p` (its
+//!   reserving CAS; the single producer's load of head, or the CAS that taught it that
+//!   head), and that access is sequenced before its `fence(Release)` and the bytes. If a
+//!   reader's byte load read one of those bytes, the producer's fence synchronizes with the
+//!   reader's `fence(Acquire)` after its loads, so the producer's access to the ring word
+//!   happens before the reader's later load of it, which (coherence) reads that value or a
+//!   later one: head past `p`, since head never goes back. Contrapositive: a reader that
+//!   sees head at or before `p` after its fence read no later lap's byte of `p`'s slot, and
+//!   needs no second look at its stamp. (Head would have to wrap 2^32 positions during one
+//!   read to fool this.)
 //!
 //! ```
 //! use ringlat_ring::{Consumer, HeapStorage, Ring};

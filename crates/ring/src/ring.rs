@@ -546,7 +546,10 @@ impl<S: Storage> Ring<S> {
     /// stamps, one fence, its records, one fence, its stamps again; a slot is the position's
     /// record if its first stamp is the position's committed stamp and its second the same.
     /// The same guarantee as slot by slot, for two fences a group instead of one a slot (a
-    /// fence is no instruction on x86, but no load may move across it).
+    /// fence is no instruction on x86, but no load may move across it). The second look at
+    /// the stamps is needed only once head has passed the group (a consumer freed its slots):
+    /// before that, no producer can have written them again, and one load of the ring word
+    /// stands for the group's eight.
     ///
     /// ```
     /// use ringlat_ring::{HeapStorage, Missing, Ring};
@@ -597,16 +600,25 @@ impl<S: Storage> Ring<S> {
                 let records = self.storage.load_group(index, count as u32, committed);
                 // Acquire fence: pairs with a producer's Release fence after its writing
                 // stamp (`claim_write_commit`, `write_single`): if any byte above came from a
-                // later lap, the loads below see that lap's stamp (or a later one).
+                // later lap, the loads below see that lap's stamp (or a later one), and the
+                // ring word as that producer saw it when it took the slot (or later).
                 fence(Ordering::Acquire);
+                // Relaxed: ordered by the fence above. A producer writes the slot of a later
+                // lap only once it has seen head past this lap's position (its reserving CAS,
+                // or the single producer's look at head, both before its Release fence); head
+                // never goes back. So while head is not past the group's first position, no
+                // byte above is a later lap's, and the stamps need no second look.
+                let head = unpack_positions(self.storage.ring_word().load(Ordering::Relaxed)).0;
+                let freed = position.wrapping_sub(head) >= self.mask.wrapping_add(1);
                 for (k, &word) in before.iter().enumerate().take(count) {
                     let k = k as u32;
                     let position = position.wrapping_add(k);
-                    // Relaxed: ordered by the fence above.
-                    let after = self.storage.meta(index + k).load(Ordering::Relaxed);
                     let slot = if committed & (1 << k) == 0 {
                         Err(classify_missing(word, position))
-                    } else if after != word {
+                    } else if freed
+                        // Relaxed: ordered by the fence above.
+                        && self.storage.meta(index + k).load(Ordering::Relaxed) != word
+                    {
                         Err(Missing::Overwritten)
                     } else {
                         Ok(Slot {
