@@ -160,7 +160,7 @@ impl InPlace {
     /// Visits the records at positions `head + range` (clamped to [`len`](Self::len)), each
     /// with its unit (position less `head`) and weight. A slot that does not hold its
     /// position's committed record (the writer died while writing it, or gave it up; of a
-    /// live ring: in flight when the view was made) is passed over, as a snapshot passes
+    /// live ring: in flight when a pass first read it) is passed over, as a snapshot passes
     /// over it; so is one whose kind is undeclared or class unused (damage: counted in
     /// [`RingFile::invalid_slots`] by the first pass over every position, once). Of a live
     /// ring, a slot in flight or given up when first read is a hole, passed over by every
@@ -189,7 +189,7 @@ impl InPlace {
             let mut found = Holes::default();
             let mut from = start;
             for hole in known {
-                let hole = u64::from(hole);
+                let hole = u64::from(hole).max(from);
                 self.scan_live(ring, from..hole, &mut counts, &mut found, &mut visit);
                 from = hole + 1;
             }
@@ -200,6 +200,9 @@ impl InPlace {
                 let mut holes = self.holes.lock().unwrap_or_else(PoisonError::into_inner);
                 holes.extend(found.offsets);
                 holes.sort_unstable();
+                // Scans of a pass cover disjoint ranges, so none is found twice; were one
+                // found twice, the runs between holes in `scan` must not go backwards.
+                holes.dedup();
             }
         } else {
             self.scan_closed(ring, start..end, &mut counts, &mut visit);

@@ -347,9 +347,9 @@ impl Source {
         }
     }
 
-    /// Slots of a live ring that every pass passes over because they were being written
-    /// when the first pass began (read in place, or in its snapshot); 0 for an archive, or
-    /// before the first pass.
+    /// Slots of a live ring that every pass passes over because they were being written:
+    /// when its snapshot was taken, or (read in place) when a pass first read them, counted
+    /// as the passes find them; 0 for an archive, or before the first pass.
     pub fn in_flight_skipped(&self) -> u64 {
         match self {
             Source::Ring { view, .. } => match view.get() {
@@ -822,6 +822,61 @@ mod tests {
         assert_eq!(pass().unwrap(), (0..10).collect::<Vec<_>>());
         assert_eq!(source.in_flight_skipped(), 1);
         assert!(matches!(view_of(&source), RingView::InPlace(_)));
+        drop(ring);
+    }
+
+    /// Of a live ring read in place, a slot in flight when a pass over part of the positions
+    /// reads it is a hole for every later pass, the first pass over every position too
+    /// (though committed by then); once that pass has ended, a slot found without its record
+    /// is a rewritten one, never a new hole: a stamp zeroed (as a slot not yet claimed looks)
+    /// fails the next pass.
+    #[test]
+    fn a_hole_found_by_a_pass_over_part_is_passed_over_by_every_later_pass() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("holes.ring");
+        let ring = ringlat::Ring::builder(&path)
+            .kind(0, "op")
+            .create()
+            .unwrap();
+        for trace in 0..10 {
+            ring.record(0, trace, 0, std::time::Duration::from_micros(5));
+        }
+        let source = Source::open(&path).unwrap();
+        // Position 10 is reserved (not committed) when the view is made and the pass over
+        // positions 8..11 reads it.
+        let pusher = RingFile::open_mode(&path, true).unwrap();
+        let mut part = None;
+        pusher
+            .ring()
+            .push_hooked(
+                0,
+                0,
+                &ringlat_format::Record::new(10, 1, 0, 5),
+                |stage, _| {
+                    if stage == ringlat_ring::PushStage::Reserved {
+                        part = Some(pass(&source, Some(8..11)).map(ids).unwrap());
+                    }
+                },
+            )
+            .unwrap();
+        assert_eq!(part, Some(vec![8, 9]));
+        assert!(matches!(view_of(&source), RingView::InPlace(_)));
+        assert_eq!(
+            pass(&source, None).map(ids).unwrap(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert_eq!(source.in_flight_skipped(), 1);
+        let stamp_of_3 = RingFile::open(&path)
+            .unwrap()
+            .geometry()
+            .meta_word_offset(3);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_at(&[0; 8], stamp_of_3).unwrap();
+        assert!(matches!(
+            pass(&source, Some(0..5)),
+            Err(ReadError::Rewritten { .. })
+        ));
         drop(ring);
     }
 

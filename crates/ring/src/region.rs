@@ -329,6 +329,12 @@ impl Storage for RegionStorage {
     // (21 = 5 mod 8), so each slot's split is known here and no jump per slot picks it.
     #[inline(always)]
     fn load_group(&self, first: u32, count: u32, wanted: u8) -> [Record; GROUP] {
+        // Cut to the storage (a safe method must not read past it, whatever its caller
+        // passes; `Ring` never passes more): one compare a group.
+        let count = count.min(self.geometry.capacity.saturating_sub(first));
+        if count == 0 {
+            return [Record::new(0, 0, 0, 0); GROUP];
+        }
         let (start, phase) = self.record_start(first);
         if count as usize != GROUP || phase != 0 {
             let mut records = [Record::new(0, 0, 0, 0); GROUP];
@@ -342,7 +348,7 @@ impl Storage for RegionStorage {
         // SAFETY: as in `store_record`, for each of the group's slots: slot `first + k`'s
         // record starts `21 * k` bytes after slot `first`'s (the record area is contiguous)
         // at phase `5k mod 8`, the phase its split is chosen for here; `first + 7 < capacity`
-        // (the caller's contract), so all of them lie in the record area.
+        // (`count` was cut to the storage above), so all of them lie in the record area.
         let words = unsafe {
             [
                 load_split::<0>(start),
@@ -491,6 +497,12 @@ mod tests {
                 }
             }
         }
+        // A group asked past the storage's end is cut to it (a safe method reads nothing
+        // outside the region, whatever it is asked).
+        let zero = Record::from_bytes([0; RECORD_SIZE]);
+        let cut = storage.load_group(14, 8, 0xff);
+        assert_eq!(cut[..3], [record(14), record(15), zero]);
+        assert_eq!(storage.load_group(16, 8, 0xff), [zero; GROUP]);
         for index in 0..16 {
             storage
                 .meta(index)

@@ -47,9 +47,10 @@ pub(crate) fn cells_of_rows<R: Sync>(
     rows: &[R],
     cells: impl Fn(&R) -> Vec<String> + Sync,
 ) -> Vec<Vec<String>> {
-    const ROWS_PER_PART: usize = 2048;
+    /// Fewer rows take a few milliseconds at most: not worth a thread.
+    const ROWS_FOR_PARTS: usize = 4096;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads < 2 || rows.len() < 2 * ROWS_PER_PART {
+    if threads < 2 || rows.len() < ROWS_FOR_PARTS {
         return rows.iter().map(&cells).collect();
     }
     let cells = &cells;
