@@ -677,6 +677,19 @@ mod tests {
         seen.into_iter().map(|(id, _)| id).collect()
     }
 
+    /// Pushes the record of trace `trace` into the ring at `path` through another handle,
+    /// running `reserved` while its position is reserved and not yet committed.
+    fn push_reserved(path: &std::path::Path, trace: u64, mut reserved: impl FnMut()) {
+        let pusher = RingFile::open_mode(path, true).unwrap();
+        let record = ringlat_format::Record::new(trace, 1, 0, 5);
+        let hook = |stage, _| {
+            if stage == ringlat_ring::PushStage::Reserved {
+                reserved();
+            }
+        };
+        pusher.ring().push_hooked(0, 0, &record, hook).unwrap();
+    }
+
     /// The view the first scan of `source` (a ring) made.
     fn view_of(source: &Source) -> &RingView {
         let Source::Ring { view, .. } = source else {
@@ -802,21 +815,8 @@ mod tests {
         let pass = || pass(&source, None).map(ids);
         // Another handle pushes: position 10 is reserved while the first pass runs, and
         // committed before the second.
-        let pusher = RingFile::open_mode(&path, true).unwrap();
         let mut first = None;
-        pusher
-            .ring()
-            .push_hooked(
-                0,
-                0,
-                &ringlat_format::Record::new(10, 1, 0, 5),
-                |stage, _| {
-                    if stage == ringlat_ring::PushStage::Reserved {
-                        first = Some(pass().unwrap());
-                    }
-                },
-            )
-            .unwrap();
+        push_reserved(&path, 10, || first = Some(pass().unwrap()));
         ring.record(0, 11, 0, std::time::Duration::from_micros(5));
         assert_eq!(first, Some((0..10).collect::<Vec<_>>()));
         assert_eq!(pass().unwrap(), (0..10).collect::<Vec<_>>());
@@ -845,21 +845,10 @@ mod tests {
         let source = Source::open(&path).unwrap();
         // Position 10 is reserved (not committed) when the view is made and the pass over
         // positions 8..11 reads it.
-        let pusher = RingFile::open_mode(&path, true).unwrap();
         let mut part = None;
-        pusher
-            .ring()
-            .push_hooked(
-                0,
-                0,
-                &ringlat_format::Record::new(10, 1, 0, 5),
-                |stage, _| {
-                    if stage == ringlat_ring::PushStage::Reserved {
-                        part = Some(pass(&source, Some(8..11)).map(ids).unwrap());
-                    }
-                },
-            )
-            .unwrap();
+        push_reserved(&path, 10, || {
+            part = Some(pass(&source, Some(8..11)).map(ids).unwrap());
+        });
         assert_eq!(part, Some(vec![8, 9]));
         assert!(matches!(view_of(&source), RingView::InPlace(_)));
         assert_eq!(
