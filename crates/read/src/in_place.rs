@@ -247,17 +247,13 @@ impl InPlace {
             |offset, slot| {
                 let slot = match slot {
                     Ok(slot) => slot,
-                    Err(Missing::InFlight | Missing::GivenUp) if settled => {
-                        rewritten += 1;
-                        return;
-                    }
-                    Err(Missing::Overwritten) => {
-                        rewritten += 1;
-                        return;
-                    }
-                    Err(missing) => {
+                    Err(missing @ (Missing::InFlight | Missing::GivenUp)) if !settled => {
                         found.offsets.push(range.start as u32 + offset);
                         found.in_flight += u64::from(missing == Missing::InFlight);
+                        return;
+                    }
+                    Err(_) => {
+                        rewritten += 1;
                         return;
                     }
                 };

@@ -1,4 +1,4 @@
-use crate::storage::{GROUP, Storage};
+use crate::storage::{GROUP, Storage, load_wanted};
 use crate::sync::{AtomicU8, AtomicU64, Ordering};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU16, AtomicU32};
@@ -332,18 +332,12 @@ impl Storage for RegionStorage {
         // Cut to the storage (a safe method must not read past it, whatever its caller
         // passes; `Ring` never passes more): one compare a group.
         let count = count.min(self.geometry.capacity.saturating_sub(first));
-        if count == 0 {
-            return [Record::new(0, 0, 0, 0); GROUP];
+        if count as usize != GROUP {
+            return load_wanted(self, first, count, wanted);
         }
         let (start, phase) = self.record_start(first);
-        if count as usize != GROUP || phase != 0 {
-            let mut records = [Record::new(0, 0, 0, 0); GROUP];
-            for (k, record) in (0..count).zip(&mut records) {
-                if wanted & (1 << k) != 0 {
-                    *record = self.load_record(first + k);
-                }
-            }
-            return records;
+        if phase != 0 {
+            return load_wanted(self, first, count, wanted);
         }
         // SAFETY: as in `store_record`, for each of the group's slots: slot `first + k`'s
         // record starts `21 * k` bytes after slot `first`'s (the record area is contiguous)

@@ -58,13 +58,7 @@ pub trait Storage {
     /// loads known in advance (all of it: loads cost less there than a choice per slot).
     #[inline(always)]
     fn load_group(&self, first: u32, count: u32, wanted: u8) -> [Record; GROUP] {
-        let mut records = [Record::new(0, 0, 0, 0); GROUP];
-        for (k, record) in (0..count).zip(&mut records) {
-            if wanted & (1 << k) != 0 {
-                *record = self.load_record(first + k);
-            }
-        }
-        records
+        load_wanted(self, first, count, wanted)
     }
     /// For each slot of `indices` in order, its metadata word (an acquire load) and its
     /// record (as [`load_record_unshared`](Self::load_record_unshared) loads it, whatever the
@@ -94,6 +88,25 @@ pub trait Storage {
     fn overwrite_mode(&self) -> bool {
         false
     }
+}
+
+/// [`Storage::load_group`] slot by slot: the records wanted, each with
+/// [`Storage::load_record`]; zeros elsewhere. The default, and a storage's way for the groups
+/// it has no faster way for.
+#[inline(always)]
+pub(crate) fn load_wanted<S: Storage + ?Sized>(
+    storage: &S,
+    first: u32,
+    count: u32,
+    wanted: u8,
+) -> [Record; GROUP] {
+    let mut records = [Record::new(0, 0, 0, 0); GROUP];
+    for (k, record) in (0..count).zip(&mut records) {
+        if wanted & (1 << k) != 0 {
+            *record = storage.load_record(first + k);
+        }
+    }
+    records
 }
 
 impl<S: Storage + ?Sized> Storage for &S {

@@ -447,7 +447,8 @@ fn unblock_races_the_commit_and_the_late_commit_loses_cleanly() {
 
 /// What a reader in place (ringlat-read's `InPlace` over a live ring) does, on the ring's own
 /// API: fix the positions head..tail and read them a group at a time (`for_each_committed`:
-/// stamps, fence, records, fence, stamps). A position the first pass finds in flight or given
+/// stamps, fence, records, fence, the ring word, and the stamps again once head has passed
+/// the group). A position the first pass finds in flight or given
 /// up is a hole that every later pass passes over (its slot is read here, but not looked at);
 /// any other slot not holding its record was rewritten. Each pass returns the positions and
 /// values read and how many slots it found rewritten.
