@@ -231,6 +231,40 @@ unsafe fn load_split<const PHASE: usize>(start: *mut u8) -> [u64; 3] {
     words
 }
 
+/// Copies the record at `start`, whose address is `PHASE` modulo 8, to `out` with the same
+/// split: each piece an atomic load from the region and a plain store of the same size to
+/// the same place of `out` (no shifting pieces together: a reader of the copy then loads
+/// only the fields it uses, as from any record in memory).
+///
+/// # Safety
+///
+/// As for [`store_split`]; and `out..out + 21` is valid for writes.
+#[inline(always)]
+unsafe fn copy_split<const PHASE: usize>(start: *mut u8, out: *mut u8) {
+    let (pieces, count) = RECORD_SPLITS[PHASE];
+    for &(at, size) in &pieces[..count] {
+        let at = at as usize;
+        // SAFETY: the loads as in `store_split` (Relaxed: ordered by the slot's stamps, as in
+        // `load_split`); the stores are inside `out`'s 21 bytes (the split covers 0..21),
+        // unaligned writes of plain integers.
+        unsafe {
+            let (from, to) = (start.add(at), out.add(at));
+            match size {
+                8 => to
+                    .cast::<u64>()
+                    .write_unaligned(AtomicU64::from_ptr(from.cast()).load(Ordering::Relaxed)),
+                4 => to
+                    .cast::<u32>()
+                    .write_unaligned(AtomicU32::from_ptr(from.cast()).load(Ordering::Relaxed)),
+                2 => to
+                    .cast::<u16>()
+                    .write_unaligned(AtomicU16::from_ptr(from.cast()).load(Ordering::Relaxed)),
+                _ => to.write(AtomicU8::from_ptr(from).load(Ordering::Relaxed)),
+            }
+        }
+    }
+}
+
 /// The record whose bytes 0..8, 8..16 and 16..21 are `words` (as `load_split` gives them):
 /// each field lies within one word (trace id, nanotime, then status and delta).
 #[inline(always)]
@@ -328,34 +362,34 @@ impl Storage for RegionStorage {
     // A whole group from an 8-aligned offset: slot k's record starts at phase 5k mod 8
     // (21 = 5 mod 8), so each slot's split is known here and no jump per slot picks it.
     #[inline(always)]
-    fn load_group(&self, first: u32, count: u32, wanted: u8) -> [Record; GROUP] {
+    fn load_group(&self, first: u32, count: u32, wanted: u8, into: &mut [Record; GROUP]) {
         // Cut to the storage (a safe method must not read past it, whatever its caller
         // passes; `Ring` never passes more): one compare a group.
         let count = count.min(self.geometry.capacity.saturating_sub(first));
         if count as usize != GROUP {
-            return load_wanted(self, first, count, wanted);
+            return load_wanted(self, first, count, wanted, into);
         }
         let (start, phase) = self.record_start(first);
         if phase != 0 {
-            return load_wanted(self, first, count, wanted);
+            return load_wanted(self, first, count, wanted, into);
         }
+        let out = into.as_mut_ptr().cast::<u8>();
         // SAFETY: as in `store_record`, for each of the group's slots: slot `first + k`'s
         // record starts `21 * k` bytes after slot `first`'s (the record area is contiguous)
         // at phase `5k mod 8`, the phase its split is chosen for here; `first + 7 < capacity`
         // (`count` was cut to the storage above), so all of them lie in the record area.
-        let words = unsafe {
-            [
-                load_split::<0>(start),
-                load_split::<5>(start.add(RECORD_SIZE)),
-                load_split::<2>(start.add(2 * RECORD_SIZE)),
-                load_split::<7>(start.add(3 * RECORD_SIZE)),
-                load_split::<4>(start.add(4 * RECORD_SIZE)),
-                load_split::<1>(start.add(5 * RECORD_SIZE)),
-                load_split::<6>(start.add(6 * RECORD_SIZE)),
-                load_split::<3>(start.add(7 * RECORD_SIZE)),
-            ]
-        };
-        words.map(record_of_words)
+        // `into` is `GROUP` records of 21 bytes, the same layout (`Record` is 21 plain bytes,
+        // alignment 1: any bytes are one), so each copy writes its own place of it.
+        unsafe {
+            copy_split::<0>(start, out);
+            copy_split::<5>(start.add(RECORD_SIZE), out.add(RECORD_SIZE));
+            copy_split::<2>(start.add(2 * RECORD_SIZE), out.add(2 * RECORD_SIZE));
+            copy_split::<7>(start.add(3 * RECORD_SIZE), out.add(3 * RECORD_SIZE));
+            copy_split::<4>(start.add(4 * RECORD_SIZE), out.add(4 * RECORD_SIZE));
+            copy_split::<1>(start.add(5 * RECORD_SIZE), out.add(5 * RECORD_SIZE));
+            copy_split::<6>(start.add(6 * RECORD_SIZE), out.add(6 * RECORD_SIZE));
+            copy_split::<3>(start.add(7 * RECORD_SIZE), out.add(7 * RECORD_SIZE));
+        }
     }
 
     // A plain copy of the 21 bytes: a pass over a ring no producer writes to any more reads
@@ -479,7 +513,8 @@ mod tests {
             for count in 0..=(GROUP as u32).min(16 - first) {
                 // Every other slot wanted: a part group loads only those.
                 let wanted = 0b0101_0101;
-                let group = storage.load_group(first, count, wanted);
+                let mut group = [Record::from_bytes([0; RECORD_SIZE]); GROUP];
+                storage.load_group(first, count, wanted, &mut group);
                 for (k, loaded) in (0..).zip(group) {
                     let whole = count as usize == GROUP && first % GROUP as u32 == 0;
                     let expected = if k < count && (whole || wanted & (1 << k) != 0) {
@@ -494,9 +529,12 @@ mod tests {
         // A group asked past the storage's end is cut to it (a safe method reads nothing
         // outside the region, whatever it is asked).
         let zero = Record::from_bytes([0; RECORD_SIZE]);
-        let cut = storage.load_group(14, 8, 0xff);
+        let mut cut = [zero; GROUP];
+        storage.load_group(14, 8, 0xff, &mut cut);
         assert_eq!(cut[..3], [record(14), record(15), zero]);
-        assert_eq!(storage.load_group(16, 8, 0xff), [zero; GROUP]);
+        let mut past = [zero; GROUP];
+        storage.load_group(16, 8, 0xff, &mut past);
+        assert_eq!(past, [zero; GROUP]);
         for index in 0..16 {
             storage
                 .meta(index)

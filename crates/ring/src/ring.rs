@@ -574,6 +574,9 @@ impl<S: Storage> Ring<S> {
         count: u32,
         mut each: impl FnMut(u32, Result<Slot, Missing>),
     ) {
+        // One group's records, reused by every group (loaded into, not returned: a group
+        // returned was copied once more).
+        let mut records = [Record::new(0, 0, 0, 0); GROUP];
         for (indices, offset_of_first) in self.runs(first, count) {
             let mut index = indices.start;
             while index < indices.end {
@@ -582,55 +585,93 @@ impl<S: Storage> Ring<S> {
                 let end = ((index / GROUP as u32 + 1) * GROUP as u32).min(indices.end);
                 let offset = offset_of_first + (index - indices.start);
                 let position = first.wrapping_add(offset);
-                // At most GROUP (said so the indexing below needs no bounds checks).
-                let count = ((end - index) as usize).min(GROUP);
-                // The stamps, and which of them say committed (bit k for the k-th slot: only
-                // those records are needed).
-                let (mut before, mut committed) = ([0u64; GROUP], 0u8);
-                for (k, word) in before.iter_mut().enumerate().take(count) {
-                    // Relaxed: made Acquire by the fence below.
-                    *word = self.storage.meta(index + k as u32).load(Ordering::Relaxed);
-                    let position = position.wrapping_add(k as u32);
-                    committed |= u8::from(SlotMeta::word_is_committed_at(*word, position)) << k;
-                }
-                // Acquire fence: pairs with the producers' Release commits (`commit`,
-                // `write_single`) that the loads above read: every record whose stamp said
-                // committed is visible below.
-                fence(Ordering::Acquire);
-                let records = self.storage.load_group(index, count as u32, committed);
-                // Acquire fence: pairs with a producer's Release fence after its writing
-                // stamp (`claim_write_commit`, `write_single`): if any byte above came from a
-                // later lap, the loads below see that lap's stamp (or a later one), and the
-                // ring word as that producer saw it when it took the slot (or later).
-                fence(Ordering::Acquire);
-                // Relaxed: ordered by the fence above. A producer writes the slot of a later
-                // lap only once it has seen head past this lap's position (its reserving CAS,
-                // or the single producer's look at head, both before its Release fence); head
-                // never goes back. So while head is not past the group's first position, no
-                // byte above is a later lap's, and the stamps need no second look.
-                let head = unpack_positions(self.storage.ring_word().load(Ordering::Relaxed)).0;
-                let freed = position.wrapping_sub(head) >= self.mask.wrapping_add(1);
-                for (k, &word) in before.iter().enumerate().take(count) {
-                    let k = k as u32;
-                    let position = position.wrapping_add(k);
-                    let slot = if committed & (1 << k) == 0 {
-                        Err(classify_missing(word, position))
-                    } else if freed
-                        // Relaxed: ordered by the fence above.
-                        && self.storage.meta(index + k).load(Ordering::Relaxed) != word
-                    {
-                        Err(Missing::Overwritten)
-                    } else {
-                        Ok(Slot {
-                            position,
-                            meta: SlotMeta::from_word(word),
-                            record: records[k as usize],
-                        })
-                    };
-                    each(offset + k, slot);
+                // A whole group with its length a constant (its loops unrolled), the at most
+                // two part groups of a run with theirs counted.
+                if end - index == GROUP as u32 {
+                    self.read_group(
+                        index,
+                        position,
+                        GROUP,
+                        &mut records,
+                        #[inline(always)]
+                        |k, slot| each(offset + k, slot),
+                    );
+                } else {
+                    self.read_group(
+                        index,
+                        position,
+                        (end - index) as usize,
+                        &mut records,
+                        #[inline(always)]
+                        |k, slot| each(offset + k, slot),
+                    );
                 }
                 index = end;
             }
+        }
+    }
+
+    /// The `count` slots (at most [`GROUP`], in one group) from storage index `index`,
+    /// holding positions from `position`, read as [`for_each_committed`] reads a group, into
+    /// `records`: `each(k, slot)` for the `k`-th.
+    ///
+    /// [`for_each_committed`]: Self::for_each_committed
+    #[inline(always)]
+    fn read_group(
+        &self,
+        index: u32,
+        position: u32,
+        count: usize,
+        records: &mut [Record; GROUP],
+        mut each: impl FnMut(u32, Result<Slot, Missing>),
+    ) {
+        // At most GROUP (said so the indexing below needs no bounds checks).
+        let count = count.min(GROUP);
+        // The stamps, and which of them say committed (bit k for the k-th slot: only those
+        // records are needed).
+        let (mut before, mut committed) = ([0u64; GROUP], 0u8);
+        for (k, word) in before.iter_mut().enumerate().take(count) {
+            // Relaxed: made Acquire by the fence below.
+            *word = self.storage.meta(index + k as u32).load(Ordering::Relaxed);
+            let position = position.wrapping_add(k as u32);
+            committed |= u8::from(SlotMeta::word_is_committed_at(*word, position)) << k;
+        }
+        // Acquire fence: pairs with the producers' Release commits (`commit`,
+        // `write_single`) that the loads above read: every record whose stamp said committed
+        // is visible below.
+        fence(Ordering::Acquire);
+        self.storage
+            .load_group(index, count as u32, committed, records);
+        // Acquire fence: pairs with a producer's Release fence after its writing stamp
+        // (`claim_write_commit`, `write_single`): if any byte above came from a later lap,
+        // the loads below see that lap's stamp (or a later one), and the ring word as that
+        // producer saw it when it took the slot (or later).
+        fence(Ordering::Acquire);
+        // Relaxed: ordered by the fence above. A producer writes the slot of a later lap
+        // only once it has seen head past this lap's position (its reserving CAS, or the
+        // single producer's look at head, both before its Release fence); head never goes
+        // back. So while head is not past the group's first position, no byte above is a
+        // later lap's, and the stamps need no second look.
+        let head = unpack_positions(self.storage.ring_word().load(Ordering::Relaxed)).0;
+        let freed = position.wrapping_sub(head) >= self.mask.wrapping_add(1);
+        for (k, &word) in before.iter().enumerate().take(count) {
+            let k = k as u32;
+            let position = position.wrapping_add(k);
+            let slot = if committed & (1 << k) == 0 {
+                Err(classify_missing(word, position))
+            } else if freed
+                // Relaxed: ordered by the fence above.
+                && self.storage.meta(index + k).load(Ordering::Relaxed) != word
+            {
+                Err(Missing::Overwritten)
+            } else {
+                Ok(Slot {
+                    position,
+                    meta: SlotMeta::from_word(word),
+                    record: records[k as usize],
+                })
+            };
+            each(k, slot);
         }
     }
 

@@ -51,14 +51,15 @@ pub trait Storage {
     /// Loads the records of the `count` slots from `first` (`count` at most [`GROUP`],
     /// `first + count <= capacity()`) whose bit is set in `wanted` (bit `k` for slot
     /// `first + k`), as [`load_record`](Self::load_record) loads each, into their places of
-    /// a group; the other places hold zeros, or the records of their slots: for a reader that
-    /// reads slots a group at a time
+    /// `into`; the other places keep what they held, or get the records of their slots: for
+    /// a reader that reads slots a group at a time
     /// ([`Ring::for_each_committed`](crate::Ring::for_each_committed)). Where the cells
     /// allow, a whole group laid out as the storage lays out every group is read with its
     /// loads known in advance (all of it: loads cost less there than a choice per slot).
+    /// Into the caller's group, not a new one: a group returned was copied once more.
     #[inline(always)]
-    fn load_group(&self, first: u32, count: u32, wanted: u8) -> [Record; GROUP] {
-        load_wanted(self, first, count, wanted)
+    fn load_group(&self, first: u32, count: u32, wanted: u8, into: &mut [Record; GROUP]) {
+        load_wanted(self, first, count, wanted, into)
     }
     /// For each slot of `indices` in order, its metadata word (an acquire load) and its
     /// record (as [`load_record_unshared`](Self::load_record_unshared) loads it, whatever the
@@ -91,22 +92,21 @@ pub trait Storage {
 }
 
 /// [`Storage::load_group`] slot by slot: the records wanted, each with
-/// [`Storage::load_record`]; zeros elsewhere. The default, and a storage's way for the groups
-/// it has no faster way for.
+/// [`Storage::load_record`]; the other places untouched. The default, and a storage's way
+/// for the groups it has no faster way for.
 #[inline(always)]
 pub(crate) fn load_wanted<S: Storage + ?Sized>(
     storage: &S,
     first: u32,
     count: u32,
     wanted: u8,
-) -> [Record; GROUP] {
-    let mut records = [Record::new(0, 0, 0, 0); GROUP];
-    for (k, record) in (0..count).zip(&mut records) {
+    into: &mut [Record; GROUP],
+) {
+    for (k, record) in (0..count).zip(into) {
         if wanted & (1 << k) != 0 {
             *record = storage.load_record(first + k);
         }
     }
-    records
 }
 
 impl<S: Storage + ?Sized> Storage for &S {
@@ -136,8 +136,8 @@ impl<S: Storage + ?Sized> Storage for &S {
         unsafe { (**self).load_record_unshared(index) }
     }
     #[inline(always)]
-    fn load_group(&self, first: u32, count: u32, wanted: u8) -> [Record; GROUP] {
-        (**self).load_group(first, count, wanted)
+    fn load_group(&self, first: u32, count: u32, wanted: u8, into: &mut [Record; GROUP]) {
+        (**self).load_group(first, count, wanted, into)
     }
     #[inline]
     fn overwrite_mode(&self) -> bool {
