@@ -654,6 +654,22 @@ impl<S: Storage> Ring<S> {
         // later lap's, and the stamps need no second look.
         let head = unpack_positions(self.storage.ring_word().load(Ordering::Relaxed)).0;
         let freed = position.wrapping_sub(head) >= self.mask.wrapping_add(1);
+        // The common case, a group whose every slot says committed and that head has not
+        // passed, without a choice per slot (the visits' other arms are then left out).
+        if !freed && u32::from(committed) == (1 << count) - 1 {
+            for (k, &word) in before.iter().enumerate().take(count) {
+                let k = k as u32;
+                each(
+                    k,
+                    Ok(Slot {
+                        position: position.wrapping_add(k),
+                        meta: SlotMeta::from_word(word),
+                        record: records[k as usize],
+                    }),
+                );
+            }
+            return;
+        }
         for (k, &word) in before.iter().enumerate().take(count) {
             let k = k as u32;
             let position = position.wrapping_add(k);
