@@ -209,17 +209,8 @@ unsafe fn load_split<const PHASE: usize>(start: *mut u8) -> [u64; 3] {
     let (pieces, count) = RECORD_SPLITS[PHASE];
     for &(at, size) in &pieces[..count] {
         let at = at as usize;
-        // SAFETY: for every arm, as in `store_split`. Relaxed: ordered by the slot's stamps
-        // (Acquire load before, fence + re-check after).
-        let value = unsafe {
-            let ptr = start.add(at);
-            match size {
-                8 => AtomicU64::from_ptr(ptr.cast()).load(Ordering::Relaxed),
-                4 => u64::from(AtomicU32::from_ptr(ptr.cast()).load(Ordering::Relaxed)),
-                2 => u64::from(AtomicU16::from_ptr(ptr.cast()).load(Ordering::Relaxed)),
-                _ => u64::from(AtomicU8::from_ptr(ptr).load(Ordering::Relaxed)),
-            }
-        };
+        // SAFETY: the piece as in `store_split`.
+        let value = unsafe { load_piece(start.add(at), size) };
         // Byte `at` of the record is byte `at % 8` of word `at / 8`; a piece may run on into
         // the next word (never past the third: the record ends at byte 21).
         let (word, shift) = (at / 8, 8 * (at % 8));
@@ -229,6 +220,27 @@ unsafe fn load_split<const PHASE: usize>(start: *mut u8) -> [u64; 3] {
         }
     }
     words
+}
+
+/// The `size`-byte piece (8, 4, 2 or 1) at `ptr`, loaded with one relaxed atomic load of
+/// that size (the writer's: see [`store_split`]), widened to a `u64`.
+///
+/// # Safety
+///
+/// `ptr..ptr + size` lies in a live region accessed only atomically, with the record
+/// splits, and `ptr` is aligned to `size`.
+#[inline(always)]
+unsafe fn load_piece(ptr: *mut u8, size: u8) -> u64 {
+    // SAFETY: the caller's contract, for every arm. Relaxed: ordered by the slot's stamps
+    // (a load or fence with Acquire before, a fence and a second look after).
+    unsafe {
+        match size {
+            8 => AtomicU64::from_ptr(ptr.cast()).load(Ordering::Relaxed),
+            4 => u64::from(AtomicU32::from_ptr(ptr.cast()).load(Ordering::Relaxed)),
+            2 => u64::from(AtomicU16::from_ptr(ptr.cast()).load(Ordering::Relaxed)),
+            _ => u64::from(AtomicU8::from_ptr(ptr).load(Ordering::Relaxed)),
+        }
+    }
 }
 
 /// Copies the record at `start`, whose address is `PHASE` modulo 8, to `out` with the same
@@ -244,37 +256,19 @@ unsafe fn copy_split<const PHASE: usize>(start: *mut u8, out: *mut u8) {
     let (pieces, count) = RECORD_SPLITS[PHASE];
     for &(at, size) in &pieces[..count] {
         let at = at as usize;
-        // SAFETY: the loads as in `store_split` (Relaxed: ordered by the slot's stamps, as in
-        // `load_split`); the stores are inside `out`'s 21 bytes (the split covers 0..21),
-        // unaligned writes of plain integers.
+        // SAFETY: the piece as in `store_split`; the store is inside `out`'s 21 bytes (the
+        // split covers 0..21), an unaligned write of a plain integer of the piece's size (the
+        // value truncated back to it: its bytes as loaded).
         unsafe {
-            let (from, to) = (start.add(at), out.add(at));
+            let (value, to) = (load_piece(start.add(at), size), out.add(at));
             match size {
-                8 => to
-                    .cast::<u64>()
-                    .write_unaligned(AtomicU64::from_ptr(from.cast()).load(Ordering::Relaxed)),
-                4 => to
-                    .cast::<u32>()
-                    .write_unaligned(AtomicU32::from_ptr(from.cast()).load(Ordering::Relaxed)),
-                2 => to
-                    .cast::<u16>()
-                    .write_unaligned(AtomicU16::from_ptr(from.cast()).load(Ordering::Relaxed)),
-                _ => to.write(AtomicU8::from_ptr(from).load(Ordering::Relaxed)),
+                8 => to.cast::<u64>().write_unaligned(value),
+                4 => to.cast::<u32>().write_unaligned(value as u32),
+                2 => to.cast::<u16>().write_unaligned(value as u16),
+                _ => to.write(value as u8),
             }
         }
     }
-}
-
-/// The record whose bytes 0..8, 8..16 and 16..21 are `words` (as `load_split` gives them):
-/// each field lies within one word (trace id, nanotime, then status and delta).
-#[inline(always)]
-fn record_of_words(words: [u64; 3]) -> Record {
-    Record::new(
-        words[0],
-        words[1],
-        words[2] as u8,
-        (words[2] >> 8) as u32 as i32,
-    )
 }
 
 /// `N` bytes of `bytes` from `at` (the split keeps `at + N <= 21`).
@@ -356,7 +350,13 @@ impl Storage for RegionStorage {
                 _ => load_split::<7>(start),
             }
         };
-        record_of_words(words)
+        // Each field lies within one word: trace id, nanotime, then status and delta.
+        Record::new(
+            words[0],
+            words[1],
+            words[2] as u8,
+            (words[2] >> 8) as u32 as i32,
+        )
     }
 
     // A whole group from an 8-aligned offset: slot k's record starts at phase 5k mod 8

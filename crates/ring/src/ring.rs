@@ -654,40 +654,33 @@ impl<S: Storage> Ring<S> {
         // later lap's, and the stamps need no second look.
         let head = unpack_positions(self.storage.ring_word().load(Ordering::Relaxed)).0;
         let freed = position.wrapping_sub(head) >= self.mask.wrapping_add(1);
+        // The k-th slot, its record read whole.
+        let slot = |k: u32, word| Slot {
+            position: position.wrapping_add(k),
+            meta: SlotMeta::from_word(word),
+            record: records[k as usize],
+        };
         // The common case, a group whose every slot says committed and that head has not
         // passed, without a choice per slot (the visits' other arms are then left out).
         if !freed && u32::from(committed) == (1 << count) - 1 {
             for (k, &word) in before.iter().enumerate().take(count) {
-                let k = k as u32;
-                each(
-                    k,
-                    Ok(Slot {
-                        position: position.wrapping_add(k),
-                        meta: SlotMeta::from_word(word),
-                        record: records[k as usize],
-                    }),
-                );
+                each(k as u32, Ok(slot(k as u32, word)));
             }
             return;
         }
         for (k, &word) in before.iter().enumerate().take(count) {
             let k = k as u32;
-            let position = position.wrapping_add(k);
-            let slot = if committed & (1 << k) == 0 {
-                Err(classify_missing(word, position))
+            let read = if committed & (1 << k) == 0 {
+                Err(classify_missing(word, position.wrapping_add(k)))
             } else if freed
                 // Relaxed: ordered by the fence above.
                 && self.storage.meta(index + k).load(Ordering::Relaxed) != word
             {
                 Err(Missing::Overwritten)
             } else {
-                Ok(Slot {
-                    position,
-                    meta: SlotMeta::from_word(word),
-                    record: records[k as usize],
-                })
+                Ok(slot(k, word))
             };
-            each(k, slot);
+            each(k, read);
         }
     }
 
