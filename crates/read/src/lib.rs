@@ -51,7 +51,7 @@ pub use in_place::InPlace;
 pub use liveness::{Liveness, WriterState};
 pub use locks::LockHolder;
 pub use open::{Counters, RingFile};
-pub use ringlat_ring::{InFlight, PeekStats};
+pub use ringlat_ring::{Fields, InFlight, PeekStats};
 pub use sample::{RingSnapshot, RingView, Sample, Source};
 pub use status::{BreakerStatus, FlushMode, KindRates, WriterPolicy};
 pub use stuck::StuckPosition;

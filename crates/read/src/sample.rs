@@ -4,6 +4,7 @@ use crate::archive::{ARCHIVE_MAGIC, ArchiveReader, EntryTables};
 use crate::in_place::InPlace;
 use crate::percentile::weight_of;
 use crate::{Decoded, ReadError, RingFile};
+use ringlat_ring::Fields;
 use std::io::Read;
 use std::path::Path;
 
@@ -25,6 +26,29 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// This sample with the record fields not among `fields` set to 0 (its kind and
+    /// probability, which are not the record's, kept).
+    ///
+    /// ```
+    /// use ringlat_read::{Fields, Sample};
+    /// let sample = Sample { nanotime: 5, trace_id: 7, delta_ns: 9, status: 1, kind: 2, probability: 0.5 };
+    /// let kept = sample.with_only(Fields::StatusAndDelta);
+    /// assert_eq!((kept.nanotime, kept.trace_id), (0, 0));
+    /// assert_eq!((kept.delta_ns, kept.status, kept.kind, kept.probability), (9, 1, 2, 0.5));
+    /// assert_eq!(sample.with_only(Fields::All), sample);
+    /// ```
+    #[inline(always)]
+    pub fn with_only(&self, fields: Fields) -> Sample {
+        match fields {
+            Fields::All => *self,
+            Fields::StatusAndDelta => Sample {
+                nanotime: 0,
+                trace_id: 0,
+                ..*self
+            },
+        }
+    }
+
     /// A ring record, its delta converted from the ring's unit (`unit_ns` ns per unit).
     pub fn from_decoded(decoded: &Decoded, unit_ns: i64) -> Self {
         Sample {
@@ -492,16 +516,49 @@ impl Source {
     /// source.end_scan().unwrap();
     /// assert_eq!(units_of[3], (3, again[0]));
     /// ```
+    #[inline]
     pub fn scan_indexed(
         &self,
         range: std::ops::Range<u64>,
         buffer: &mut Vec<u8>,
+        visit: impl FnMut(u64, &Sample, u128),
+    ) -> Result<(), ReadError> {
+        self.scan_fields(range, buffer, Fields::All, visit)
+    }
+
+    /// [`scan_indexed`](Self::scan_indexed) for a `visit` that reads only `fields` of the
+    /// records: the others are 0 in every sample it is handed, from any source (see
+    /// [`Sample::with_only`]). A ring a writer is writing to is read field by field (atomic
+    /// loads that cannot be left out where a field goes unused): asked for
+    /// [`Fields::StatusAndDelta`], a pass over it loads about half of every record.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("f.ring");
+    /// let ring = ringlat::Ring::builder(&path).kind(0, "op").create().unwrap();
+    /// ring.record(0, 42, 3, std::time::Duration::from_micros(2));
+    /// let source = ringlat_read::Source::open(&path).unwrap(); // the writer still alive
+    /// let units = source.begin_scan().unwrap();
+    /// let mut seen = Vec::new();
+    /// source
+    ///     .scan_fields(0..units, &mut Vec::new(), ringlat_read::Fields::StatusAndDelta, |_, s, _| {
+    ///         seen.push((s.trace_id, s.nanotime, s.status, s.delta_ns))
+    ///     })
+    ///     .unwrap();
+    /// source.end_scan().unwrap();
+    /// assert_eq!(seen, [(0, 0, 3, 2_000)]);
+    /// ```
+    pub fn scan_fields(
+        &self,
+        range: std::ops::Range<u64>,
+        buffer: &mut Vec<u8>,
+        fields: Fields,
         mut visit: impl FnMut(u64, &Sample, u128),
     ) -> Result<(), ReadError> {
         match self {
             Source::Ring { file, view } => {
                 match view.get_or_init(|| RingView::of(file)) {
-                    RingView::InPlace(in_place) => in_place.scan(file, range, visit),
+                    RingView::InPlace(in_place) => in_place.scan(file, range, fields, visit),
                     RingView::Snapshot(snapshot) => {
                         let end = (range.end as usize).min(snapshot.len);
                         let start = (range.start as usize).min(end);
@@ -510,7 +567,7 @@ impl Source {
                             for record in slice {
                                 visit(
                                     unit,
-                                    &snapshot.sample(record),
+                                    &snapshot.sample(record).with_only(fields),
                                     snapshot.tables.weight(record.class),
                                 );
                                 unit += 1;
@@ -522,9 +579,21 @@ impl Source {
             }
             Source::Archive(archive) => {
                 let tables = EntryTables::of(archive);
-                archive
-                    .scan_indexed(&tables, range, buffer, visit)
-                    .map(drop)
+                // Entries are read in place with plain loads: a field not read costs no
+                // load; those left out are made 0 all the same (a loop for each).
+                match fields {
+                    Fields::All => archive.scan_indexed(&tables, range, buffer, visit),
+                    Fields::StatusAndDelta => archive.scan_indexed(
+                        &tables,
+                        range,
+                        buffer,
+                        #[inline(always)]
+                        |unit, sample: &Sample, weight| {
+                            visit(unit, &sample.with_only(Fields::StatusAndDelta), weight)
+                        },
+                    ),
+                }
+                .map(drop)
             }
         }
     }
@@ -576,7 +645,9 @@ impl Source {
                         // all): a caller that prints them as they come may have printed some
                         // before the error.
                         in_place.begin_pass();
-                        in_place.scan(file, 0..in_place.len(), |_, sample, _| visit(*sample));
+                        in_place.scan(file, 0..in_place.len(), Fields::All, |_, sample, _| {
+                            visit(*sample)
+                        });
                         in_place.end_pass(file)?;
                     }
                     RingView::Snapshot(snapshot) => {
@@ -823,6 +894,72 @@ mod tests {
         assert_eq!(source.in_flight_skipped(), 1);
         assert!(matches!(view_of(&source), RingView::InPlace(_)));
         drop(ring);
+    }
+
+    /// Asked for status and delta alone, every source (a live ring read in place, whose
+    /// whole groups then load only the pieces holding them; a closed ring; an archive) hands
+    /// out the samples it hands out with every field, their trace ids and times 0.
+    #[test]
+    fn status_and_delta_alone_are_the_samples_with_the_other_fields_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fields.ring");
+        let ring = ringlat::Ring::builder(&path)
+            .capacity(1024)
+            .kind(0, "op")
+            .kind(1, "other")
+            .create()
+            .unwrap();
+        for trace in 0..900u64 {
+            let latency = std::time::Duration::from_nanos(trace * 7_919 % 900_000 + 1);
+            ring.record((trace % 2) as u8, trace + 1, (trace % 5) as u8, latency);
+        }
+        // Pieces of `units` (the first from a group's start, as a pass's pieces begin; the
+        // others from anywhere) with the fields asked for.
+        let scanned = |source: &Source, fields| {
+            let units = source.begin_scan().unwrap();
+            let mut seen = Vec::new();
+            for start in (0..units).step_by(333) {
+                let end = (start + 333).min(units);
+                source
+                    .scan_fields(start..end, &mut Vec::new(), fields, |unit, s, w| {
+                        seen.push((unit, *s, w))
+                    })
+                    .unwrap();
+            }
+            source.end_scan().unwrap();
+            seen
+        };
+        let compare = |source: &Source| {
+            let all = scanned(source, Fields::All);
+            assert_eq!(all.len(), 900);
+            assert!(
+                all.iter()
+                    .all(|(_, s, _)| s.trace_id != 0 && s.nanotime != 0)
+            );
+            let alone = scanned(source, Fields::StatusAndDelta);
+            let expected: Vec<_> = all
+                .iter()
+                .map(|&(unit, s, w)| (unit, s.with_only(Fields::StatusAndDelta), w))
+                .collect();
+            assert_eq!(alone, expected);
+        };
+        let live = Source::open(&path).unwrap();
+        compare(&live);
+        assert!(matches!(view_of(&live), RingView::InPlace(view) if view.live));
+        ring.close().unwrap();
+        let closed = Source::open(&path).unwrap();
+        compare(&closed);
+        assert!(matches!(view_of(&closed), RingView::InPlace(view) if !view.live));
+        let archive_path = dir.path().join("fields.archive");
+        let file = RingFile::open(&path).unwrap();
+        let mut records = Vec::new();
+        file.snapshot_each(|decoded| records.push(decoded));
+        let mut writer = crate::archive::ArchiveWriter::open(&archive_path, 1).unwrap();
+        writer
+            .append(&crate::archive::RingInfo::of(&file), &records)
+            .unwrap();
+        drop(writer);
+        compare(&Source::open(&archive_path).unwrap());
     }
 
     /// Of a live ring read in place, a slot in flight when a pass over part of the positions

@@ -89,5 +89,5 @@ pub use region::{RECORD_SPLITS, RegionError, RegionStorage};
 pub use ring::{
     MAX_CAPACITY, Missing, Overwritten, PushError, PushStage, Ring, RingError, Slot, SlotBusy,
 };
-pub use storage::{GROUP, Storage};
+pub use storage::{Fields, GROUP, Storage};
 pub use sync::{AtomicU8, AtomicU64, Ordering};

@@ -1,4 +1,4 @@
-use crate::storage::{GROUP, Storage, load_wanted};
+use crate::storage::{Fields, GROUP, Storage, load_wanted};
 use crate::sync::{AtomicU8, AtomicU64, Ordering};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU16, AtomicU32};
@@ -244,18 +244,23 @@ unsafe fn load_piece(ptr: *mut u8, size: u8) -> u64 {
 }
 
 /// Copies the record at `start`, whose address is `PHASE` modulo 8, to `out` with the same
-/// split: each piece an atomic load from the region and a plain store of the same size to
-/// the same place of `out` (no shifting pieces together: a reader of the copy then loads
-/// only the fields it uses, as from any record in memory).
+/// split: each piece that holds any of `fields` an atomic load from the region and a plain
+/// store of the same size to the same place of `out` (no shifting pieces together: a reader
+/// of the copy then loads only the fields it uses, as from any record in memory). The bytes
+/// of the pieces left out keep what they held.
 ///
 /// # Safety
 ///
 /// As for [`store_split`]; and `out..out + 21` is valid for writes.
 #[inline(always)]
-unsafe fn copy_split<const PHASE: usize>(start: *mut u8, out: *mut u8) {
+unsafe fn copy_split<const PHASE: usize>(start: *mut u8, out: *mut u8, fields: Fields) {
     let (pieces, count) = RECORD_SPLITS[PHASE];
     for &(at, size) in &pieces[..count] {
         let at = at as usize;
+        // Known when inlined (`fields` a constant there): no choice is left in the loop.
+        if !fields.covers(at, usize::from(size)) {
+            continue;
+        }
         // SAFETY: the piece as in `store_split`; the store is inside `out`'s 21 bytes (the
         // split covers 0..21), an unaligned write of a plain integer of the piece's size (the
         // value truncated back to it: its bytes as loaded).
@@ -362,7 +367,14 @@ impl Storage for RegionStorage {
     // A whole group from an 8-aligned offset: slot k's record starts at phase 5k mod 8
     // (21 = 5 mod 8), so each slot's split is known here and no jump per slot picks it.
     #[inline(always)]
-    fn load_group(&self, first: u32, count: u32, wanted: u8, into: &mut [Record; GROUP]) {
+    fn load_group(
+        &self,
+        first: u32,
+        count: u32,
+        wanted: u8,
+        fields: Fields,
+        into: &mut [Record; GROUP],
+    ) {
         // Cut to the storage (a safe method must not read past it, whatever its caller
         // passes; `Ring` never passes more): one compare a group.
         let count = count.min(self.geometry.capacity.saturating_sub(first));
@@ -381,14 +393,14 @@ impl Storage for RegionStorage {
         // `into` is `GROUP` records of 21 bytes, the same layout (`Record` is 21 plain bytes,
         // alignment 1: any bytes are one), so each copy writes its own place of it.
         unsafe {
-            copy_split::<0>(start, out);
-            copy_split::<5>(start.add(RECORD_SIZE), out.add(RECORD_SIZE));
-            copy_split::<2>(start.add(2 * RECORD_SIZE), out.add(2 * RECORD_SIZE));
-            copy_split::<7>(start.add(3 * RECORD_SIZE), out.add(3 * RECORD_SIZE));
-            copy_split::<4>(start.add(4 * RECORD_SIZE), out.add(4 * RECORD_SIZE));
-            copy_split::<1>(start.add(5 * RECORD_SIZE), out.add(5 * RECORD_SIZE));
-            copy_split::<6>(start.add(6 * RECORD_SIZE), out.add(6 * RECORD_SIZE));
-            copy_split::<3>(start.add(7 * RECORD_SIZE), out.add(7 * RECORD_SIZE));
+            copy_split::<0>(start, out, fields);
+            copy_split::<5>(start.add(RECORD_SIZE), out.add(RECORD_SIZE), fields);
+            copy_split::<2>(start.add(2 * RECORD_SIZE), out.add(2 * RECORD_SIZE), fields);
+            copy_split::<7>(start.add(3 * RECORD_SIZE), out.add(3 * RECORD_SIZE), fields);
+            copy_split::<4>(start.add(4 * RECORD_SIZE), out.add(4 * RECORD_SIZE), fields);
+            copy_split::<1>(start.add(5 * RECORD_SIZE), out.add(5 * RECORD_SIZE), fields);
+            copy_split::<6>(start.add(6 * RECORD_SIZE), out.add(6 * RECORD_SIZE), fields);
+            copy_split::<3>(start.add(7 * RECORD_SIZE), out.add(7 * RECORD_SIZE), fields);
         }
     }
 
@@ -508,21 +520,31 @@ mod tests {
         }
         // Groups of every length from every slot: whole ones from a multiple of GROUP take
         // the unrolled loads (of every slot), the others slot by slot (of the slots wanted);
-        // the other places are zeros.
-        for first in 0..16 {
-            for count in 0..=(GROUP as u32).min(16 - first) {
-                // Every other slot wanted: a part group loads only those.
-                let wanted = 0b0101_0101;
-                let mut group = [Record::from_bytes([0; RECORD_SIZE]); GROUP];
-                storage.load_group(first, count, wanted, &mut group);
-                for (k, loaded) in (0..).zip(group) {
-                    let whole = count as usize == GROUP && first % GROUP as u32 == 0;
-                    let expected = if k < count && (whole || wanted & (1 << k) != 0) {
-                        record(first + k)
-                    } else {
-                        Record::from_bytes([0; RECORD_SIZE])
-                    };
-                    assert_eq!(loaded, expected, "group of {count} from {first}, place {k}");
+        // the other places are zeros. Asked for status and delta alone, a whole group loads
+        // only the pieces that hold them: none of bytes 0..9 (the latest such piece starts at
+        // byte 9), so its trace ids stay zeros.
+        for fields in [Fields::All, Fields::StatusAndDelta] {
+            for first in 0..16 {
+                for count in 0..=(GROUP as u32).min(16 - first) {
+                    // Every other slot wanted: a part group loads only those.
+                    let wanted = 0b0101_0101;
+                    let mut group = [Record::from_bytes([0; RECORD_SIZE]); GROUP];
+                    storage.load_group(first, count, wanted, fields, &mut group);
+                    for (k, loaded) in (0..).zip(group) {
+                        let whole = count as usize == GROUP && first % GROUP as u32 == 0;
+                        let expected = if k < count && (whole || wanted & (1 << k) != 0) {
+                            record(first + k)
+                        } else {
+                            Record::from_bytes([0; RECORD_SIZE])
+                        };
+                        let at = format!("{fields:?}: group of {count} from {first}, place {k}");
+                        assert_eq!(fields.of(loaded), fields.of(expected), "{at}");
+                        if fields == Fields::All || !whole {
+                            assert_eq!(loaded, expected, "{at}");
+                        } else {
+                            assert_eq!(loaded.to_bytes()[..9], [0; 9], "{at}: loaded anyway");
+                        }
+                    }
                 }
             }
         }
@@ -530,10 +552,10 @@ mod tests {
         // outside the region, whatever it is asked).
         let zero = Record::from_bytes([0; RECORD_SIZE]);
         let mut cut = [zero; GROUP];
-        storage.load_group(14, 8, 0xff, &mut cut);
+        storage.load_group(14, 8, 0xff, Fields::All, &mut cut);
         assert_eq!(cut[..3], [record(14), record(15), zero]);
         let mut past = [zero; GROUP];
-        storage.load_group(16, 8, 0xff, &mut past);
+        storage.load_group(16, 8, 0xff, Fields::All, &mut past);
         assert_eq!(past, [zero; GROUP]);
         for index in 0..16 {
             storage

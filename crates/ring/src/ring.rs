@@ -1,5 +1,5 @@
 use crate::producer::Full;
-use crate::storage::{GROUP, Storage};
+use crate::storage::{Fields, GROUP, Storage};
 use crate::sync::{AtomicU64, Ordering, fence};
 use ringlat_format::{Lap, Record, SlotMeta, SlotState, lap_of, pack_positions, unpack_positions};
 use thiserror::Error;
@@ -572,6 +572,32 @@ impl<S: Storage> Ring<S> {
         &self,
         first: u32,
         count: u32,
+        each: impl FnMut(u32, Result<Slot, Missing>),
+    ) {
+        self.for_each_committed_fields(first, count, Fields::All, each);
+    }
+
+    /// [`for_each_committed`](Self::for_each_committed) loading only `fields` of each record:
+    /// the others read as 0 in the slots handed out (see [`Fields::of`]). The stamps are
+    /// read and checked as for every field.
+    ///
+    /// ```
+    /// use ringlat_ring::{Fields, HeapStorage, Ring};
+    /// use ringlat_format::Record;
+    /// let ring = Ring::new(HeapStorage::new(4)).unwrap();
+    /// ring.push(0, 0, &Record::new(7, 1_000, 3, -12)).unwrap();
+    /// let mut read = Vec::new();
+    /// ring.for_each_committed_fields(0, 1, Fields::StatusAndDelta, |_, slot| {
+    ///     read.push(slot.map(|slot| slot.record));
+    /// });
+    /// assert_eq!(read, [Ok(Record::new(0, 0, 3, -12))]);
+    /// ```
+    #[inline(always)]
+    pub fn for_each_committed_fields(
+        &self,
+        first: u32,
+        count: u32,
+        fields: Fields,
         mut each: impl FnMut(u32, Result<Slot, Missing>),
     ) {
         // One group's records, reused by every group (loaded into, not returned: a group
@@ -592,6 +618,7 @@ impl<S: Storage> Ring<S> {
                         index,
                         position,
                         GROUP,
+                        fields,
                         &mut records,
                         #[inline(always)]
                         |k, slot| each(offset + k, slot),
@@ -601,6 +628,7 @@ impl<S: Storage> Ring<S> {
                         index,
                         position,
                         (end - index) as usize,
+                        fields,
                         &mut records,
                         #[inline(always)]
                         |k, slot| each(offset + k, slot),
@@ -613,7 +641,7 @@ impl<S: Storage> Ring<S> {
 
     /// The `count` slots (at most [`GROUP`], in one group) from storage index `index`,
     /// holding positions from `position`, read as [`for_each_committed`] reads a group, into
-    /// `records`: `each(k, slot)` for the `k`-th.
+    /// `records`: `each(k, slot)` for the `k`-th, its record's `fields`.
     ///
     /// [`for_each_committed`]: Self::for_each_committed
     #[inline(always)]
@@ -622,6 +650,7 @@ impl<S: Storage> Ring<S> {
         index: u32,
         position: u32,
         count: usize,
+        fields: Fields,
         records: &mut [Record; GROUP],
         mut each: impl FnMut(u32, Result<Slot, Missing>),
     ) {
@@ -641,7 +670,7 @@ impl<S: Storage> Ring<S> {
         // is visible below.
         fence(Ordering::Acquire);
         self.storage
-            .load_group(index, count as u32, committed, records);
+            .load_group(index, count as u32, committed, fields, records);
         // Acquire fence: pairs with a producer's Release fence after its writing stamp
         // (`claim_write_commit`, `write_single`): if any byte above came from a later lap,
         // the loads below see that lap's stamp (or a later one), and the ring word as that
@@ -654,11 +683,12 @@ impl<S: Storage> Ring<S> {
         // later lap's, and the stamps need no second look.
         let head = unpack_positions(self.storage.ring_word().load(Ordering::Relaxed)).0;
         let freed = position.wrapping_sub(head) >= self.mask.wrapping_add(1);
-        // The k-th slot, its record read whole.
+        // The k-th slot, its record's fields (the others, which the storage may have left as
+        // they were, zeros).
         let slot = |k: u32, word| Slot {
             position: position.wrapping_add(k),
             meta: SlotMeta::from_word(word),
-            record: records[k as usize],
+            record: fields.of(records[k as usize]),
         };
         // The common case, a group whose every slot says committed and that head has not
         // passed, without a choice per slot (the visits' other arms are then left out).

@@ -8,6 +8,53 @@ use ringlat_format::Record;
 /// has its records' pieces at the same places as every other such group).
 pub const GROUP: usize = 8;
 
+/// The fields of its records a reader needs from a pass over a ring
+/// ([`Ring::for_each_committed_fields`](crate::Ring::for_each_committed_fields)). A reader
+/// of latencies alone (percentiles by kind and status) asks for [`Fields::StatusAndDelta`]:
+/// where records are read as atomic pieces, loads that cannot be left out where a field goes
+/// unused, the pieces of the trace id and the nanotime alone are then not loaded (about half
+/// of a record's pieces).
+///
+/// ```
+/// use ringlat_ring::Fields;
+/// use ringlat_format::Record;
+/// // Bytes 8..16 are the nanotime, 11..19 a piece across nanotime and status.
+/// assert!(Fields::All.covers(8, 8) && !Fields::StatusAndDelta.covers(8, 8));
+/// assert!(Fields::StatusAndDelta.covers(11, 8));
+/// let kept = Fields::StatusAndDelta.of(Record::new(7, 1_000, 3, -12));
+/// assert_eq!(kept, Record::new(0, 0, 3, -12));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fields {
+    /// Every field of the record.
+    All,
+    /// The status and the delta; the trace id and the nanotime read as 0.
+    StatusAndDelta,
+}
+
+/// Where a record's status begins (its delta follows): docs/FORMAT.md, "Record".
+const STATUS_AT: usize = 16;
+
+impl Fields {
+    /// Whether bytes `at..at + len` of a record hold any of these fields.
+    #[inline(always)]
+    pub const fn covers(self, at: usize, len: usize) -> bool {
+        match self {
+            Fields::All => len > 0,
+            Fields::StatusAndDelta => at + len > STATUS_AT && len > 0,
+        }
+    }
+
+    /// `record` with the fields not among these set to 0.
+    #[inline(always)]
+    pub const fn of(self, record: Record) -> Record {
+        match self {
+            Fields::All => record,
+            Fields::StatusAndDelta => Record::new(0, 0, record.status(), record.delta()),
+        }
+    }
+}
+
 /// Where the ring's shared state lives: the packed ring word, one metadata word per slot,
 /// and one 21-byte record per slot.
 ///
@@ -53,12 +100,20 @@ pub trait Storage {
     /// `first + k`), as [`load_record`](Self::load_record) loads each, into their places of
     /// `into`; the other places keep what they held, or get the records of their slots: for
     /// a reader that reads slots a group at a time
-    /// ([`Ring::for_each_committed`](crate::Ring::for_each_committed)). Where the cells
-    /// allow, a whole group laid out as the storage lays out every group is read with its
-    /// loads known in advance (all of it: loads cost less there than a choice per slot).
+    /// ([`Ring::for_each_committed`](crate::Ring::for_each_committed)). Of each record, at
+    /// least the bytes of `fields` are loaded; the others may keep what they held. Where the
+    /// cells allow, a whole group laid out as the storage lays out every group is read with
+    /// its loads known in advance (all of it: loads cost less there than a choice per slot).
     /// Into the caller's group, not a new one: a group returned was copied once more.
     #[inline(always)]
-    fn load_group(&self, first: u32, count: u32, wanted: u8, into: &mut [Record; GROUP]) {
+    fn load_group(
+        &self,
+        first: u32,
+        count: u32,
+        wanted: u8,
+        _every_field_anyway: Fields,
+        into: &mut [Record; GROUP],
+    ) {
         load_wanted(self, first, count, wanted, into)
     }
     /// For each slot of `indices` in order, its metadata word (an acquire load) and its
@@ -136,8 +191,15 @@ impl<S: Storage + ?Sized> Storage for &S {
         unsafe { (**self).load_record_unshared(index) }
     }
     #[inline(always)]
-    fn load_group(&self, first: u32, count: u32, wanted: u8, into: &mut [Record; GROUP]) {
-        (**self).load_group(first, count, wanted, into)
+    fn load_group(
+        &self,
+        first: u32,
+        count: u32,
+        wanted: u8,
+        fields: Fields,
+        into: &mut [Record; GROUP],
+    ) {
+        (**self).load_group(first, count, wanted, fields, into)
     }
     #[inline]
     fn overwrite_mode(&self) -> bool {

@@ -10,7 +10,7 @@ use crate::Failure;
 use crate::progress::Progress;
 pub(crate) use crate::scan::Lanes;
 use crate::select::{Filter, Sources};
-use ringlat_read::Sample;
+use ringlat_read::{Fields, Sample};
 
 /// One pass's work over the records, as a fold.
 ///
@@ -126,6 +126,7 @@ where
         filter,
         progress,
         lanes,
+        Fields::All,
         init_beside,
         |first| pass.init(starts.map_or(first, |starts| starts.of(first))),
         // Inlined into the scan's loop: a call per record costs more than many folds.
@@ -278,6 +279,7 @@ where
         filter,
         progress,
         Lanes::Shared,
+        Fields::All,
         pieces,
         |_| (),
         |first| pass.init(position((first >> 32) as usize)),

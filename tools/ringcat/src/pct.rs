@@ -9,6 +9,7 @@ use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use crate::style::Style;
 use crate::table::{latency, render};
+use ringlat_read::Fields;
 use ringlat_read::percentile::{Quantile, Selection, Summary, Tally, WEIGHT_ONE};
 use serde_json::{Map, Value, json};
 use std::io::Write;
@@ -211,12 +212,19 @@ fn exact_percentiles<K: Ord + Clone + Send + Sync>(
             closed = Some(lanes.tally);
         }
     }
+    // Without windows the groups are made of kinds and statuses: the records' trace ids and
+    // times are not read (a live ring is read faster so).
+    let fields = match windows {
+        Some(_) => Fields::All,
+        None => Fields::StatusAndDelta,
+    };
     let counted = match closed {
         Some(counted) => counted,
         None => crate::scan::fold(
             sources,
             filter,
             progress,
+            fields,
             || Tally::with_budget(quantiles.to_vec(), budget),
             #[inline(always)]
             |counted, source, sample, weight| {
@@ -227,19 +235,21 @@ fn exact_percentiles<K: Ord + Clone + Send + Sync>(
             Tally::merge,
         )?,
     };
-    let selection = complete(counted.finish(), sources, filter, progress, select)?;
+    let selection = complete(counted.finish(), sources, filter, progress, fields, select)?;
     progress.finish();
     let counts = selection.at_or_below().map(Vec::into_iter);
     Ok((selection.finish(), counts))
 }
 
 /// A tally's selection made exact: when the tally could not keep every distinct value, a
-/// second parallel pass (`select`) gathers the exact values of the bins the percentiles fall in.
+/// second parallel pass (`select`, which reads `fields` of the records) gathers the exact
+/// values of the bins the percentiles fall in.
 pub(crate) fn complete<K: Ord + Clone + Send + Sync>(
     selection: Selection<K>,
     sources: &Sources,
     filter: &Filter,
     progress: &mut Progress,
+    fields: Fields,
     select: impl Fn(&mut Selection<K>, usize, &ringlat_read::Sample, u128) + Sync,
 ) -> Result<Selection<K>, Failure> {
     if selection.is_complete() {
@@ -250,6 +260,7 @@ pub(crate) fn complete<K: Ord + Clone + Send + Sync>(
         sources,
         filter,
         progress,
+        fields,
         || selection.clone(),
         select,
         Selection::merge,
@@ -346,10 +357,15 @@ fn cumulative_counts(
     // Per row: weight of the records falling at or below value i but above value i-1.
     let empty: Vec<Vec<u128>> = rows.iter().map(|r| vec![0; r.values.len()]).collect();
     progress.next_pass("counting");
+    let fields = match grouping.window_ns {
+        Some(_) => Fields::All,
+        None => Fields::StatusAndDelta,
+    };
     let buckets = crate::scan::fold(
         sources,
         filter,
         progress,
+        fields,
         || empty.clone(),
         |buckets, source, sample, weight| {
             let Some(&row) = index.get(&group_key(sources, grouping, source, sample)) else {

@@ -7,7 +7,7 @@ use crate::merge::{Merger, Stream, WINDOW, Window};
 use crate::progress::Progress;
 use crate::time::{now_unix_ns, parse_time};
 use ringlat_read::archive::{ArchiveReader, ArchivedRecord};
-use ringlat_read::{Sample, Source};
+use ringlat_read::{Fields, Sample, Source};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -501,6 +501,16 @@ impl Filter {
             && self.min_ns.is_none()
             && self.max_ns.is_none()
             && self.rule_status.is_none()
+    }
+
+    /// The fields of a record [`keeps`](Self::keeps) reads: the trace id and the nanotime
+    /// only when it selects by them.
+    pub(crate) fn fields_read(&self) -> Fields {
+        if self.trace.is_some() || self.since.is_some() || self.until.is_some() {
+            Fields::All
+        } else {
+            Fields::StatusAndDelta
+        }
     }
 
     /// True when the filter selects every record.

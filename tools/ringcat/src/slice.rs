@@ -123,6 +123,7 @@ pub(crate) fn slice(
         sources,
         filter,
         progress,
+        ringlat_read::Fields::StatusAndDelta,
         |selection, _, s, w| selection.add_packed(0, || (), s.delta_ns, weight(w)),
     )?;
     let rows = selection.finish();
