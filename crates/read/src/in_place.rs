@@ -63,7 +63,7 @@ pub struct InPlace {
     kind_ok: Box<[bool; 256]>,
     class_ok: Box<[bool; 256]>,
     /// Whether a writer was alive when the view was made.
-    pub(crate) live: bool,
+    live: bool,
     /// Of a live ring: the holes found so far (offsets from head, ascending), which every
     /// later pass passes over; and how many of them were in flight (the others were given
     /// up).
@@ -135,6 +135,13 @@ impl InPlace {
         })
     }
 
+    /// Whether a writer was alive when the view was made (its slots are then read as a
+    /// seqlock reader reads them).
+    #[cfg(test)]
+    pub(crate) fn is_live(&self) -> bool {
+        self.live
+    }
+
     /// Slots passed over because they were being written when a pass first read them, and
     /// by every pass after it (a live ring; 0 with no writer left: an unfinished slot is
     /// then abandoned).
@@ -187,34 +194,33 @@ impl InPlace {
                 let last = holes.partition_point(|&hole| u64::from(hole) < end);
                 holes[first..last].to_vec()
             };
-            let mut found = Holes::default();
+            let mut runs = Vec::with_capacity(known.len() + 1);
             let mut from = start;
-            // A loop of its own for each choice of fields, with them a constant there: the
-            // pieces left out are then known where a group is loaded.
-            let mut scan_live = |range, fields| match fields {
-                Fields::All => self.scan_live(
-                    ring,
-                    range,
-                    Fields::All,
-                    &mut counts,
-                    &mut found,
-                    &mut visit,
-                ),
-                Fields::StatusAndDelta => self.scan_live(
-                    ring,
-                    range,
-                    Fields::StatusAndDelta,
-                    &mut counts,
-                    &mut found,
-                    &mut visit,
-                ),
-            };
             for hole in known {
                 let hole = u64::from(hole).max(from);
-                scan_live(from..hole, fields);
+                runs.push(from..hole);
                 from = hole + 1;
             }
-            scan_live(from..end, fields);
+            runs.push(from..end);
+            let mut found = Holes::default();
+            // A loop of its own for each choice of fields, with them a constant there: the
+            // pieces left out are then known where a group is loaded.
+            let mut scan_runs = |fields| {
+                for run in &runs {
+                    self.scan_live(
+                        ring,
+                        run.clone(),
+                        fields,
+                        &mut counts,
+                        &mut found,
+                        &mut visit,
+                    );
+                }
+            };
+            match fields {
+                Fields::All => scan_runs(Fields::All),
+                Fields::StatusAndDelta => scan_runs(Fields::StatusAndDelta),
+            }
             if !found.offsets.is_empty() {
                 // Relaxed: a count read after the passes' threads are joined.
                 self.in_flight.fetch_add(found.in_flight, Ordering::Relaxed);
@@ -228,16 +234,11 @@ impl InPlace {
         } else {
             // Plain copies: a field not read costs no load, whatever `fields` says; those
             // left out are made 0 all the same (a loop for each).
+            let mut scan_closed =
+                |fields| self.scan_closed(ring, start..end, fields, &mut counts, &mut visit);
             match fields {
-                Fields::All => self.scan_closed(ring, start..end, &mut counts, &mut visit),
-                Fields::StatusAndDelta => self.scan_closed(
-                    ring,
-                    start..end,
-                    &mut counts,
-                    &mut |unit, sample: &Sample, weight| {
-                        visit(unit, &sample.with_only(Fields::StatusAndDelta), weight)
-                    },
-                ),
+                Fields::All => scan_closed(Fields::All),
+                Fields::StatusAndDelta => scan_closed(Fields::StatusAndDelta),
             }
         }
         // Relaxed: statistics of the pass, read by `end_pass` after its threads are joined.
@@ -311,12 +312,15 @@ impl InPlace {
     }
 
     /// The slots at offsets `range` of a ring with no writer left: a slot that does not hold
-    /// its record was abandoned (its writer died while writing it) or given up.
+    /// its record was abandoned (its writer died while writing it) or given up. Of each
+    /// record, `fields` (the others are made 0: read with plain copies, a field not read costs
+    /// no load anyway).
     #[inline(always)]
     fn scan_closed(
         &self,
         ring: &Ring<RegionStorage>,
         range: Range<u64>,
+        fields: Fields,
         counts: &mut Counts,
         visit: &mut impl FnMut(u64, &Sample, u128),
     ) {
@@ -343,7 +347,7 @@ impl InPlace {
                     return;
                 }
                 visited += 1;
-                let record = RingRecord::from_slot(&slot.record, kind, class);
+                let record = RingRecord::from_slot(&fields.of(slot.record), kind, class);
                 let offset = range.start + u64::from(offset);
                 visit(offset, &tables.sample(&record), tables.weight(class));
             })

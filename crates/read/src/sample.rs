@@ -530,7 +530,9 @@ impl Source {
     /// records: the others are 0 in every sample it is handed, from any source (see
     /// [`Sample::with_only`]). A ring a writer is writing to is read field by field (atomic
     /// loads that cannot be left out where a field goes unused): asked for
-    /// [`Fields::StatusAndDelta`], a pass over it loads about half of every record.
+    /// [`Fields::StatusAndDelta`], a pass over it loads about half of the pieces of the
+    /// records in whole groups of [`ringlat_ring::GROUP`] slots (the other slots are loaded
+    /// whole).
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
@@ -945,11 +947,11 @@ mod tests {
         };
         let live = Source::open(&path).unwrap();
         compare(&live);
-        assert!(matches!(view_of(&live), RingView::InPlace(view) if view.live));
+        assert!(matches!(view_of(&live), RingView::InPlace(view) if view.is_live()));
         ring.close().unwrap();
         let closed = Source::open(&path).unwrap();
         compare(&closed);
-        assert!(matches!(view_of(&closed), RingView::InPlace(view) if !view.live));
+        assert!(matches!(view_of(&closed), RingView::InPlace(view) if !view.is_live()));
         let archive_path = dir.path().join("fields.archive");
         let file = RingFile::open(&path).unwrap();
         let mut records = Vec::new();

@@ -45,6 +45,22 @@ impl Fields {
         }
     }
 
+    /// The fields of both: what a reader needs when two readers' needs are joined (a fold's
+    /// and its filter's).
+    ///
+    /// ```
+    /// use ringlat_ring::Fields;
+    /// assert_eq!(Fields::StatusAndDelta.union(Fields::StatusAndDelta), Fields::StatusAndDelta);
+    /// assert_eq!(Fields::StatusAndDelta.union(Fields::All), Fields::All);
+    /// ```
+    #[inline]
+    pub const fn union(self, other: Fields) -> Fields {
+        match (self, other) {
+            (Fields::StatusAndDelta, Fields::StatusAndDelta) => Fields::StatusAndDelta,
+            (Fields::All, _) | (_, Fields::All) => Fields::All,
+        }
+    }
+
     /// `record` with the fields not among these set to 0.
     #[inline(always)]
     pub const fn of(self, record: Record) -> Record {
@@ -101,19 +117,22 @@ pub trait Storage {
     /// `into`; the other places keep what they held, or get the records of their slots: for
     /// a reader that reads slots a group at a time
     /// ([`Ring::for_each_committed`](crate::Ring::for_each_committed)). Of each record, at
-    /// least the bytes of `fields` are loaded; the others may keep what they held. Where the
-    /// cells allow, a whole group laid out as the storage lays out every group is read with
-    /// its loads known in advance (all of it: loads cost less there than a choice per slot).
-    /// Into the caller's group, not a new one: a group returned was copied once more.
+    /// least the bytes of `fields` are loaded; the others may keep what they held (the
+    /// default loads every field). Where the cells allow, a whole group laid out as the
+    /// storage lays out every group is read with its loads known in advance (every slot, the
+    /// pieces of `fields`: loads cost less there than a choice per slot). Into the caller's
+    /// group, not a new one: a group returned was copied once more.
     #[inline(always)]
     fn load_group(
         &self,
         first: u32,
         count: u32,
         wanted: u8,
-        _every_field_anyway: Fields,
+        fields: Fields,
         into: &mut [Record; GROUP],
     ) {
+        // Every field, whichever were asked for.
+        _ = fields;
         load_wanted(self, first, count, wanted, into)
     }
     /// For each slot of `indices` in order, its metadata word (an acquire load) and its

@@ -192,6 +192,8 @@ pub(crate) fn fold_pieces<A: Send, P: Send>(
             if sample.probability.to_bits() != last.0.to_bits() {
                 last = (sample.probability, weight_of(sample.probability, false));
             }
+            // Selected already: the fields not asked for are made 0 as on the other path.
+            let sample = &sample.with_only(fields);
             fold(&mut acc, &mut piece, source, UNKNOWN_UNIT, sample, last.1);
         })?;
         return Ok((acc, piece));
@@ -276,10 +278,7 @@ pub(crate) fn fold_listed<A: Send, P: Send>(
 ) -> Result<(A, P), Failure> {
     let (everything, kinds_only) = (filter.is_everything(), filter.kinds_only());
     // The fold's fields and the filter's.
-    let fields = match (fields, filter.fields_read()) {
-        (Fields::StatusAndDelta, Fields::StatusAndDelta) => Fields::StatusAndDelta,
-        _ => Fields::All,
-    };
+    let fields = fields.union(filter.fields_read());
     let kinds: Vec<[bool; 256]> = (0..sources.sources.len())
         .map(|index| filter.kinds_for(sources, index))
         .collect();
@@ -554,7 +553,16 @@ pub(crate) mod tests {
             since: Some("1970-01-01T00:00:01Z".into()),
             ..FilterArgs::default()
         };
-        for (args, kept) in [(by_trace, 1), (by_time, 3 * PIECE + 12_345 - 99_900)] {
+        let before_time = FilterArgs {
+            until: Some("1970-01-01T00:00:01Z".into()),
+            ..FilterArgs::default()
+        };
+        let cases = [
+            (by_trace, 1),
+            (by_time, 3 * PIECE + 12_345 - 99_900),
+            (before_time, 99_900),
+        ];
+        for (args, kept) in cases {
             let filter = Filter::parse(&args).unwrap();
             let mut progress = Progress::new("test", sources.len_hint());
             let folded = fold(

@@ -577,6 +577,62 @@ mod tests {
     use super::*;
     use ringlat_read::RingView;
 
+    /// A filter that says it reads status and delta alone keeps a sample exactly when it
+    /// keeps the sample with its trace id and time made 0; one that selects by trace id or
+    /// time says it reads every field (and would not keep the same samples so).
+    #[test]
+    fn a_filter_reads_the_fields_it_says_it_reads() {
+        let every = FilterArgs::default;
+        let filters = [
+            every(),
+            FilterArgs {
+                status: vec![1, 3],
+                ..every()
+            },
+            FilterArgs {
+                min: Some("20us".into()),
+                max: Some("90us".into()),
+                ..every()
+            },
+            FilterArgs {
+                trace: Some(7),
+                ..every()
+            },
+            FilterArgs {
+                since: Some("1970-01-01T00:00:01Z".into()),
+                ..every()
+            },
+            FilterArgs {
+                until: Some("1970-01-01T00:00:01Z".into()),
+                ..every()
+            },
+        ];
+        let samples: Vec<Sample> = (0..200u64)
+            .map(|i| Sample {
+                nanotime: i * 10_000_000,
+                trace_id: i % 9,
+                delta_ns: (i as i64 % 11) * 10_000,
+                status: (i % 4) as u8,
+                kind: 0,
+                probability: 1.0,
+            })
+            .collect();
+        let kinds = [true; 256];
+        for (n, args) in filters.iter().enumerate() {
+            let filter = Filter::parse(args).unwrap();
+            let differ = samples.iter().any(|s| {
+                filter.keeps(s, &kinds)
+                    != filter.keeps(&s.with_only(Fields::StatusAndDelta), &kinds)
+            });
+            let says = filter.fields_read();
+            assert_eq!(
+                says == Fields::All,
+                differ,
+                "filter {n} says it reads {says:?}"
+            );
+        }
+    }
+
     /// A reader whose passes fail because the ring was rewritten under them runs once more,
     /// its rings read from copies; other failures are not run again, and the next command
     /// reads rings in place again.
