@@ -212,12 +212,7 @@ fn exact_percentiles<K: Ord + Clone + Send + Sync>(
             closed = Some(lanes.tally);
         }
     }
-    // Without windows the groups are made of kinds and statuses: the records' trace ids and
-    // times are not read (a live ring is read faster so).
-    let fields = match windows {
-        Some(_) => Fields::All,
-        None => Fields::StatusAndDelta,
-    };
+    let fields = fields_read(windows.map(|(window_ns, _)| window_ns));
     let counted = match closed {
         Some(counted) => counted,
         None => crate::scan::fold(
@@ -239,6 +234,16 @@ fn exact_percentiles<K: Ord + Clone + Send + Sync>(
     progress.finish();
     let counts = selection.at_or_below().map(Vec::into_iter);
     Ok((selection.finish(), counts))
+}
+
+/// The fields of a record that grouping it (by kind and status, and with `window_ns` by time
+/// window) reads: without windows its trace id and time are not read (a live ring is read
+/// faster so).
+fn fields_read(window_ns: Option<u64>) -> Fields {
+    match window_ns {
+        Some(_) => Fields::All,
+        None => Fields::StatusAndDelta,
+    }
 }
 
 /// A tally's selection made exact: when the tally could not keep every distinct value, a
@@ -357,10 +362,7 @@ fn cumulative_counts(
     // Per row: weight of the records falling at or below value i but above value i-1.
     let empty: Vec<Vec<u128>> = rows.iter().map(|r| vec![0; r.values.len()]).collect();
     progress.next_pass("counting");
-    let fields = match grouping.window_ns {
-        Some(_) => Fields::All,
-        None => Fields::StatusAndDelta,
-    };
+    let fields = fields_read(grouping.window_ns);
     let buckets = crate::scan::fold(
         sources,
         filter,

@@ -661,9 +661,6 @@ mod tests {
         passes
     }
 
-    /// The listing, grouping and counts of one serial walk equal a brute force over all the
-    /// records (ties in latency and time broken by position: the later record first), and a
-    /// walk cut into chunks and merged gives the same.
     /// A scrambled run of `n` records, latencies 0..n ns, weight one each, into `highest`.
     fn add_scrambled(highest: &mut Highest, n: u64) {
         for position in 0..n {
@@ -710,6 +707,9 @@ mod tests {
         );
     }
 
+    /// The listing, grouping and counts of one serial walk equal a brute force over all the
+    /// records (ties in latency and time broken by position: the later record first), and a
+    /// walk cut into chunks and merged gives the same.
     #[test]
     fn the_tail_pass_matches_a_brute_force_and_merges_exactly() {
         let (_dir, sources, records) = archives(&[900, 700], 40, 1);
