@@ -4,7 +4,7 @@
 
 use crate::Failure;
 use crate::cli::{CatArgs, RecordFormat, Unit};
-use crate::merge::WINDOW;
+use crate::merge::{EXACT_WINDOW_CAP, WINDOW};
 use crate::output::{JsonLines, csv_header, csv_line, text_header, text_line, unit_for};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources, sample_of};
@@ -127,8 +127,9 @@ fn print_streaming(
     let late = merger.late();
     if late > 0 {
         eprintln!(
-            "ringcat: {late} record(s) came more than {WINDOW} records late (files without a \
-             lateness bound: archives of version 1 or 2) and were printed out of time order"
+            "ringcat: {late} record(s) came later than their file's reorder window allows \
+             ({WINDOW} records for archives of version 1 or 2, which carry no lateness bound; \
+             {EXACT_WINDOW_CAP} for other files) and were printed out of time order"
         );
     }
     Ok(())

@@ -41,14 +41,15 @@ pub enum Command {
     /// Records stream out oldest first as the files are read: several files are merged by
     /// time (a k-way merge; equal times keep the order of the files given, then file
     /// order), and memory does not grow with the files. Each file is put in time order
-    /// through a reorder window: exact for a ring (its records are read first, and sorted)
-    /// and for an archive of format version 3, whose header bounds how late a record can
-    /// come (there --since, --until and --last also seek instead of reading the whole file);
-    /// archives of
-    /// versions 1 and 2 get a window of 8192 records, and a record that comes later than
-    /// that is printed where it arrives, out of time order, and counted on stderr. In text
-    /// without --unit, the latency unit is chosen from the first 65536 records printed.
-    /// --last and --reverse collect what they print before printing it.
+    /// through a reorder window: exact for an archive of format version 3, whose header
+    /// bounds how late a record can come (there --since, --until and --last also seek
+    /// instead of reading the whole file), and for a ring, whose bound a first pass measures
+    /// (then --last reads it backwards, as far as the bound asks); an exact window holds at
+    /// most 1048576 records. Archives of versions 1 and 2 get a window of 8192 records. A
+    /// record that comes later than its window allows is printed where it arrives, out of
+    /// time order, and counted on stderr. In text without --unit, the latency unit is chosen
+    /// from the first 65536 records printed. --last and --reverse collect what they print
+    /// before printing it.
     Cat(CatArgs),
     /// The live header view: geometry, fill, writer, breaker, rates, counters.
     Stat(StatArgs),

@@ -17,15 +17,15 @@
 //! Memory is bounded whatever the input size: one row group of columns (`--row-group-rows`),
 //! plus per file a reorder window and two batches in flight. Each file is read on its own
 //! thread; the records are merged by time through the files' windows ([`crate::merge`]):
-//! exact for an archive with a lateness bound (version 3) and for a ring (its snapshot is
-//! sorted), else [`WINDOW`] records, and a record further than that from its place in time
-//! keeps its file order (counted on stderr). A ring is read as one snapshot, as `ringcat
-//! cat` does. The file is written beside its destination and renamed
+//! exact for an archive with a lateness bound (version 3) and for a ring (whose bound a first
+//! pass measures: [`crate::ring_order`]), else [`WINDOW`] records, and a record further than
+//! that from its place in time keeps its file order (counted on stderr). A ring is read as
+//! `ringcat cat` reads it. The file is written beside its destination and renamed
 //! into place when complete, so a failed export leaves no half-made file.
 
 use crate::Failure;
 use crate::cli::FilterArgs;
-use crate::merge::{Feed, Merger, Stream, WINDOW};
+use crate::merge::{EXACT_WINDOW_CAP, Feed, Merger, Stream, WINDOW};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources, expand};
 use clap::Args;
@@ -260,8 +260,9 @@ fn merge_by_time(
         }
         if late > 0 && written.is_ok() {
             eprintln!(
-                "ringcat: {late} record(s) came more than {WINDOW} records late (files without \
-                 a lateness bound) and were exported out of time order"
+                "ringcat: {late} record(s) came later than their file's reorder window allows \
+                 ({WINDOW} records for archives of version 1 or 2, which carry no lateness \
+                 bound; {EXACT_WINDOW_CAP} for other files) and were exported out of time order"
             );
         }
         written

@@ -3,7 +3,7 @@
 //!
 //! A file's window is either exact or fixed:
 //! * **exact** (an archive of version 3, whose header bounds how late a record can be, or a
-//!   file read in time order): a record leaves the window once no record still to come can
+//!   ring, whose bound a first pass measures: [`crate::ring_order`]): a record leaves the window once no record still to come can
 //!   be older. The window holds the records of one lateness bound of time, at most
 //!   [`EXACT_WINDOW_CAP`] records (past that it behaves as a fixed window of that size).
 //! * **fixed** ([`WINDOW`] records; archives of versions 1 and 2): a record that arrives

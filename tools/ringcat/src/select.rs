@@ -4,7 +4,9 @@ use crate::Failure;
 use crate::cli::FilterArgs;
 use crate::duration::parse_latency_ns;
 use crate::merge::{Merger, Stream, WINDOW, Window};
+use crate::newest::Newest;
 use crate::progress::Progress;
+use crate::ring_order;
 use crate::time::{now_unix_ns, parse_time};
 use ringlat_read::archive::{ArchiveReader, ArchivedRecord};
 use ringlat_read::{Fields, Sample, Source};
@@ -262,17 +264,42 @@ impl Sources {
                     );
                 }
                 Source::Ring { .. } => {
-                    let mut kept = Vec::new();
-                    let mut order = 0u64;
-                    source.for_each(|sample| {
-                        progress.tick();
-                        if filter.keeps(&sample, &kinds) {
-                            kept.push((sample.nanotime, index, order, sample));
+                    // Backwards from the end, as an archive is read, once a first pass
+                    // measured the ring's lateness bound (which a ring does not carry).
+                    let lateness = ring_order::lateness(source, filter, &kinds)?;
+                    let mut high = source.begin_scan()?;
+                    let mut newest = Newest::new(n);
+                    let mut oldest_read = u64::MAX;
+                    while high > 0 {
+                        let low = high.saturating_sub(FEED_CHUNK);
+                        source.scan_fields(
+                            low..high,
+                            &mut Vec::new(),
+                            Fields::All,
+                            |unit, sample, _| {
+                                progress.tick();
+                                if filter.keeps(sample, &kinds) {
+                                    oldest_read = oldest_read.min(sample.nanotime);
+                                    newest.offer(unit, sample, |sample| *sample);
+                                }
+                            },
+                        )?;
+                        high = low;
+                        // No record before is newer than the oldest read by more than the
+                        // bound: none is newer than the oldest kept.
+                        if newest.full_at().is_some_and(|oldest_kept| {
+                            oldest_read.saturating_add(lateness) < oldest_kept
+                        }) {
+                            break;
                         }
-                        order += 1;
-                    })?;
-                    kept.sort_by_key(|(time, _, order, _)| (*time, *order));
-                    candidates.extend(kept.drain(kept.len().saturating_sub(n)..));
+                    }
+                    source.end_scan()?;
+                    candidates.extend(
+                        newest
+                            .into_sorted()
+                            .into_iter()
+                            .map(|(time, order, sample)| (time, index, order, sample)),
+                    );
                 }
             }
         }
@@ -304,8 +331,7 @@ impl Sources {
         for index in 0..self.sources.len() {
             let (mut feed, window) = self.feed(index, filter)?;
             total += match &feed.feed {
-                Feed::Archive { next, end, .. } => end - next,
-                Feed::Sorted(samples) => samples.len() as u64,
+                Feed::Archive { next, end, .. } | Feed::Ring { next, end, .. } => end - next,
             };
             feed.read = Some(read);
             streams.push(Stream::new(feed, window));
@@ -336,15 +362,16 @@ impl Sources {
                 (feed, window)
             }
             Source::Ring { .. } => {
-                let mut samples = Vec::new();
-                source.for_each(|sample| {
-                    if filter.keeps(&sample, &kinds) {
-                        samples.push(sample);
-                    }
-                })?;
-                // Stable: ties keep ring order.
-                samples.sort_by_key(|s| s.nanotime);
-                (Feed::Sorted(samples.into_iter()), Window::Exact(0))
+                // A first pass measures how far out of time order the selected records lie;
+                // the second streams them through a window of exactly that much.
+                let lateness = ring_order::lateness(source, filter, &kinds)?;
+                let end = source.begin_scan()?;
+                let feed = Feed::Ring {
+                    source,
+                    next: 0,
+                    end,
+                };
+                (feed, Window::Exact(lateness))
             }
         };
         Ok((
@@ -400,8 +427,13 @@ pub(crate) enum Feed<'a> {
         next: u64,
         end: u64,
     },
-    /// A ring's records, read first and sorted by time.
-    Sorted(std::vec::IntoIter<Sample>),
+    /// The units `next..end` of a pass over a ring (begun, ended once `next` reaches `end`),
+    /// read a chunk at a time.
+    Ring {
+        source: &'a Source,
+        next: u64,
+        end: u64,
+    },
 }
 
 /// One file's selected records, in file order, for [`Merger`].
@@ -435,16 +467,47 @@ impl crate::merge::Feed for FileFeed<'_> {
                     *next = to;
                 }
             }
-            Feed::Sorted(samples) => {
-                into.extend(samples.by_ref().take(FEED_CHUNK as usize));
-                if let Some(read) = read {
-                    // Relaxed: a progress count, read on the same thread.
-                    read.fetch_add((into.len() - before) as u64, Ordering::Relaxed);
+            Feed::Ring { source, next, end } => {
+                while into.len() == before && *next < *end {
+                    let to = (*next + FEED_CHUNK).min(*end);
+                    let (filter, kinds) = (self.filter, &self.kinds);
+                    source.scan_fields(
+                        *next..to,
+                        &mut Vec::new(),
+                        Fields::All,
+                        |_, sample, _| {
+                            if filter.keeps(sample, kinds) {
+                                into.push(*sample);
+                            }
+                        },
+                    )?;
+                    if let Some(read) = read {
+                        // Relaxed: a progress count, read on the same thread.
+                        read.fetch_add(to - *next, Ordering::Relaxed);
+                    }
+                    *next = to;
+                    if *next == *end {
+                        end_streamed_pass(source)?;
+                    }
                 }
             }
         }
         Ok(into.len() > before)
     }
+}
+
+/// Ends a pass whose records were handed on as they were read (some may be printed): a ring
+/// written to under it is not read again from a copy, which would print them twice, but fails
+/// the command, saying so.
+fn end_streamed_pass(source: &Source) -> Result<(), Failure> {
+    source
+        .end_scan()
+        .map_err(|error| match Failure::from(error) {
+            Failure::Rewritten(message) => Failure::File(format!(
+                "{message}: the records printed may lack some of it; read it again"
+            )),
+            failure => failure,
+        })
 }
 
 /// The filters, parsed.
