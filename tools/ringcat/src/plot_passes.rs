@@ -8,7 +8,10 @@
 //!   ([`PieceMap`]); each kind's spectrum in a one-pass [`Tally`]; each window's P99 per kind in a [`Closing`] tally when
 //!   the window is known before the span is: given (`--window`), or guessed from the
 //!   archive's time span (`ArchiveReader::time_span_hint`: right for a plot of a whole
-//!   archive; the guess is checked against the span the pass measures, and dropped if wrong).
+//!   archive), or from a whole ring's first and last records ([`ring_span_guess`]); the guess
+//!   is checked against the span the pass measures, and dropped if wrong. One ring, which
+//!   carries no lateness bound, is given a guessed one ([`RING_LATENESS_GUESS_NS`]) so that
+//!   its windows close too: a record later than it costs a pass, as an archive's lie does.
 //!   Where windows close (a lateness bound), the spectra are not fed record by record: each
 //!   window's values go into its kind's spectrum when it closes, and those of the windows
 //!   still open at the end after the pass ([`Part::Absorbing`]; whatever the window length,
@@ -38,7 +41,7 @@ use crate::plot_points::{self, PointsPass};
 use crate::progress::Progress;
 use crate::select::{Filter, Sources};
 use ringlat_read::percentile::{Quantile, Selection, Tally, WEIGHT_ONE};
-use ringlat_read::{Sample, Source};
+use ringlat_read::{Fields, Sample, Source};
 use std::collections::BTreeMap;
 
 /// At most this many points are sampled at an even stride; tail points are added while the
@@ -66,16 +69,51 @@ fn window_for(t0: u64, t1: u64) -> u64 {
     (t1.saturating_sub(t0) / 60).max(1_000_000)
 }
 
-/// The span of the records a plot reads, if known before reading them: one archive read
-/// whole (no filter), with a span hint that settles.
+/// The span of the records a plot reads, if known (or well guessed) before reading them: one
+/// archive read whole (no filter), with a span hint that settles; one ring read whole, guessed
+/// from its first and last records ([`ring_span_guess`]). Pass 1 checks the guess.
 fn span_hint(sources: &Sources, filter: &Filter) -> Result<Option<(u64, u64)>, Failure> {
     if !filter.is_everything() {
         return Ok(None);
     }
     match sources.sources.as_slice() {
         [Source::Archive(archive)] => Ok(archive.time_span_hint()?),
+        [ring @ Source::Ring { .. }] => ring_span_guess(ring),
         _ => Ok(None),
     }
+}
+
+/// The lateness bound guessed for one ring (at least; a window's length if longer), which
+/// carries none ([`crate::ring_order`]): how far behind the newest record before it a
+/// record may come, a producer held up between taking its time and its slot. A record later
+/// than the guess lands in a window already closed, and the windows are counted again in the
+/// next pass without closing (a pass lost, never a wrong answer: [`crate::closing`]); the
+/// windows open meanwhile hold the values of this much time.
+const RING_LATENESS_GUESS_NS: u64 = 100_000_000;
+
+/// Records read at each end of a ring to guess its span.
+const RING_SPAN_PROBE: u64 = 4096;
+
+/// A ring's span as its first and last [`RING_SPAN_PROBE`] records give it: its records lie
+/// in the order their producers took their slots, each a moment after taking its time, so
+/// the oldest record is among the first ones and the newest among the last ones unless a
+/// producer was held up for longer than those records took (then pass 1 finds another span
+/// and the windows are counted in pass 2, as without a guess). A partial pass (a ring read in
+/// place allows it: [`Source::end_scan`]).
+fn ring_span_guess(ring: &Source) -> Result<Option<(u64, u64)>, Failure> {
+    let units = ring.begin_scan()?;
+    let (mut oldest, mut newest) = (u64::MAX, 0);
+    for range in [
+        0..units.min(RING_SPAN_PROBE),
+        units.saturating_sub(RING_SPAN_PROBE)..units,
+    ] {
+        ring.scan_fields(range, &mut Vec::new(), Fields::All, |_, sample, _| {
+            oldest = oldest.min(sample.nanotime);
+            newest = newest.max(sample.nanotime);
+        })?;
+    }
+    ring.end_scan()?;
+    Ok((oldest <= newest).then_some((oldest, newest)))
 }
 
 /// A window's key: (window start, kind label).
@@ -407,6 +445,13 @@ pub(crate) fn gather(
         Some(window) => Some(window),
         None => span_hint(sources, filter)?.map(|(t0, t1)| window_for(t0, t1)),
     };
+    // One ring carries no bound: one is guessed, so that its windows close too.
+    let bound_guessed = bound.is_none()
+        && filter.last.is_none()
+        && matches!(sources.sources.as_slice(), [Source::Ring { .. }]);
+    if bound_guessed {
+        bound = guessed_window.map(|window| window.max(RING_LATENESS_GUESS_NS));
+    }
     let mut spectra = Progressing {
         plan: Plan::Count,
         done: None,
@@ -438,7 +483,7 @@ pub(crate) fn gather(
     let _ = spectra.settle(absorbed_spectra(first.spectra, &first.windows));
     // The windows of pass 1 count only when the guess was right.
     if guessed_window == Some(window_ns) && windows.settle(first.windows).is_err() {
-        lied(&mut bound);
+        lied(&mut bound, bound_guessed);
     }
     // Counted again, by the window now known, unless pass 1 counted them: a wrong guess or a
     // lie leaves the plan at counting, and no guess at nothing.
@@ -484,7 +529,7 @@ pub(crate) fn gather(
         let _ = spectra.settle(absorbed_spectra(after.spectra, &after.windows));
         // A lie leaves the plan at counting: counted again without the bound.
         if windows.settle(after.windows).is_err() {
-            lied(&mut bound);
+            lied(&mut bound, bound_guessed);
         }
     }
     progress.finish();
@@ -513,10 +558,10 @@ pub(crate) fn gather(
     })
 }
 
-/// A record came later than the archive's lateness bound: said once, and windows are no
-/// longer closed on the bound.
-fn lied(bound: &mut Option<u64>) {
-    if bound.take().is_some() {
+/// A record came later than the lateness bound: said once (unless the bound was only
+/// guessed), and windows are no longer closed on the bound.
+fn lied(bound: &mut Option<u64>, guessed: bool) {
+    if bound.take().is_some() && !guessed {
         closing::warn_bound_broken();
     }
 }

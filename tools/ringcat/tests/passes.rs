@@ -580,3 +580,83 @@ fn hgrm_by_window_counts_the_same_through_the_counting_pass() {
     assert_eq!(exact.len(), 12, "{:?}", exact.keys());
     assert!(written(Some("0"), "counted") == exact);
 }
+
+/// A ring of `count` records 1.2 ms apart (a minute) whose writer stays alive until it is
+/// dropped, 3 kinds, µs latencies with a tail, and `late` (index, ns behind its place) records
+/// out of time order.
+fn late_ring(path: &Path, count: u64, late: &[(u64, u64)]) -> ringlat::Ring {
+    let ring = ringlat::Ring::builder(path)
+        .capacity(1 << 16)
+        .kind(0, "market")
+        .kind(1, "limit")
+        .kind(2, "cancel")
+        .max_skew(std::time::Duration::from_secs(100 * 365 * 86_400))
+        .create()
+        .unwrap();
+    let mut state = 9u64;
+    for i in 0..count {
+        let behind = late
+            .iter()
+            .find(|(at, _)| *at == i)
+            .map_or(0, |(_, by)| *by);
+        let tail = if lcg(&mut state).is_multiple_of(50) {
+            40
+        } else {
+            1
+        };
+        let micros = (lcg(&mut state) % 300 + 10) * tail;
+        ring.record_at(
+            (lcg(&mut state) % 3) as u8,
+            i,
+            (lcg(&mut state) % 4) as u8,
+            std::time::Duration::from_micros(micros),
+            T0 + 10_000_000_000 + i * 1_200_000 - behind,
+        );
+    }
+    ring
+}
+
+/// `plot` of one ring guesses its span from its first and last records and a lateness bound
+/// (a ring carries none), so that it counts the windows in its first pass and closes them:
+/// the SVG equals the one drawn without the guesses (a filter that keeps every record) and
+/// the bins' passes' (budget 0), whether the guesses hold, the bound does not (a record 5 s
+/// late: counted again, quietly: the bound was a guess), or the span does not (the oldest
+/// record in the middle of the ring); the writer alive, and gone.
+#[test]
+fn plot_of_a_ring_guesses_its_span_and_bound_and_draws_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[(u64, u64)]); 3] = [
+        ("in order", &[]),
+        ("a record 5 s late", &[(30_000, 5_000_000_000)]),
+        ("the oldest in the middle", &[(25_000, 40_000_000_000)]),
+    ];
+    for (what, late) in cases {
+        let path = dir.path().join("late.ring");
+        let _ = std::fs::remove_file(&path);
+        let mut ring = Some(late_ring(&path, 50_000, late));
+        let file = path.to_str().unwrap();
+        let plot = |extra: &[&str], budget: Option<&str>| {
+            let mut args = vec!["plot", file, "-o", "-"];
+            args.extend(extra);
+            ringcat_within(&args, budget)
+        };
+        for writer in ["alive", "gone"] {
+            let (guessed, stderr) = plot(&[], Some("5000"));
+            assert!(stderr.is_empty(), "{what}, writer {writer}: {stderr}");
+            assert!(guessed.contains("<polyline"));
+            let (unguessed, _) = plot(&["--status", "0,1,2,3"], None);
+            assert!(
+                unguessed == guessed,
+                "{what}, writer {writer}: the guesses drew otherwise"
+            );
+            let (binned, _) = plot(&[], Some("0"));
+            assert!(
+                binned == guessed,
+                "{what}, writer {writer}: the bins' passes drew otherwise"
+            );
+            if let Some(ring) = ring.take() {
+                ring.close().unwrap();
+            }
+        }
+    }
+}
