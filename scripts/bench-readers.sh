@@ -11,11 +11,11 @@
 #   RING_SLOTS=1048576 scripts/bench-readers.sh         # a smaller ring for the ring row
 #
 # The ring row reads a closed ring of RING_SLOTS slots (default 2^24), filled to the brim by the
-# synth_ring example (3 kinds, the same latency shape as the archive), made in BENCH_DIR;
-# the live ring row the same ring made again with its writer kept alive while the row runs
-# (read in place too: no consumer, not overwriting); and the ring's records drained (from a
-# copy) into an archive. Their notes give the wall time per record, to compare with the archive
-# rows'.
+# synth_ring example (3 kinds, the same latency shape as the archive), made in BENCH_DIR. The
+# live ring rows run the issue's commands over the same ring made again with its writer kept
+# alive while they run (read in place too: no consumer, not overwriting); the drained rows run
+# them over the ring's records drained (from a copy) into an archive: the rows to hold the
+# live ring's against, record for record. Their notes give the wall time per record.
 #
 # Warm page cache: the archive is read once before timing. Timings on a shared machine are
 # noisy: quote the ratios (each pair runs back to back) and medians. This script never judges.
@@ -59,8 +59,20 @@ ring=$dir/synth-$ring_slots.ring
 # leaves it is in large folios, cheap to map; a ring made hours before was found in small
 # pages (7,500 faults instead of 1,100, up to 0.09 s of system time), which a user's fresh
 # ring never is.
-drained_row="pct --by kind (the ring's records drained into an archive)"
-if [[ -z ${ONLY:-} || $ring_row =~ $ONLY || $drained_row =~ $ONLY ]]; then
+drained_label="the ring's records drained"
+live_label="live ring of $ring_slots slots"
+# The commands run over the ring's records drained and over the live ring (see ring_rows).
+ring_commands=("pct --by kind" "pct --by kind,status --window 1s" "slice --above p99.9" "plot"
+    "cat --last 10" "cat | head -1" "cat --format json | (pipe)")
+# wanted LABEL: whether ONLY selects any ring row of that label.
+wanted() {
+    local command
+    for command in "${ring_commands[@]}"; do
+        [[ -z ${ONLY:-} || "$command ($1)" =~ $ONLY ]] && return 0
+    done
+    return 1
+}
+if [[ -z ${ONLY:-} || $ring_row =~ $ONLY ]] || wanted "$drained_label" || wanted "$live_label"; then
     rm -f "$ring"
     "$synth_ring" "$ring.tmp" "$ring_slots" >/dev/null
     mv "$ring.tmp" "$ring"
@@ -89,7 +101,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 anchor="cat '$big' > /dev/null"
 printf '# %s records (%s MB), %s runs per row, %s, load %s\n' "$records" "$(($(stat -c %s "$big") / 1000000))" "$runs" "$(date -u +%FT%TZ)" "$(cut -d' ' -f1 /proc/loadavg)"
-printf '%-58s %9s %9s %9s %9s  %s\n' "command" "wall s" "cat s" "x cat" "RSS MiB" "note"
+printf '%-66s %9s %9s %9s %9s  %s\n' "command" "wall s" "cat s" "x cat" "RSS MiB" "note"
 # bench NAME COMMAND [NOTE]: COMMAND is a shell command where RINGCAT stands for the binary.
 bench() {
     local name=$1 template=$2 note=${3:-}
@@ -124,7 +136,7 @@ bench_one() {
     if [[ $note == per-record:* ]]; then
         note=$(awk -v n="${note#per-record:}" -v w="$wall" 'BEGIN { printf "%.1f ns/record (wall)", w * 1e9 / n }')
     fi
-    printf '%-58s %9s %9s %9s %9s  %s\n' "$name" "$wall" "$cat_s" "$ratio" "$((peak / 1024))" "$note"
+    printf '%-66s %9s %9s %9s %9s  %s\n' "$name" "$wall" "$cat_s" "$ratio" "$((peak / 1024))" "$note"
 }
 
 bench "pct --by kind" "exec RINGCAT pct '$big' --by kind > /dev/null" "per-record:$records"
@@ -135,6 +147,18 @@ bench "cat --last 10" "exec RINGCAT cat '$big' --last 10 > /dev/null"
 bench "cat --since <last minute> | head -1" "RINGCAT cat '$big' --since $since | head -1 > /dev/null"
 bench "cat ${many}x${many_records} files | head -1" "RINGCAT cat ${files[*]} | head -1 > /dev/null"
 bench "cat --format json | (pipe)" "RINGCAT cat '$big' --format json | cat > /dev/null" "records/s"
+# ring_rows FILE LABEL RECORDS: ring_commands over a ring (or its records drained), each row
+# named "COMMAND (LABEL)", with its wall time per record where it reads every record.
+ring_rows() {
+    local file=$1 label=$2 n=$3
+    bench "pct --by kind ($label)" "exec RINGCAT pct '$file' --by kind > /dev/null" "per-record:$n"
+    bench "pct --by kind,status --window 1s ($label)" "exec RINGCAT pct '$file' --by kind,status --window 1s > /dev/null" "per-record:$n"
+    bench "slice --above p99.9 ($label)" "exec RINGCAT slice '$file' --above p99.9 > /dev/null" "per-record:$n"
+    bench "plot ($label)" "exec RINGCAT plot '$file' -o - > /dev/null" "per-record:$n"
+    bench "cat --last 10 ($label)" "exec RINGCAT cat '$file' --last 10 > /dev/null"
+    bench "cat | head -1 ($label)" "RINGCAT cat '$file' | head -1 > /dev/null"
+    bench "cat --format json | (pipe) ($label)" "RINGCAT cat '$file' --format json | cat > /dev/null" "per-record:$n"
+}
 if [[ -s $ring ]]; then
     ring_records=$("$ringcat" stat "$ring" | awk '$1 == "fill" { print $2 }')
     bench "$ring_row" "exec RINGCAT pct '$ring' --by kind > /dev/null" "per-record:$ring_records"
@@ -142,7 +166,7 @@ if [[ -s $ring ]]; then
     # row against record for record (the 100M-record archive has another mix of kinds and
     # six times the records to spread a run's fixed costs over).
     drained=$ring.archive
-    if [[ -z ${ONLY:-} || $drained_row =~ $ONLY ]]; then
+    if wanted "$drained_label"; then
         # Drained from a copy, made again with the ring.
         rm -f "$drained" "$drained.tmp"
         cp "$ring" "$drained.ring"
@@ -154,13 +178,12 @@ if [[ -s $ring ]]; then
         rm -f "$drained.ring"
         mv "$drained.tmp" "$drained"
         cat "$drained" >/dev/null
-        bench "$drained_row" "exec RINGCAT pct '$drained' --by kind > /dev/null" "per-record:$ring_records"
+        ring_rows "$drained" "$drained_label" "$ring_records"
     fi
 fi
 # The issue's live ring: the same ring, its writer alive while the row runs (synth_ring's
 # SECONDS): read in place, its in-flight slots passed over (no consumer, not overwriting).
-live_row="pct --by kind (live ring of $ring_slots slots)"
-if [[ -z ${ONLY:-} || $live_row =~ $ONLY ]]; then
+if wanted "$live_label"; then
     live=$dir/synth-$ring_slots-live.ring
     rm -f "$live" "$live.out"
     "$synth_ring" "$live" "$ring_slots" 3600 > "$live.out" &
@@ -173,7 +196,7 @@ if [[ -z ${ONLY:-} || $live_row =~ $ONLY ]]; then
     done
     if grep -q full "$live.out"; then
         live_records=$("$ringcat" stat "$live" | awk '$1 == "fill" { print $2 }')
-        bench "$live_row" "exec RINGCAT pct '$live' --by kind > /dev/null" "per-record:$live_records"
+        ring_rows "$live" "$live_label" "$live_records"
     else
         echo "bench-readers: the live ring was not full in time; its row is left out" >&2
     fi
