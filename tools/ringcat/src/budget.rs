@@ -1,5 +1,6 @@
 //! How much a pass may hold in memory before it takes a slower path that holds less.
 
+use crate::merge::EXACT_WINDOW_CAP;
 use ringlat_read::percentile::DISTINCT_BUDGET;
 
 /// How many undecided records a pass may keep before it gives up and leaves the listing to one
@@ -21,4 +22,15 @@ pub(crate) fn distinct_budget() -> usize {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(DISTINCT_BUDGET)
+}
+
+/// How many records the exact reorder window of a ring streamed by time may be expected to
+/// hold before the ring is read whole and sorted instead: half of [`EXACT_WINDOW_CAP`].
+/// `RINGCAT_RING_WINDOW_LIMIT` (undocumented, for tests) overrides it, so that tests can take
+/// the sorted path on small rings.
+pub(crate) fn ring_window_limit() -> u64 {
+    std::env::var("RINGCAT_RING_WINDOW_LIMIT")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(EXACT_WINDOW_CAP as u64 / 2)
 }

@@ -89,6 +89,9 @@ pub(crate) struct Closing<K> {
     window_of: fn(&K) -> Option<u64>,
     /// The window length, and the window of the last record asked about.
     windows: WindowStart,
+    /// More groups than this (closed ones included) and the lane gives up ([`Closing::gave_up`]).
+    max_groups: usize,
+    gave_up: bool,
 }
 
 /// Says on stderr that a record came later than the lateness bound allows (the file's header
@@ -145,7 +148,24 @@ impl<K: Ord + Clone> Closing<K> {
             next_close: 0,
             window_of,
             windows: WindowStart::new(window_ns),
+            max_groups: usize::MAX,
+            gave_up: false,
         }
+    }
+
+    /// Gives up once the tally holds more than `max_groups` groups, checked as windows close:
+    /// for windows whose length was guessed from a span that may be wrong (a file whose
+    /// records lie far outside it would make a window for each), whose count a caller then
+    /// drops and makes again with the length the pass measured.
+    pub(crate) fn with_max_groups(mut self, max_groups: usize) -> Self {
+        self.max_groups = max_groups;
+        self
+    }
+
+    /// True once the tally passed its `max_groups`: it takes no more records and is
+    /// incomplete.
+    pub(crate) fn gave_up(&self) -> bool {
+        self.gave_up
     }
 
     /// The start of the window that holds `time` ([`WindowStart`]).
@@ -193,6 +213,9 @@ impl<K: Ord + Clone> Closing<K> {
             })
         };
         self.tally.close_with(ended, closed);
+        if self.tally.len() > self.max_groups {
+            self.gave_up = true;
+        }
         // The next window end past `newest - lateness`, plus the bound.
         let past = newest.saturating_sub(lateness) / window;
         self.next_close = past

@@ -170,7 +170,7 @@ impl<K: Ord + Clone> Part<K> {
         closed: impl FnMut(&K, u64, &[(i64, u128)]),
     ) {
         match self {
-            Part::Counting(lane) => {
+            Part::Counting(lane) if !lane.gave_up() => {
                 let (packed, key) = key();
                 lane.tally.add_packed(packed, || key, value, weight);
                 lane.saw_with(time, closed);
@@ -179,8 +179,13 @@ impl<K: Ord + Clone> Part<K> {
                 let (packed, key) = key();
                 selection.add_packed(packed, || key, value, weight);
             }
-            Part::Idle | Part::Absorbing(_) => {}
+            Part::Idle | Part::Absorbing(_) | Part::Counting(_) => {}
         }
+    }
+
+    /// True when the part counted windows closed on a bound that a record broke.
+    fn lied_to(&self) -> bool {
+        matches!(self, Part::Counting(lane) if lane.tally.added_after_close())
     }
 }
 
@@ -191,7 +196,7 @@ impl<K: Ord + Clone> Part<K> {
 fn absorbed_spectra(spectra: Part<u16>, windows: &Part<WindowKey>) -> Part<u16> {
     match (spectra, windows) {
         (Part::Absorbing(mut whole), Part::Counting(lane))
-            if lane.tally.is_exact() && !lane.tally.added_after_close() =>
+            if lane.tally.is_exact() && !lane.tally.added_after_close() && !lane.gave_up() =>
         {
             lane.tally
                 .for_each_open(|key, records, values| whole.absorb(key.1, records, values));
@@ -237,6 +242,10 @@ impl<K: Ord + Clone> Progressing<K> {
                 if lane.tally.added_after_close() {
                     return Err(());
                 }
+                // Incomplete: counted again.
+                if lane.gave_up() {
+                    return Ok(());
+                }
                 let selection = lane.tally.finish();
                 if selection.is_complete() {
                     (self.plan, self.done) = (Plan::Nothing, Some(selection));
@@ -258,6 +267,9 @@ struct Passes<'a> {
     budget: usize,
     /// The spectrum's percentiles, and P99 last.
     with_p99: Vec<Quantile>,
+    /// The windows' length was guessed (not given): pass 1's windows give up past
+    /// [`MAX_GUESSED_WINDOW_GROUPS`].
+    window_guessed: bool,
     p99: Quantile,
 }
 
@@ -294,6 +306,12 @@ impl Passes<'_> {
             windows,
             window_ns,
             bound,
+            // Pass 1 is the one without starts.
+            max_window_groups: if starts.is_none() && self.window_guessed {
+                MAX_GUESSED_WINDOW_GROUPS
+            } else {
+                usize::MAX
+            },
         };
         // Which parts take each record, chosen once per pass: one instance of the pass's loop
         // each, without a check of the parts per record.
@@ -358,7 +376,10 @@ impl Passes<'_> {
                         let bound = layout.bound.unwrap_or(u64::MAX);
                         let window_of = |key: &WindowKey| Some(key.0);
                         let window_ns = layout.window_ns;
-                        Part::Counting(Closing::new(tally, lane, window_ns, bound, window_of))
+                        Part::Counting(
+                            Closing::new(tally, lane, window_ns, bound, window_of)
+                                .with_max_groups(layout.max_window_groups),
+                        )
                     }
                     Plan::Select(selection) => Part::Selecting((**selection).clone()),
                 },
@@ -406,7 +427,13 @@ struct Layout<'a> {
     windows: &'a Plan<WindowKey>,
     window_ns: u64,
     bound: Option<u64>,
+    max_window_groups: usize,
 }
+
+/// The most window groups pass 1 counts with a guessed window length: a right guess makes at
+/// most 62 windows (a sixtieth of the span, cut at multiples of the length) of at most 256
+/// kinds; more says the guess was wrong, and the windows are counted in pass 2.
+const MAX_GUESSED_WINDOW_GROUPS: usize = 62 * 256;
 
 /// Each kind's P99 (the last value of its spectrum).
 pub(crate) fn p99_per_kind(spectra: &Selection<u16>) -> BTreeMap<u16, i64> {
@@ -431,6 +458,12 @@ pub(crate) fn gather(
     // The spectrum's percentiles and, last, each kind's P99, in one computation.
     let mut with_p99 = quantiles.to_vec();
     with_p99.push(p99.clone());
+    let mut bound = closing::lateness(sources, filter)?;
+    let given_window = window.map(|w| u64::try_from(w.as_nanos()).unwrap_or(u64::MAX).max(1));
+    let guessed_window = match given_window {
+        Some(window) => Some(window),
+        None => span_hint(sources, filter)?.map(|(t0, t1)| window_for(t0, t1)),
+    };
     let passes = Passes {
         sources,
         filter,
@@ -438,12 +471,7 @@ pub(crate) fn gather(
         budget: distinct_budget(),
         with_p99,
         p99,
-    };
-    let mut bound = closing::lateness(sources, filter)?;
-    let given_window = window.map(|w| u64::try_from(w.as_nanos()).unwrap_or(u64::MAX).max(1));
-    let guessed_window = match given_window {
-        Some(window) => Some(window),
-        None => span_hint(sources, filter)?.map(|(t0, t1)| window_for(t0, t1)),
+        window_guessed: given_window.is_none() && guessed_window.is_some(),
     };
     // One ring carries no bound: one is guessed, so that its windows close too.
     let bound_guessed = bound.is_none()
@@ -481,8 +509,13 @@ pub(crate) fn gather(
     let window_ns = given_window.unwrap_or_else(|| window_for(span.t0, span.t1));
     let stride = span.count.div_ceil(MAX_POINTS).max(1);
     let _ = spectra.settle(absorbed_spectra(first.spectra, &first.windows));
-    // The windows of pass 1 count only when the guess was right.
-    if guessed_window == Some(window_ns) && windows.settle(first.windows).is_err() {
+    // The windows of pass 1 count only when the guess was right; a bound they found broken
+    // is broken either way.
+    if guessed_window == Some(window_ns) {
+        if windows.settle(first.windows).is_err() {
+            lied(&mut bound, bound_guessed);
+        }
+    } else if first.windows.lied_to() {
         lied(&mut bound, bound_guessed);
     }
     // Counted again, by the window now known, unless pass 1 counted them: a wrong guess or a

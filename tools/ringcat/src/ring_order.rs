@@ -61,14 +61,24 @@ impl TimeOrder {
 /// Records a thread reads at least (fewer are read on one thread: starting one costs more).
 const MIN_PER_THREAD: u64 = 1 << 16;
 
+/// What [`measure`] found of a ring's selected records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Measured {
+    /// No selected record is older, by more than this, than a selected record before it.
+    pub lateness: u64,
+    /// How many records a window of `lateness` holds, were the records spread evenly over
+    /// their span (at least 1 with any record; 0 with none).
+    pub records_in_window: u64,
+}
+
 /// A pass over `source` (a ring: [`Source::begin_scan`] to [`Source::end_scan`]) that
 /// measures the lateness bound of the records `filter` keeps (`kinds` their kinds), in ring
 /// order: no kept record is older, by more than the bound, than a kept record before it.
-pub(crate) fn lateness(
+pub(crate) fn measure(
     source: &Source,
     filter: &Filter,
     kinds: &[bool; 256],
-) -> Result<u64, Failure> {
+) -> Result<Measured, Failure> {
     let units = source.begin_scan()?;
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
@@ -80,13 +90,15 @@ pub(crate) fn lateness(
         .collect();
     let measure = |range: Range<u64>| {
         let mut order = TimeOrder::EMPTY;
+        let mut kept = 0u64;
         source
             .scan_fields(range, &mut Vec::new(), Fields::All, |_, sample, _| {
                 if filter.keeps(sample, kinds) {
                     order.add(sample.nanotime);
+                    kept += 1;
                 }
             })
-            .map(|()| order)
+            .map(|()| (order, kept))
     };
     let measured: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = runs[1..]
@@ -108,11 +120,19 @@ pub(crate) fn lateness(
         measured
     });
     source.end_scan()?;
-    let mut whole = TimeOrder::EMPTY;
+    let (mut whole, mut kept) = (TimeOrder::EMPTY, 0u64);
     for run in measured {
-        whole = whole.then(run?);
+        let (order, count) = run?;
+        whole = whole.then(order);
+        kept += count;
     }
-    Ok(whole.lateness)
+    let span = u128::from(whole.newest.saturating_sub(whole.oldest)) + 1;
+    let in_window = (u128::from(kept) * u128::from(whole.lateness)).div_ceil(span);
+    Ok(Measured {
+        lateness: whole.lateness,
+        records_in_window: u64::try_from(in_window.max(u128::from(kept.min(1))))
+            .unwrap_or(u64::MAX),
+    })
 }
 
 #[cfg(test)]

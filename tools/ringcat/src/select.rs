@@ -1,6 +1,7 @@
 //! Opening many files (glob patterns), naming their kinds consistently, and filtering records.
 
 use crate::Failure;
+use crate::budget::ring_window_limit;
 use crate::cli::FilterArgs;
 use crate::duration::parse_latency_ns;
 use crate::merge::{Merger, Stream, WINDOW, Window};
@@ -40,8 +41,9 @@ thread_local! {
 /// because the ring was written to under them (a writer came back, or a consumer freed slots
 /// that the writer wrote again), every ring then read from a copy taken when it is opened
 /// ([`Source::read_from_a_copy`]); one line on stderr says so. For the readers only: they
-/// fail so before writing anything (cat reads its rings before its first line, the others
-/// print or rename their output once their passes are done).
+/// fail so before writing anything (cat measures its rings' lateness in a pass before its
+/// first line, and a failure of the pass it prints from is not retried: `end_printed_pass`;
+/// the others print or rename their output once their passes are done).
 pub(crate) fn again_from_copies_if_rewritten(
     run: impl Fn() -> Result<(), Failure>,
 ) -> Result<(), Failure> {
@@ -266,7 +268,10 @@ impl Sources {
                 Source::Ring { .. } => {
                     // Backwards from the end, as an archive is read, once a first pass
                     // measured the ring's lateness bound (which a ring does not carry).
-                    let lateness = ring_order::lateness(source, filter, &kinds)?;
+                    if n == 0 {
+                        continue;
+                    }
+                    let lateness = ring_order::measure(source, filter, &kinds)?.lateness;
                     let mut high = source.begin_scan()?;
                     let mut newest = Newest::new(n);
                     let mut oldest_read = u64::MAX;
@@ -315,7 +320,9 @@ impl Sources {
     /// The selected records of every file, merged by time as they stream (see
     /// [`crate::merge`]): an archive is read from the start of its `--since/--until` range
     /// ([`ArchiveReader::entry_range`]) through a reorder window (exact with the archive's
-    /// lateness bound, else [`WINDOW`] records); a ring's records are read first, sorted.
+    /// lateness bound, else [`WINDOW`] records); a ring likewise through an exact window of
+    /// the bound a first pass measures ([`ring_order::measure`]; read whole and sorted where
+    /// that window would hold too many records).
     /// Memory does not grow with archive size. `--last` is not applied (see
     /// [`Sources::collect_by_time`]).
     /// `read` counts the records read (archive entries, ring records) as the merge goes,
@@ -332,8 +339,10 @@ impl Sources {
             let (mut feed, window) = self.feed(index, filter)?;
             total += match &feed.feed {
                 Feed::Archive { next, end, .. } | Feed::Ring { next, end, .. } => end - next,
+                Feed::Sorted(samples) => samples.len() as u64,
             };
             feed.read = Some(read);
+            feed.printed = true;
             streams.push(Stream::new(feed, window));
         }
         Ok((Merger::new(streams), total))
@@ -363,15 +372,30 @@ impl Sources {
             }
             Source::Ring { .. } => {
                 // A first pass measures how far out of time order the selected records lie;
-                // the second streams them through a window of exactly that much.
-                let lateness = ring_order::lateness(source, filter, &kinds)?;
-                let end = source.begin_scan()?;
-                let feed = Feed::Ring {
-                    source,
-                    next: 0,
-                    end,
-                };
-                (feed, Window::Exact(lateness))
+                // the second streams them through a window of exactly that much, unless that
+                // window would hold more records than an exact window may (a long request's
+                // guard record carries its start time): then they are read whole and sorted.
+                let measured = ring_order::measure(source, filter, &kinds)?;
+                if measured.records_in_window > ring_window_limit() {
+                    let mut samples = Vec::new();
+                    source.for_each(|sample| {
+                        if filter.keeps(&sample, &kinds) {
+                            samples.push(sample);
+                        }
+                    })?;
+                    // Stable: ties keep ring order.
+                    samples.sort_by_key(|s| s.nanotime);
+                    (Feed::Sorted(samples.into_iter()), Window::Exact(0))
+                } else {
+                    let end = source.begin_scan()?;
+                    let feed = Feed::Ring {
+                        source,
+                        next: 0,
+                        end,
+                        ended: false,
+                    };
+                    (feed, Window::Exact(measured.lateness))
+                }
             }
         };
         Ok((
@@ -380,6 +404,7 @@ impl Sources {
                 filter,
                 kinds,
                 read: None,
+                printed: false,
             },
             window,
         ))
@@ -416,7 +441,7 @@ pub(crate) fn sample_of(record: &ArchivedRecord) -> Sample {
     }
 }
 
-/// Entries per read of a streaming archive pass.
+/// Units (archive entries, ring positions) per read of a streaming pass.
 const FEED_CHUNK: u64 = 16_384;
 
 /// Where one file's records come from in a streaming pass.
@@ -427,13 +452,17 @@ pub(crate) enum Feed<'a> {
         next: u64,
         end: u64,
     },
-    /// The units `next..end` of a pass over a ring (begun, ended once `next` reaches `end`),
-    /// read a chunk at a time.
+    /// The units `next..end` of a pass over a ring (begun; `ended` once `next` reached
+    /// `end`), read a chunk at a time.
     Ring {
         source: &'a Source,
         next: u64,
         end: u64,
+        ended: bool,
     },
+    /// A ring's records read first and sorted by time: a ring too far out of time order for
+    /// an exact window ([`ring_order::measure`]).
+    Sorted(std::vec::IntoIter<Sample>),
 }
 
 /// One file's selected records, in file order, for [`Merger`].
@@ -443,6 +472,9 @@ pub(crate) struct FileFeed<'a> {
     kinds: [bool; 256],
     /// Counts the records read, if set.
     read: Option<&'a AtomicU64>,
+    /// The records go to the output as they are read (`cat`), not to a file renamed into
+    /// place once complete (`export`, which may run again from a copy).
+    printed: bool,
 }
 
 impl crate::merge::Feed for FileFeed<'_> {
@@ -467,7 +499,12 @@ impl crate::merge::Feed for FileFeed<'_> {
                     *next = to;
                 }
             }
-            Feed::Ring { source, next, end } => {
+            Feed::Ring {
+                source,
+                next,
+                end,
+                ended,
+            } => {
                 while into.len() == before && *next < *end {
                     let to = (*next + FEED_CHUNK).min(*end);
                     let (filter, kinds) = (self.filter, &self.kinds);
@@ -486,9 +523,21 @@ impl crate::merge::Feed for FileFeed<'_> {
                         read.fetch_add(to - *next, Ordering::Relaxed);
                     }
                     *next = to;
-                    if *next == *end {
-                        end_streamed_pass(source)?;
+                }
+                if *next == *end && !*ended {
+                    *ended = true;
+                    if self.printed {
+                        end_printed_pass(source)?;
+                    } else {
+                        source.end_scan()?;
                     }
+                }
+            }
+            Feed::Sorted(samples) => {
+                into.extend(samples.by_ref().take(FEED_CHUNK as usize));
+                if let Some(read) = read {
+                    // Relaxed: a progress count, read on the same thread.
+                    read.fetch_add((into.len() - before) as u64, Ordering::Relaxed);
                 }
             }
         }
@@ -496,15 +545,16 @@ impl crate::merge::Feed for FileFeed<'_> {
     }
 }
 
-/// Ends a pass whose records were handed on as they were read (some may be printed): a ring
-/// written to under it is not read again from a copy, which would print them twice, but fails
-/// the command, saying so.
-fn end_streamed_pass(source: &Source) -> Result<(), Failure> {
+/// Ends a pass whose records were printed as they were read: a ring written to under it (a
+/// consumer came, and the writer wrote again where it freed) is not read again from a copy,
+/// which would print them twice, but fails the command, saying so: what was printed is in
+/// time order, but may lack records.
+fn end_printed_pass(source: &Source) -> Result<(), Failure> {
     source
         .end_scan()
         .map_err(|error| match Failure::from(error) {
             Failure::Rewritten(message) => Failure::File(format!(
-                "{message}: the records printed may lack some of it; read it again"
+                "{message} while its records were printed: the output may lack some; read it again"
             )),
             failure => failure,
         })

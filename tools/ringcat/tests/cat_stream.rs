@@ -45,12 +45,17 @@ fn make_version_2(path: &Path) {
 }
 
 fn ringcat(args: &[&str]) -> (String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_ringcat"))
-        .args(args)
-        .env("TZ", "UTC")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    ringcat_with(args, None)
+}
+
+/// [`ringcat`] with `RINGCAT_RING_WINDOW_LIMIT` set to `ring_window_limit`, if given.
+fn ringcat_with(args: &[&str], ring_window_limit: Option<&str>) -> (String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ringcat"));
+    command.args(args).env("TZ", "UTC").env("NO_COLOR", "1");
+    if let Some(limit) = ring_window_limit {
+        command.env("RINGCAT_RING_WINDOW_LIMIT", limit);
+    }
+    let output = command.output().unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(output.status.success(), "{args:?}: {stderr}");
     (String::from_utf8(output.stdout).unwrap(), stderr)
@@ -196,27 +201,30 @@ fn a_late_record_is_exact_with_a_bound_and_counted_without() {
 }
 
 /// A ring whose records are out of time order (`record_at`): one early slot holds one of the
-/// newest times, a late slot one of the oldest, every 97th record falls 5 µs behind, and
-/// pairs share a time. `cat` streams it in time order, ties in ring order, as a stable sort
+/// newest times, a late slot (read by the lateness pass's second thread) the oldest, which
+/// only the join of the threads' runs measures, every 97th record falls 5 µs behind, and pairs
+/// share a time. `cat` streams it in time order, ties in ring order, as a stable sort
 /// of everything would; `--last N` (read backwards once the ring's lateness is measured)
 /// gives that order's last N; with a filter, and merged with an archive; with the writer
-/// alive (read in place) and after it closed.
+/// alive (read in place) and after it closed; and read whole and sorted, where the window
+/// would hold more records than the limit.
 #[test]
 fn a_rings_records_out_of_order_come_out_by_time() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("o.ring");
     let ring = ringlat::Ring::builder(&path)
-        .capacity(1 << 16)
+        .capacity(1 << 18)
         .kind(0, "market")
         .kind(1, "li\"mit")
         .max_skew(std::time::Duration::from_secs(100 * 365 * 86_400))
         .create()
         .unwrap();
-    let count = 40_000u64;
+    // More than two threads' minimum: the lateness pass's runs are joined.
+    let count = 140_000u64;
     let times: Vec<u64> = (0..count)
         .map(|i| match i {
             50 => 10 * (count - 8) + 5,
-            30_000 => 1_000,
+            100_000 => 0,
             _ => 10 * (i - i % 2) + 5_000 - if i.is_multiple_of(97) { 5_000 } else { 0 },
         })
         .collect();
@@ -238,7 +246,8 @@ fn a_rings_records_out_of_order_come_out_by_time() {
     let want = sorted(&[(&times, 0)]);
     let want_merged = sorted(&[(&times, 0), (&archive_times, 1_000_000)]);
     let with_status: Vec<(u64, u64)> = want.iter().copied().filter(|(_, t)| t % 3 == 0).collect();
-    let check = |when: &str| {
+    let check = |when: &str, limit: Option<&str>| {
+        let ringcat = |args: &[&str]| ringcat_with(args, limit);
         let (out, err) = ringcat(&["cat", "--format", "csv", &ring_path]);
         assert_eq!(rows(&out), want, "{when}");
         assert!(err.is_empty(), "{when}: {err}");
@@ -246,7 +255,7 @@ fn a_rings_records_out_of_order_come_out_by_time() {
         assert_eq!(rows(&out), want_merged, "{when}");
         let (out, _) = ringcat(&["cat", "--format", "csv", "--status", "1", &ring_path]);
         assert_eq!(rows(&out), with_status, "{when}");
-        for n in [1usize, 9, 10, 5_000, 39_999, 40_000, 50_000] {
+        for n in [1usize, 9, 10, 5_000, 139_999, 140_000, 150_000] {
             let n_text = n.to_string();
             let (out, _) = ringcat(&["cat", "--format", "csv", "--last", &n_text, &ring_path]);
             assert_eq!(
@@ -270,7 +279,9 @@ fn a_rings_records_out_of_order_come_out_by_time() {
         ]);
         assert_eq!(rows(&out), want_merged[want_merged.len() - 700..], "{when}");
     };
-    check("writer alive");
+    check("writer alive", None);
+    // A window expected to hold more than the limit: the ring read whole and sorted.
+    check("writer alive, sorted whole", Some("1000"));
     ring.close().unwrap();
-    check("writer gone");
+    check("writer gone", None);
 }
