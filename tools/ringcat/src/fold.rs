@@ -56,7 +56,7 @@ impl Fold for Nothing {
     fn merge(&self, _earlier: (), _later: ()) {}
 }
 
-/// Runs `pass` over the selected records on every core ([`crate::scan::fold_in_order`]: a
+/// Runs `pass` over the selected records on every core ([`crate::scan::fold_pieces`]: a
 /// piece's accumulator starts at an order-preserving position, the pieces' accumulators are
 /// merged in the records' order), with an order-free accumulator beside it (the percentile
 /// engine's state: `init_beside`, `beside(acc, source, sample, weight)`, `merge_beside`).

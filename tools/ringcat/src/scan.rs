@@ -62,41 +62,6 @@ pub(crate) fn fold<A: Send>(
     )
 }
 
-/// [`fold`] with, beside the order-free accumulator `A` (one per thread, merged in any
-/// order), an ordered one `P`: one per piece, made by `start(first)` where `first` is an
-/// order-preserving position for the piece's first selected record (the piece's index times
-/// 2^32: positions grow with the order of [`Sources::selected`], with gaps between pieces;
-/// 0, 1, 2... on `--last`'s serial path), and joined earlier-then-later by
-/// `join(earlier, later)` in the order of the records.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "two folds, each with its own parts"
-)]
-pub(crate) fn fold_in_order<A: Send, P: Send>(
-    sources: &Sources,
-    filter: &Filter,
-    progress: &mut Progress,
-    init: impl Fn() -> A + Sync,
-    start: impl Fn(u64) -> P + Sync,
-    fold: impl Fn(&mut A, &mut P, usize, &Sample, u128) + Sync,
-    merge: impl Fn(&mut A, A),
-    join: impl Fn(P, P) -> P,
-) -> Result<(A, P), Failure> {
-    fold_pieces(
-        sources,
-        filter,
-        progress,
-        Lanes::Shared,
-        Fields::All,
-        |_| init(),
-        start,
-        #[inline(always)]
-        |acc, piece, source, _, sample, weight| fold(acc, piece, source, sample, weight),
-        merge,
-        join,
-    )
-}
-
 /// [`fold`] where each thread folds one run of consecutive pieces, in the records' order
 /// (file order), rather than taking whichever piece is next: run `lane` (0, 1, ...; 0 holds
 /// the first records) goes to the accumulator made by `init(lane)`, and the accumulators are
@@ -163,8 +128,14 @@ pub(crate) enum Lanes {
     Runs,
 }
 
-/// [`fold_in_order`] with the threads taking pieces as `lanes` says, and `init(lane)` making
-/// each thread's order-free accumulator (lane 0 holds the first records with [`Lanes::Runs`]);
+/// [`fold`] with, beside the order-free accumulator `A` (one per thread, merged in any
+/// order), an ordered one `P`: one per piece, made by `start(first)` where `first` is an
+/// order-preserving position for the piece's first selected record (the piece's index times
+/// 2^32: positions grow with the order of [`Sources::selected`], with gaps between pieces;
+/// 0, 1, 2... on `--last`'s serial path), and joined earlier-then-later by
+/// `join(earlier, later)` in the order of the records.
+/// The threads take pieces as `lanes` says, and `init(lane)` makes each thread's order-free
+/// accumulator (lane 0 holds the first records with [`Lanes::Runs`]);
 /// `fold` is told each record's unit too (see [`Source::scan_indexed`]; [`UNKNOWN_UNIT`] on
 /// `--last`'s serial path, which reads records sorted by time), and reads only `fields` of
 /// the samples (see [`fold`]).

@@ -660,3 +660,45 @@ fn plot_of_a_ring_guesses_its_span_and_bound_and_draws_the_same() {
         }
     }
 }
+
+/// `slice --above pNN` over a ring reads status and delta alone in its pass (a live ring's
+/// other pieces cost a tenth of it) and the listed records' trace id and time after it, at
+/// their units: it lists what a brute force over `cat`'s records lists, the writer alive and
+/// gone, for a tail of a few records and one of half the ring.
+#[test]
+fn slice_of_a_ring_lists_what_a_brute_force_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.ring");
+    let mut ring = Some(late_ring(&path, 50_000, &[(20_000, 3_000_000)]));
+    let file = path.to_str().unwrap();
+    for writer in ["alive", "gone"] {
+        let records = records(file);
+        assert_eq!(records.len(), 50_000);
+        for (label, numerator, denominator) in [("p99.9", 999, 1000), ("p50", 50, 100)] {
+            let threshold = percentile(&records, numerator, denominator);
+            let args = [
+                "slice",
+                file,
+                "--above",
+                label,
+                "--by",
+                "kind,status",
+                "--limit",
+                "100000",
+                "--format",
+                "json",
+            ];
+            let json = ringcat(&args, None);
+            check_slice(
+                &json,
+                &records,
+                threshold,
+                100_000,
+                &format!("{label}, writer {writer}"),
+            );
+        }
+        if let Some(ring) = ring.take() {
+            ring.close().unwrap();
+        }
+    }
+}
