@@ -309,8 +309,11 @@ fn sampled_counters_reconcile_per_kind_from_another_process() {
 /// Passes over a live ring read in place (no consumer) agree while the threads of a writer
 /// process write into it, and after it is killed: every pass visits the same whole records in
 /// the same order (the slots in flight when the first pass began, whose records are committed
-/// during the passes, are passed over by all of them), each thread's in its order. Writers are
-/// started again (new files) until some view was made with slots in flight.
+/// during the passes, are passed over by all of them), each thread's in its order. The writer's
+/// thread 0 holds every 100th of its slots in flight for 20 ms (`parked`), so that views are
+/// made with slots in flight (left to chance, on a loaded machine, none was in 20 trials; with
+/// it, most first rounds here); writers are started again (new files) until some
+/// view was.
 #[test]
 fn passes_over_a_live_ring_read_in_place_agree_while_it_is_written() {
     const THREADS: u64 = 3;
@@ -323,7 +326,10 @@ fn passes_over_a_live_ring_read_in_place_agree_while_it_is_written() {
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("live.ring");
-        let mut writer = spawn_writer(&path, THREADS, 0, 1 << 20, u32::MAX - 50_000);
+        let mut writer = writer_command(&path, THREADS, 0, 1 << 20, u32::MAX - 50_000)
+            .arg("parked")
+            .spawn()
+            .expect("spawn writer");
         for round in 0..4 {
             if round == KILLED_AT {
                 writer.kill().unwrap(); // SIGKILL
